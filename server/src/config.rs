@@ -1,0 +1,182 @@
+//! One `Config`, parsed from flags and their environment variables and validated once at start,
+//! before any port is bound. A bad value exits 2 with a line naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A lean WebSocket chat server. With no configuration it runs a single-node chat on an
+/// embedded on-disk store; with DynamoDB and Redis configured, many tasks act as one chat.
+#[derive(Debug, Parser)]
+#[command(name = "chat-server", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Create the DynamoDB tables exactly as the Terraform declares them (idempotent).
+    CreateTables {
+        /// Print the table schema as JSON instead of creating anything.
+        #[arg(long)]
+        print_schema: bool,
+    },
+    /// Exit 0 when the server's /healthz answers 200 (the container health check).
+    Healthcheck {
+        /// URL of the health endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
+}
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Public HTTP + WebSocket address.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Metrics/admin address; never exposed through the load balancer.
+    #[arg(long, env = "CHAT_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Embedded store location (used only without DynamoDB).
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Use DynamoDB with tables `{prefix}messages`, `{prefix}connections`, `{prefix}user-counter`.
+    #[arg(long, env = "CHAT_DYNAMODB_TABLE_PREFIX")]
+    pub dynamodb_table_prefix: Option<String>,
+
+    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`).
+    #[arg(long, env = "CHAT_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Deployment colour shown to clients and operators.
+    #[arg(long, env = "CHAT_COLOR", default_value = "local")]
+    pub color: String,
+
+    /// HMAC key for guest tokens; required with DynamoDB, generated into the data dir otherwise.
+    #[arg(long, env = "CHAT_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Comma-separated Origins allowed to open a WebSocket; `*` allows any. Default: same host.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds over which a draining task spreads its 1012 closes.
+    #[arg(long, env = "CHAT_DRAIN_SECS", default_value_t = 10)]
+    pub drain_secs: u64,
+
+    /// Task id shown in /version and used for presence; default: host name and process id.
+    #[arg(long, env = "CHAT_TASK_ID")]
+    pub task_id: Option<String>,
+
+    /// Frames per second a connection may send, sustained.
+    #[arg(long, env = "CHAT_RATE_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_sec: u32,
+
+    /// Frames a connection may send in a burst above the sustained rate.
+    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+
+    /// Frames a connection's outbound queue holds before the client counts as too slow (closed 1008).
+    #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..))]
+    pub outbound_queue: u32,
+}
+
+/// A configuration value that cannot work, named by its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what clap cannot: relations between values and URL shapes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(prefix) = &self.dynamodb_table_prefix {
+            if prefix.is_empty()
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return Err(ConfigError::new(
+                    "CHAT_DYNAMODB_TABLE_PREFIX",
+                    format!("{prefix:?} must be non-empty and use only A-Z a-z 0-9 _ - ."),
+                ));
+            }
+            if self.token_secret.is_none() {
+                return Err(ConfigError::new(
+                    "CHAT_TOKEN_SECRET",
+                    "required when CHAT_DYNAMODB_TABLE_PREFIX is set (every task must share it)",
+                ));
+            }
+        }
+        if let Some(secret) = &self.token_secret {
+            if secret.len() < 16 {
+                return Err(ConfigError::new(
+                    "CHAT_TOKEN_SECRET",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://")
+                || url.starts_with("unix://"))
+            {
+                return Err(ConfigError::new(
+                    "CHAT_REDIS_URL",
+                    format!("{url:?} is not a redis:// or rediss:// URL"),
+                ));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                return Err(ConfigError::new(
+                    "CHAT_ALLOWED_ORIGINS",
+                    format!("{origin:?} is not `*` or an http(s):// origin"),
+                ));
+            }
+        }
+        if self.color.is_empty() || self.color.len() > 32 {
+            return Err(ConfigError::new("CHAT_COLOR", "must be 1-32 characters"));
+        }
+        Ok(())
+    }
+
+    /// The task id from config, or `host-pid`.
+    pub fn task_id(&self) -> String {
+        self.task_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
+                .unwrap_or_else(|| "host".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}

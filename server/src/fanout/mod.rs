@@ -1,0 +1,85 @@
+//! The `Fanout` seam: how one task's events reach the other tasks serving the same room,
+//! and who is present in a room across tasks.
+//!
+//! The hub always delivers to its own local connections itself; a fanout only carries events
+//! to OTHER tasks and hands theirs to this task's hub through [`FanoutSink`]. Implementations:
+//! [`local`] (one process: nothing to carry) and Redis (pub/sub + presence keys).
+
+use std::sync::Weak;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::protocol::User;
+
+pub mod local;
+
+/// What kind of event travels on a room's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A stored chat message: delivered once per connection, in seq order.
+    Message { seq: u64 },
+    /// A presence change.
+    Presence,
+    /// Someone is typing: delivered to everyone except that user's connections.
+    Typing { user_id: u64 },
+}
+
+/// One event for a room: its kind and the frame's JSON, encoded once by the task that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomEvent {
+    pub kind: EventKind,
+    pub json: Bytes,
+}
+
+/// Where a fanout hands events from other tasks (implemented by the hub).
+pub trait FanoutSink: Send + Sync + 'static {
+    /// An event published by another task for a room this task subscribed to.
+    fn deliver(&self, room: &str, event: RoomEvent);
+    /// The link to the other tasks came back after a break: events may have been lost, so
+    /// catch every subscribed room up from the store.
+    fn resync(&self);
+}
+
+/// Weak so the hub (which owns the fanout) and the fanout do not keep each other alive.
+pub type SinkRef = Weak<dyn FanoutSink>;
+
+/// Why a fanout call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error("fanout unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Cross-task events and presence. Every method is safe to call from many tasks at once.
+#[async_trait]
+pub trait Fanout: Send + Sync + 'static {
+    /// Short backend name for `/readyz` and metrics (`local`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// Whether the link to the other tasks is up (readiness).
+    fn is_ready(&self) -> bool;
+
+    /// This task now has local members in `room`: start handing its events to the sink.
+    /// Never blocks on the network: it records the wish and a link that is down applies it
+    /// when it comes back.
+    fn subscribe(&self, room: &str);
+
+    /// This task's last local member left `room`.
+    fn unsubscribe(&self, room: &str);
+
+    /// Sends an event to the other tasks subscribed to `room`.
+    async fn publish(&self, room: &str, event: &RoomEvent) -> Result<(), FanoutError>;
+
+    /// `user` has a connection in `room` on this task (called on the user's first local join).
+    async fn presence_add(&self, room: &str, user: &User) -> Result<(), FanoutError>;
+
+    /// `user` has no connection left in `room` on this task.
+    async fn presence_remove(&self, room: &str, user: &User) -> Result<(), FanoutError>;
+
+    /// Everyone present in `room` across all live tasks, each user once.
+    async fn presence(&self, room: &str) -> Result<Vec<User>, FanoutError>;
+
+    /// Stops background work and removes this task's presence (called while draining).
+    async fn shutdown(&self);
+}

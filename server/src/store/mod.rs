@@ -1,0 +1,125 @@
+//! The `Store` seam: everything durable. Messages with a per-room `seq` and idempotency,
+//! history pages, the atomic user counter, and the live-connection registry.
+//!
+//! Implementations: [`embedded`] (redb on local disk, the zero-configuration default) and
+//! DynamoDB (on AWS). Both pass the one contract suite in `tests/store_contract.rs`.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::protocol::{ChatMessage, User};
+
+pub mod embedded;
+pub mod schema;
+
+/// How long an idempotency key (user, client_msg_id) is remembered.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A message accepted from a client, not yet durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub room: String,
+    pub user: User,
+    pub client_msg_id: String,
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+}
+
+/// What `append` did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Newly durable with a fresh seq: ack it and broadcast it.
+    Stored(ChatMessage),
+    /// The same (user, client_msg_id) was stored before within the window: ack with the
+    /// original seq; write and broadcast nothing.
+    Duplicate(ChatMessage),
+}
+
+impl Appended {
+    pub fn message(&self) -> &ChatMessage {
+        match self {
+            Appended::Stored(m) | Appended::Duplicate(m) => m,
+        }
+    }
+}
+
+/// Which slice of a room's history to read. Pages are returned oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only messages with `seq < before` (paging back).
+    pub before: Option<u64>,
+    /// Only messages with `seq > after` (catching up). With `after`, the OLDEST `limit`
+    /// matching messages are returned; without it, the NEWEST `limit`.
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// More messages match the query beyond this page (older without `after`, newer with it).
+    pub has_more: bool,
+}
+
+/// One live WebSocket connection, as operators count them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionRecord {
+    pub conn_id: String,
+    pub user_id: u64,
+    pub rooms: Vec<String>,
+    pub task: String,
+    pub color: String,
+    /// Milliseconds since the Unix epoch.
+    pub connected_at: i64,
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or refused the call; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with something this code cannot read.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Durable state. Every method is safe to call from many tasks at once.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Short backend name for `/readyz` and metrics (`embedded`, `dynamodb`).
+    fn name(&self) -> &'static str;
+
+    /// Answers when the backend is reachable (readiness).
+    async fn check(&self) -> Result<(), StoreError>;
+
+    /// Draws a new, never before used user id from the atomic counter (first id is 1).
+    async fn next_user_id(&self) -> Result<u64, StoreError>;
+
+    /// Makes a batch of messages durable, in order, allocating each room's next seq.
+    /// Returns one result per input, in input order. A message is never reported `Stored`
+    /// unless it is durable; a repeat of (user.id, client_msg_id) inside the window, also
+    /// within the same batch, is `Duplicate` with the original message.
+    async fn append(&self, batch: Vec<NewMessage>) -> Vec<Result<Appended, StoreError>>;
+
+    /// A page of a room's history (see [`HistoryQuery`]).
+    async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistoryPage, StoreError>;
+
+    /// The highest seq allocated in the room so far (0 for an empty room).
+    async fn last_seq(&self, room: &str) -> Result<u64, StoreError>;
+
+    /// Records a live connection (also used to replace its rooms).
+    async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError>;
+
+    /// Heartbeat: these connections of this task are still alive.
+    async fn touch_connections(&self, conn_ids: &[String]) -> Result<(), StoreError>;
+
+    /// Forgets a connection that closed.
+    async fn remove_connection(&self, conn_id: &str) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable (called once while draining).
+    async fn flush(&self) -> Result<(), StoreError>;
+}
