@@ -193,6 +193,7 @@ resource "aws_vpc_security_group_egress_rule" "targets" {
 
 resource "aws_lb" "this" {
   #checkov:skip=CKV_AWS_150:terraform destroy must remove the ALB after the event without a manual step; set enable_deletion_protection to protect it.
+  #checkov:skip=CKV2_AWS_20:Port 80 redirects to HTTPS when certificate_arn is set; without one it forwards, but only CloudFront (HTTPS to viewers) can reach it.
   #checkov:skip=CKV2_AWS_28:Only CloudFront reaches the ALB (security group on CloudFront's prefix list); a WAF web ACL costs more than the whole compute budget.
   name               = var.name
   load_balancer_type = "application"
@@ -249,7 +250,7 @@ resource "aws_lb_target_group" "this" {
 # Production listener. Its weights belong to opsctl after creation: terraform never resets them.
 resource "aws_lb_listener" "http" {
   #checkov:skip=CKV_AWS_2:Without a certificate, port 80 is reachable only from CloudFront, which serves viewers over HTTPS; with certificate_arn it redirects to 443.
-  #checkov:skip=CKV2_AWS_20:Same as CKV_AWS_2: it redirects to HTTPS when certificate_arn is set; otherwise only CloudFront reaches it.
+  #checkov:skip=CKV_AWS_103:Port 80 carries no TLS to configure; the TLS 1.2+ policy is set on the 443 listener.
   load_balancer_arn = aws_lb.this.arn
   port              = 80
   protocol          = "HTTP"
@@ -322,8 +323,6 @@ resource "aws_lb_listener" "https" {
 
 # Preview: always green, whatever the production weights are.
 resource "aws_lb_listener" "test" {
-  #checkov:skip=CKV_AWS_2:Plain HTTP only when no certificate_arn is given; open only to test_listener_cidr_blocks (operators), never to the public.
-  #checkov:skip=CKV_AWS_103:The TLS 1.2+ policy applies whenever the protocol is HTTPS (certificate_arn set); over HTTP there is no TLS to configure.
   load_balancer_arn = aws_lb.this.arn
   port              = var.test_listener_port
   protocol          = local.test_protocol

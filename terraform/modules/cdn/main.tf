@@ -11,7 +11,6 @@ locals {
   cache_optimized   = "658327ea-f89d-4fab-a63d-7e88639e58f6" # Managed-CachingOptimized
   cache_disabled    = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad" # Managed-CachingDisabled
   all_viewer        = "216adef6-5c7f-47e4-b989-5492eafa07d3" # Managed-AllViewer
-  security_headers  = "67f7725c-6f97-4210-82d7-5512b31e9d03" # Managed-SecurityHeadersPolicy
   custom_cert       = var.acm_certificate_arn != null
   dynamic_paths     = ["/ws", "/api/*", "/version", "/room/*"]
   frontend_files    = var.frontend_dir == null ? toset([]) : fileset(var.frontend_dir, "**")
@@ -158,6 +157,35 @@ resource "aws_cloudfront_origin_access_control" "this" {
   signing_protocol                  = "sigv4"
 }
 
+# Security headers on every response, static or dynamic.
+resource "aws_cloudfront_response_headers_policy" "this" {
+  name    = "${var.name}-security-headers"
+  comment = "HSTS, nosniff, frame-deny, strict referrer"
+
+  security_headers_config {
+    strict_transport_security {
+      access_control_max_age_sec = 31536000
+      include_subdomains         = true
+      preload                    = true
+      override                   = true
+    }
+
+    content_type_options {
+      override = true
+    }
+
+    frame_options {
+      frame_option = "DENY"
+      override     = true
+    }
+
+    referrer_policy {
+      referrer_policy = "strict-origin-when-cross-origin"
+      override        = true
+    }
+  }
+}
+
 resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_68:A WAF web ACL costs about $5-10/month plus per-request fees, more than the compute; chat-server enforces its own rate limits per connection.
   #checkov:skip=CKV2_AWS_47:No WAF (see CKV_AWS_68); chat-server is Rust and logs no user input through a JNDI-capable logger.
@@ -165,7 +193,6 @@ resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_310:Each path has exactly one origin; there is no second copy of the web client or the chat to fail over to.
   #checkov:skip=CKV_AWS_374:The chat is open to a worldwide audience; no geographic restriction is wanted.
   #checkov:skip=CKV_AWS_174:With the default *.cloudfront.net certificate CloudFront fixes the minimum protocol; with acm_certificate_arn set the distribution enforces TLSv1.2_2021.
-  #checkov:skip=CKV2_AWS_42:The default *.cloudfront.net certificate serves HTTPS out of the box; pass acm_certificate_arn and aliases for a custom domain.
   enabled             = true
   is_ipv6_enabled     = true
   comment             = "${var.name}: web client from S3, /ws and /api/* from the ALB"
@@ -201,7 +228,7 @@ resource "aws_cloudfront_distribution" "this" {
     cached_methods             = ["GET", "HEAD"]
     compress                   = true
     cache_policy_id            = local.cache_optimized
-    response_headers_policy_id = local.security_headers
+    response_headers_policy_id = aws_cloudfront_response_headers_policy.this.id
   }
 
   dynamic "ordered_cache_behavior" {
@@ -215,7 +242,7 @@ resource "aws_cloudfront_distribution" "this" {
       compress                   = false
       cache_policy_id            = local.cache_disabled
       origin_request_policy_id   = local.all_viewer
-      response_headers_policy_id = local.security_headers
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.this.id
     }
   }
 

@@ -40,7 +40,6 @@ resource "aws_vpc_security_group_ingress_rule" "clients" {
 }
 
 resource "aws_elasticache_replication_group" "this" {
-  #checkov:skip=CKV_AWS_134:Redis holds only pub/sub and presence keys that expire within seconds; every durable byte is in DynamoDB, so a snapshot has nothing worth restoring.
   replication_group_id = var.name
   description          = "chat-server fanout and presence"
   engine               = var.engine
@@ -63,7 +62,9 @@ resource "aws_elasticache_replication_group" "this" {
 
   auto_minor_version_upgrade = true
   apply_immediately          = true
-  snapshot_retention_limit   = 0
+  # No snapshots: Redis holds only pub/sub and presence keys that expire within seconds; every
+  # durable byte is in DynamoDB, so a snapshot would have nothing worth restoring.
+  snapshot_retention_limit = 0
 
   tags = var.tags
 }

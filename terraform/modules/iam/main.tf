@@ -112,7 +112,6 @@ data "aws_iam_policy_document" "task" {
   }
 
   statement {
-    #checkov:skip=CKV_AWS_356:X-Ray trace and sampling actions support no resource-level permissions; "*" is the only valid resource.
     sid = "XRayWrites"
     actions = [
       "xray:PutTelemetryRecords",

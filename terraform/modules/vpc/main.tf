@@ -2,14 +2,20 @@
 # subnets for tasks and Redis, one NAT gateway by default, and a free DynamoDB gateway endpoint
 # so table traffic never pays NAT processing.
 
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
 data "aws_region" "current" {}
 
+# Pinned by name: the subnets never move when AWS adds a zone to the region.
+data "aws_availability_zones" "available" {
+  state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = coalesce(var.availability_zones, ["${data.aws_region.current.name}a", "${data.aws_region.current.name}b"])
+  }
+}
+
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, 2)
+  azs = data.aws_availability_zones.available.names
 }
 
 resource "aws_vpc" "this" {

@@ -9,6 +9,17 @@ variable "cidr" {
   default     = "10.40.0.0/16"
 }
 
+variable "availability_zones" {
+  description = "Exactly two zone names; null = the region's zones a and b."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.availability_zones == null ? true : length(var.availability_zones) == 2
+    error_message = "availability_zones must name exactly two zones."
+  }
+}
+
 variable "enable_nat_gateway" {
   description = "Create one NAT gateway so tasks in private subnets reach AWS APIs and ECR. Set false to run tasks in public subnets with public IPs instead (saves the NAT's hourly cost)."
   type        = bool
