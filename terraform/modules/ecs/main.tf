@@ -27,7 +27,51 @@ locals {
     { name = "CHAT_REDIS_URL", valueFrom = var.redis_url_parameter_arn },
   ]
 
+  chat_environment = concat(local.base_environment, local.origins_environment)
+
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
+
+  chat_container = {
+    name                   = "chat"
+    image                  = var.image
+    essential              = true
+    readonlyRootFilesystem = true
+    portMappings = [
+      { name = "http", containerPort = var.container_port, protocol = "tcp" },
+    ]
+    secrets = local.secrets
+    # The runtime image has no shell or curl: chat-server probes its own /healthz.
+    healthCheck = {
+      command     = ["CMD", "/chat-server", "healthcheck", "--url", "http://127.0.0.1:${var.container_port}${var.health_check_path}"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 15
+    }
+    # ECS waits this long after SIGTERM before SIGKILL: longer than the drain window.
+    stopTimeout = var.stop_timeout
+    # One file descriptor per WebSocket.
+    ulimits = [
+      { name = "nofile", softLimit = 65536, hardLimit = 65536 },
+    ]
+    dependsOn = [
+      { containerName = "aws-otel-collector", condition = "START" },
+    ]
+  }
+
+  otel_container = {
+    name  = "aws-otel-collector"
+    image = var.otel_collector_image
+    # Tracing is best effort: a collector crash must not stop the chat.
+    essential              = false
+    readonlyRootFilesystem = true
+    # OTLP in (gRPC 4317, HTTP 4318 on localhost), X-Ray out; the config ships in the image.
+    command           = ["--config=/etc/ecs/ecs-xray.yaml"]
+    memoryReservation = 64
+    environment = [
+      { name = "AWS_REGION", value = data.aws_region.current.name },
+    ]
+  }
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -120,36 +164,10 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = var.cpu_architecture
   }
 
+  # The chat container's colour and log stream are per service; the rest is shared.
   container_definitions = jsonencode([
-    {
-      name                   = "chat"
-      image                  = var.image
-      essential              = true
-      readonlyRootFilesystem = true
-      portMappings = [
-        { name = "http", containerPort = var.container_port, protocol = "tcp" },
-      ]
-      environment = concat(local.base_environment, local.origins_environment, [
-        { name = "CHAT_COLOR", value = each.key },
-      ])
-      secrets = local.secrets
-      # The runtime image has no shell or curl: chat-server probes its own /healthz.
-      healthCheck = {
-        command     = ["CMD", "/chat-server", "healthcheck", "--url", "http://127.0.0.1:${var.container_port}${var.health_check_path}"]
-        interval    = 15
-        timeout     = 5
-        retries     = 3
-        startPeriod = 15
-      }
-      # ECS waits this long after SIGTERM before SIGKILL: longer than the drain window.
-      stopTimeout = var.stop_timeout
-      # One file descriptor per WebSocket.
-      ulimits = [
-        { name = "nofile", softLimit = 65536, hardLimit = 65536 },
-      ]
-      dependsOn = [
-        { containerName = "aws-otel-collector", condition = "START" },
-      ]
+    merge(local.chat_container, {
+      environment = concat(local.chat_environment, [{ name = "CHAT_COLOR", value = each.key }])
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -158,19 +176,8 @@ resource "aws_ecs_task_definition" "this" {
           awslogs-stream-prefix = each.key
         }
       }
-    },
-    {
-      name                   = "aws-otel-collector"
-      image                  = var.otel_collector_image
-      # Tracing is best effort: a collector crash must not stop the chat.
-      essential              = false
-      readonlyRootFilesystem = true
-      # OTLP (gRPC 4317, HTTP 4318) in, X-Ray out; the config ships in the image.
-      command           = ["--config=/etc/ecs/ecs-xray.yaml"]
-      memoryReservation = 64
-      environment = [
-        { name = "AWS_REGION", value = data.aws_region.current.name },
-      ]
+    }),
+    merge(local.otel_container, {
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -179,7 +186,7 @@ resource "aws_ecs_task_definition" "this" {
           awslogs-stream-prefix = "${each.key}-otel"
         }
       }
-    },
+    }),
   ])
 
   tags = merge(var.tags, { Color = each.key })
