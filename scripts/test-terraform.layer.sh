@@ -23,7 +23,7 @@ if [ ! -f "$hcl2_dir/hcl2/__init__.py" ]; then
   "$TEST_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$hcl2_dir" "python-hcl2==$hcl2_version" >&2
 fi
 
-PYTHONPATH="$hcl2_dir" "$TEST_VENV/bin/pytest" -q -p no:cacheprovider terraform/tests
+PYTHONPATH="$hcl2_dir" "$TEST_VENV/bin/pytest" -p no:cacheprovider terraform/tests
 
 echo "checkov -d terraform"
 checkov_out="$(mktemp)"

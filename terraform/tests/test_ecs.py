@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from conftest import COLORS, MODULES, help_default, resolve
+from conftest import COLORS, MODULES, ROOT, help_default, resolve
 
 ECS_MAIN = MODULES / "ecs" / "main.tf"
 # What the task must set for chat-server to run as one of many tasks on AWS.
@@ -106,8 +106,6 @@ def test_drain_fits_stop_timeout_and_deregistration(root, modules, server_help):
 
 def test_idle_timeout_outlives_server_pings(root, modules):
     """The server pings every HEARTBEAT (server/src/hub.rs); the ALB must not cut in between."""
-    from conftest import ROOT
-
     hub = (ROOT / "server" / "src" / "hub.rs").read_text()
     match = re.search(r"HEARTBEAT: Duration = Duration::from_secs\((\d+)\)", hub)
     assert match, "server/src/hub.rs no longer defines HEARTBEAT as Duration::from_secs(N)"
@@ -162,6 +160,7 @@ def test_cloudfront_sends_dynamic_paths_to_the_alb_uncached(modules):
     assert content["origin_request_policy_id"] == "${local.all_viewer}"
     assert cdn["locals"]["cache_disabled"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
     assert cdn["locals"]["all_viewer"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"
+    assert (ROOT / "frontend" / dist["default_root_object"]).is_file(), "CloudFront's root object is not in frontend/"
     default = dist["default_cache_behavior"][0]
     assert default["target_origin_id"] == "${local.s3_origin_id}"
     s3_origin = [o for o in dist["origin"] if o["origin_id"] == "${local.s3_origin_id}"][0]

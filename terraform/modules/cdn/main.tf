@@ -6,26 +6,34 @@
 locals {
   s3_origin_id  = "frontend"
   alb_origin_id = "alb"
+  custom_cert   = var.acm_certificate_arn != null
+
+  # Served by chat-server through the ALB; everything else is a static file from S3.
+  dynamic_paths = ["/ws", "/api/*", "/version", "/room/*"]
 
   # AWS managed policies (stable IDs, the same in every account).
-  cache_optimized   = "658327ea-f89d-4fab-a63d-7e88639e58f6" # Managed-CachingOptimized
-  cache_disabled    = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad" # Managed-CachingDisabled
-  all_viewer        = "216adef6-5c7f-47e4-b989-5492eafa07d3" # Managed-AllViewer
-  custom_cert       = var.acm_certificate_arn != null
-  dynamic_paths     = ["/ws", "/api/*", "/version", "/room/*"]
-  frontend_files    = var.frontend_dir == null ? toset([]) : fileset(var.frontend_dir, "**")
+  cache_optimized = "658327ea-f89d-4fab-a63d-7e88639e58f6" # Managed-CachingOptimized
+  cache_disabled  = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad" # Managed-CachingDisabled
+  all_viewer      = "216adef6-5c7f-47e4-b989-5492eafa07d3" # Managed-AllViewer
+
+  # The web client only: its browser tests and their node_modules stay out of the bucket.
+  frontend_files = var.frontend_dir == null ? toset([]) : toset([
+    for f in fileset(var.frontend_dir, "**") : f
+    if !startswith(f, "tests/") && !strcontains(f, "node_modules/") && !startswith(basename(f), ".")
+  ])
+
   content_types = {
-    html  = "text/html; charset=utf-8"
-    js    = "text/javascript; charset=utf-8"
-    mjs   = "text/javascript; charset=utf-8"
-    css   = "text/css; charset=utf-8"
-    json  = "application/json"
-    svg   = "image/svg+xml"
-    png   = "image/png"
-    ico   = "image/x-icon"
-    webp  = "image/webp"
-    woff2 = "font/woff2"
-    txt   = "text/plain; charset=utf-8"
+    html        = "text/html; charset=utf-8"
+    js          = "text/javascript; charset=utf-8"
+    mjs         = "text/javascript; charset=utf-8"
+    css         = "text/css; charset=utf-8"
+    json        = "application/json"
+    svg         = "image/svg+xml"
+    png         = "image/png"
+    ico         = "image/x-icon"
+    webp        = "image/webp"
+    woff2       = "font/woff2"
+    txt         = "text/plain; charset=utf-8"
     webmanifest = "application/manifest+json"
   }
 }

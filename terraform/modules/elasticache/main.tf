@@ -26,12 +26,13 @@ resource "aws_security_group" "this" {
   }
 }
 
+# count, not for_each: the group ids are unknown until apply, their number is not.
 resource "aws_vpc_security_group_ingress_rule" "clients" {
-  for_each = toset(var.allowed_security_group_ids)
+  count = length(var.allowed_security_group_ids)
 
   security_group_id            = aws_security_group.this.id
   description                  = "Redis over TLS from chat-server tasks"
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.allowed_security_group_ids[count.index]
   ip_protocol                  = "tcp"
   from_port                    = var.port
   to_port                      = var.port
