@@ -104,6 +104,7 @@ module "vpc" {
 
   name               = var.name
   cidr               = var.vpc_cidr
+  availability_zones = var.availability_zones
   enable_nat_gateway = var.enable_nat_gateway
 
   tags = local.tags

@@ -41,6 +41,12 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
+variable "availability_zones" {
+  description = "Two zone names for the subnets; null = the region's zones a and b."
+  type        = list(string)
+  default     = null
+}
+
 variable "enable_nat_gateway" {
   description = "true: tasks in private subnets behind one NAT gateway. false: tasks in public subnets with public IPs (their security group still admits only the ALB) and no NAT cost."
   type        = bool
