@@ -141,6 +141,18 @@ def test_listener_weights_belong_to_opsctl(modules):
     listeners = modules["alb"]["resource"]["aws_lb_listener"]
     for name in ("http", "https"):
         assert "default_action" in listeners[name]["lifecycle"][0]["ignore_changes"][0], name
+    forwards = [listeners["https"]["default_action"][0]] + [
+        d["default_action"]["content"][0]
+        for d in listeners["http"]["dynamic"]
+        if d["default_action"]["content"][0]["type"] == "forward"
+    ]
+    assert len(forwards) == 2, "both production listeners forward (80 without a certificate, 443 with one)"
+    for action in forwards:
+        groups = action["forward"][0]["target_group"]
+        assert [g["arn"] for g in groups] == [f'${{aws_lb_target_group.this["{c}"].arn}}' for c in COLORS]
+        assert [g["weight"] for g in groups] == [f'${{var.initial_weights["{c}"]}}' for c in COLORS]
+    weights = modules["alb"]["variable"]["initial_weights"]["default"]
+    assert weights == {"blue": 100, "green": 0}, "at creation blue takes all traffic; opsctl shifts it"
     test = listeners["test"]
     assert test["default_action"][0]["target_group_arn"] == '${aws_lb_target_group.this["green"].arn}'
     assert "lifecycle" not in test, "the test listener always forwards to green; terraform keeps it so"
