@@ -41,6 +41,9 @@ output "test_listener_url" {
 output "target_group_arns" {
   description = "Target group ARN per colour."
   value       = { for color, tg in aws_lb_target_group.this : color => tg.arn }
+
+  # ECS refuses a service whose target group no listener uses yet: hand the ARNs out only then.
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener.test]
 }
 
 output "target_group_arn_suffixes" {
