@@ -363,18 +363,27 @@ pub struct WeightChange {
 
 impl Report for WeightChange {
     fn render(&self, out: &Output) -> String {
-        let what = match self.outcome {
-            Outcome::Done => out.ok("done", true),
-            Outcome::Unchanged => "unchanged".to_string(),
-            Outcome::Refused => out.ok("refused", false),
-            Outcome::Restored => out.ok("failed, restored the starting weights", false),
-            Outcome::DryRun => "dry run, nothing changed".to_string(),
+        let planned = out.change(self.before, self.target);
+        let mut s = match self.outcome {
+            Outcome::Done => format!("{}: {planned} ({})", self.command, out.ok("done", true)),
+            Outcome::Unchanged => format!(
+                "{}: already at {} (unchanged)",
+                self.command,
+                out.weights(self.after)
+            ),
+            Outcome::Refused => format!(
+                "{}: {planned} {}, nothing changed",
+                self.command,
+                out.ok("refused", false)
+            ),
+            Outcome::Restored => format!(
+                "{}: {planned} {}, back at {}",
+                self.command,
+                out.ok("failed", false),
+                out.weights(self.after)
+            ),
+            Outcome::DryRun => format!("{}: {planned} (dry run, nothing changed)", self.command),
         };
-        let mut s = format!(
-            "{}: {} ({what})",
-            self.command,
-            out.change(self.before, self.after)
-        );
         if self.outcome == Outcome::DryRun {
             let plan: Vec<String> = self
                 .plan

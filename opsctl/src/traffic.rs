@@ -178,6 +178,13 @@ async fn fail(
         });
         report.after = start;
         report.outcome = Outcome::Restored;
+        // The change did not happen, so `rollback` keeps meaning "undo the last change".
+        match topo.previous {
+            Some(p) => {
+                elbv2::tag_listener(&ctx.clients.elb, topo, &[(TAG_PREVIOUS, p.to_tag())]).await?
+            }
+            None => elbv2::untag_listener(&ctx.clients.elb, topo, &[TAG_PREVIOUS]).await?,
+        }
     }
     Ok((report, exit_for(false)))
 }

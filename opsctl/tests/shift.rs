@@ -247,6 +247,13 @@ async fn stepped_shift_restores_the_start_weights_when_the_alarm_fires() {
         run.stdout
     );
     assert_eq!(stack.weights().await, (100, 0));
+    // The failed shift leaves nothing for rollback to undo.
+    assert!(
+        !stack
+            .listener_tags()
+            .await
+            .contains_key("opsctl:previous-weights")
+    );
 }
 
 #[tokio::test]

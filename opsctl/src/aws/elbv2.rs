@@ -385,6 +385,18 @@ pub async fn tag_listener(
     Ok(())
 }
 
+/// Removes listener tags.
+pub async fn untag_listener(client: &Client, topo: &Topology, keys: &[&str]) -> anyhow::Result<()> {
+    client
+        .remove_tags()
+        .resource_arns(&topo.listener_arn)
+        .set_tag_keys(Some(keys.iter().map(|k| k.to_string()).collect()))
+        .send()
+        .await
+        .ctx(|| format!("untagging listener {}", topo.listener_arn))?;
+    Ok(())
+}
+
 /// One registered target and its health.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetHealth {

@@ -16,7 +16,7 @@ pub async fn run(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitCode>
     let Some(target) = topo.previous.or_else(|| topo.stable.map(Weights::all_to)) else {
         // A check that cannot pass rather than a usage error: the contract says 0 or 1.
         eprintln!(
-            "opsctl: nothing to roll back to: listener {} has neither a {TAG_PREVIOUS} nor a {TAG_STABLE} tag (opsctl has made no shift here)",
+            "opsctl: nothing to roll back to: listener {} has no {TAG_PREVIOUS} or {TAG_STABLE} tag (opsctl has made no shift here)",
             topo.listener_arn
         );
         return Ok(exit_for(false));
