@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Browser layer: the web client (frontend/) in real headless Chromium (Debian's chromium,
+# driven by playwright-core) against real chat-server processes that the tests start and stop
+# themselves on free loopback ports. Run by scripts/test.sh; alone:
+#   source scripts/test-env.sh && bash scripts/test-browser.layer.sh
+# Screenshots of each main state land in frontend/tests/artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d frontend/tests/node_modules/playwright-core ]; then
+  echo "test-browser: playwright-core missing: source scripts/test-env.sh first (it runs npm ci in frontend/tests)" >&2
+  exit 1
+fi
+export CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
+if [ -z "$CHROMIUM" ]; then
+  echo "test-browser: chromium not found: source scripts/test-env.sh first (it installs Debian's chromium)" >&2
+  exit 1
+fi
+
+cargo build -p chat-server --locked
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+export CHAT_SERVER_BIN="$target_dir/debug/chat-server"
+
+cd frontend/tests
+rm -rf artifacts
+node --test --test-concurrency=1 --test-timeout=180000 ./*.test.js
