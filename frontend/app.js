@@ -18,24 +18,15 @@ const FIRST_PAGE = 50;
 /** Typing frames are sent at most this often while the person types. */
 const TYPING_EVERY_MS = 3000;
 
-const route = parseRoute(location.pathname, location.search);
-if (route.theme) applyTheme(route.theme);
-followParentTheme(route.room ?? null);
-
-if (route.view === "room") {
-  openRoom(route).catch((err) => setStatus("failed", `Could not open the room: ${err.message}`));
-} else {
-  showLanding(route.error);
-}
 
 // ---------------------------------------------------------------- landing
 
-function showLanding(error) {
+function showLanding({ error, theme }) {
   $("landing").hidden = false;
   document.title = "Chat";
   const input = $("room-input");
   const errorEl = $("room-error");
-  const carry = route.theme ? `?theme=${encodeURIComponent(route.theme)}` : "";
+  const carry = theme ? `?theme=${encodeURIComponent(theme)}` : "";
   const showError = (msg) => {
     errorEl.textContent = msg;
     errorEl.hidden = !msg;
@@ -320,4 +311,16 @@ function showComposerError(msg) {
   const el = $("composer-error");
   el.textContent = msg;
   el.hidden = !msg;
+}
+
+// ---------------------------------------------------------------- start
+
+const route = parseRoute(location.pathname, location.search);
+if (route.theme) applyTheme(route.theme);
+followParentTheme(route.room ?? null);
+
+if (route.view === "room") {
+  openRoom(route).catch((err) => setStatus("failed", `Could not open the room: ${err.message}`));
+} else {
+  showLanding(route);
 }

@@ -17,6 +17,13 @@ if [ -z "$CHROMIUM" ]; then
   exit 1
 fi
 
+# Avatars are animal emoji: without a colour emoji font the screenshots show empty boxes.
+# Cosmetic only, so a failed install is a warning, not a failure.
+if ! fc-list 2>/dev/null | grep -qi "color emoji"; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji >&2 \
+    || echo "test-browser: warning: fonts-noto-color-emoji not installed; avatars in screenshots will be boxes" >&2
+fi
+
 cargo build -p chat-server --locked
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 export CHAT_SERVER_BIN="$target_dir/debug/chat-server"

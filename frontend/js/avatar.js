@@ -6,7 +6,7 @@ const ANIMALS = {
   boar: "🐗", bug: "🐛", butterfly: "🦋", camel: "🐫", cat: "🐱", chick: "🐤", chicken: "🐔",
   cow: "🐮", crab: "🦀", crocodile: "🐊", deer: "🦌", dodo: "🦤", dog: "🐶", dolphin: "🐬",
   dove: "🕊️", dragon: "🐉", duck: "🦆", eagle: "🦅", elephant: "🐘", fish: "🐟", flamingo: "🦩",
-  fox: "🦊", frog: "🐸", giraffe: "🦒", goat: "🐐", gorilla: "🦍", hamster: "🐹", hedgehog: "🦔",
+  falcon: "🦅", fox: "🦊", frog: "🐸", giraffe: "🦒", goat: "🐐", gorilla: "🦍", hamster: "🐹", hedgehog: "🦔",
   hippo: "🦛", horse: "🐴", kangaroo: "🦘", koala: "🐨", ladybug: "🐞", leopard: "🐆", lion: "🦁",
   lizard: "🦎", llama: "🦙", lobster: "🦞", mammoth: "🦣", monkey: "🐵", moose: "🫎", mouse: "🐭",
   octopus: "🐙", orangutan: "🦧", otter: "🦦", owl: "🦉", ox: "🐂", panda: "🐼", parrot: "🦜",

@@ -52,7 +52,10 @@ test("theme from ?theme= (light and dark)", async () => {
   await waitOnline(alice.page);
   await waitForMessage(alice.page, "Yes: the link goes out right after the session.");
   assert.deepEqual(await themeOf(alice.page), { attr: "dark", dark: true });
-  await bob.page.fill("#composer-input", "Thanks! See you");
+  // Bob sends what he was typing and starts another (a new typing frame).
+  await bob.page.press("#composer-input", "Enter");
+  await waitForMessage(alice.page, "Thanks!");
+  await bob.page.fill("#composer-input", "See you at the next one");
   await alice.page.locator("#typing", { hasText: "Bob is typing…" }).waitFor();
   await screenshot(alice.page, "room-dark");
   assert.deepEqual([...alice.errors, ...bob.errors], []);
