@@ -11,6 +11,8 @@ import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 const HEARTBEAT_MS = 25000;
 /** No frame (not even our ping's pong) for this long: the socket is dead, reconnect. */
 const SILENCE_MS = 60000;
+/** A send not acked after this long is sent again (same client_msg_id: stored once). */
+const RESEND_AFTER_MS = 5000;
 
 export class ChatConnection extends EventTarget {
   /**
@@ -47,6 +49,7 @@ export class ChatConnection extends EventTarget {
     this.stopped = false;
     this.#open();
     this.heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
+    this.resender = setInterval(() => this.#resendStale(), 1000);
     window.addEventListener("online", this.#retryNow);
     document.addEventListener("visibilitychange", this.#onVisible);
   }
@@ -55,6 +58,7 @@ export class ChatConnection extends EventTarget {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
+    clearInterval(this.resender);
     window.removeEventListener("online", this.#retryNow);
     document.removeEventListener("visibilitychange", this.#onVisible);
     this.#drop(1000, "leaving");
@@ -231,7 +235,19 @@ export class ChatConnection extends EventTarget {
       return;
     }
     entry.state = "sending";
+    entry.sentAt = Date.now();
     this.#frame({ type: "send", room: this.room, client_msg_id: entry.client_msg_id, text: entry.text });
+  }
+
+  /**
+   * Sends again what was sent but not acked for a while: a frame the server dropped (e.g. a
+   * rate-limited one, whose error names no client_msg_id) would otherwise hang forever.
+   */
+  #resendStale() {
+    const now = Date.now();
+    for (const entry of this.outbox.values()) {
+      if (entry.state === "sending" && now - entry.sentAt > RESEND_AFTER_MS) this.#transmit(entry);
+    }
   }
 
   #lostLink() {
