@@ -24,9 +24,26 @@ if ! fc-list 2>/dev/null | grep -qi "color emoji"; then
     || echo "test-browser: warning: fonts-noto-color-emoji not installed; avatars in screenshots will be boxes" >&2
 fi
 
-cargo build -p chat-server --locked
+# A private copy of the binary this checkout built. With a shared CARGO_TARGET_DIR another
+# checkout may relink target/debug/chat-server at any time, and a debug build serves frontend/
+# from the folder of the checkout that built it (a path compiled into the binary, checked here).
+root="$PWD"
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-export CHAT_SERVER_BIN="$target_dir/debug/chat-server"
+bin_dir="$(mktemp -d)"
+trap 'rm -rf "$bin_dir"' EXIT
+export CHAT_SERVER_BIN="$bin_dir/chat-server"
+for attempt in 1 2 3; do
+  cargo build -p chat-server --locked
+  cp "$target_dir/debug/chat-server" "$CHAT_SERVER_BIN"
+  if grep -a -q -F "$root/server/../frontend" "$CHAT_SERVER_BIN"; then break; fi
+  if [ "$attempt" = 3 ]; then
+    echo "test-browser: $target_dir/debug/chat-server keeps being replaced by another checkout's build" >&2
+    exit 1
+  fi
+  echo "test-browser: another checkout relinked chat-server meanwhile; building again" >&2
+  touch server/src/main.rs
+done
+echo "test-browser: chat-server binary $CHAT_SERVER_BIN" >&2
 
 cd frontend/tests
 rm -rf artifacts

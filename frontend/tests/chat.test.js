@@ -28,7 +28,8 @@ test("two people chat: prompt, presence, typing, messages both ways, mine on the
   assert.match(bobName, /\S{2,}/, "Bob got the server's default nickname");
 
   await alice.page.waitForFunction(() => document.querySelector("#online-count").textContent === "2");
-  await alice.page.click("#online-toggle");
+  // The participant list is open by default on a wide screen; the header button toggles it.
+  assert.equal(await alice.page.getAttribute("#online-toggle", "aria-expanded"), "true");
   await alice.page.locator("#member-list li", { hasText: bobName }).waitFor();
   assert.equal(await alice.page.textContent("#room-title"), "Room lobby");
   assert.equal(await alice.page.textContent("#server-badge"), "blue", "badge shows the serving colour");
