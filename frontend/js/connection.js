@@ -1,7 +1,7 @@
 // One room's live link to the server: hello → welcome → join, reconnect with jittered backoff
 // (at once when the server says `reconnect`), catch-up with `after` = the last seq seen, and an
-// outbox of sends that survives disconnects: a pending message is sent again with the same
-// client_msg_id until it is acked, and the server stores it once.
+// outbox of sends that survives disconnects: messages go one at a time in the order typed, each
+// sent again with the same client_msg_id until it is acked, so the server stores it once.
 //
 // Events (CustomEvent, payload in `detail`): state, welcome, joined, message, presence, typing,
 // ack, outbox (an entry changed), server-error, unauthorized.
@@ -13,6 +13,8 @@ const HEARTBEAT_MS = 25000;
 const SILENCE_MS = 60000;
 /** A send not acked after this long is sent again (same client_msg_id: stored once). */
 const RESEND_AFTER_MS = 5000;
+/** After a `rate_limited` error, the unacked send goes again this soon (the budget refills). */
+const RATE_LIMITED_RESEND_MS = 1100;
 
 export class ChatConnection extends EventTarget {
   /**
@@ -43,6 +45,8 @@ export class ChatConnection extends EventTarget {
     this.heartbeat = null;
     this.lastFrameAt = 0;
     this.stopped = false;
+    /** After a rate_limited error, optional frames (typing) wait until then. */
+    this.quietUntil = 0;
   }
 
   start() {
@@ -76,8 +80,8 @@ export class ChatConnection extends EventTarget {
   send(text) {
     const entry = { client_msg_id: crypto.randomUUID(), text, state: "pending", error: null };
     this.outbox.set(entry.client_msg_id, entry);
-    this.#transmit(entry);
     this.#emitOutbox(entry);
+    this.#pump();
     return entry;
   }
 
@@ -87,8 +91,8 @@ export class ChatConnection extends EventTarget {
     if (!entry) return;
     entry.state = "pending";
     entry.error = null;
-    this.#transmit(entry);
     this.#emitOutbox(entry);
+    this.#pump();
   }
 
   discard(id) {
@@ -96,10 +100,11 @@ export class ChatConnection extends EventTarget {
     if (!entry) return;
     this.outbox.delete(id);
     this.#emitOutbox({ ...entry, state: "discarded" });
+    this.#pump();
   }
 
   typing() {
-    if (this.joined) this.#frame({ type: "typing", room: this.room });
+    if (this.joined && Date.now() >= this.quietUntil) this.#frame({ type: "typing", room: this.room });
   }
 
   /** Records a seq seen elsewhere (history pages), so a catch-up starts after it. */
@@ -165,9 +170,7 @@ export class ChatConnection extends EventTarget {
         for (const m of f.messages || []) this.#seen(m);
         this.dispatchEvent(new CustomEvent("joined", { detail: f }));
         this.#setState("online");
-        for (const entry of this.outbox.values()) {
-          if (entry.state !== "failed") this.#transmit(entry);
-        }
+        this.#pump();
         break;
       case "message":
         if (f.room !== this.room) return;
@@ -180,6 +183,7 @@ export class ChatConnection extends EventTarget {
         if (entry) {
           this.outbox.delete(f.client_msg_id);
           this.#emitOutbox({ ...entry, state: "acked", seq: f.seq });
+          this.#pump();
         }
         break;
       }
@@ -203,11 +207,20 @@ export class ChatConnection extends EventTarget {
   }
 
   #onError(f) {
+    if (f.code === "rate_limited") {
+      // Transient: stay quiet a moment, then send the same message again (keeping the order).
+      this.quietUntil = Date.now() + RATE_LIMITED_RESEND_MS;
+      const entry = (f.client_msg_id && this.outbox.get(f.client_msg_id)) || this.#inFlight();
+      if (entry && entry.state === "sending") entry.resendAt = Math.min(entry.resendAt, this.quietUntil);
+      this.dispatchEvent(new CustomEvent("server-error", { detail: f }));
+      return;
+    }
     if (f.client_msg_id && this.outbox.has(f.client_msg_id)) {
       const entry = this.outbox.get(f.client_msg_id);
       entry.state = "failed";
       entry.error = { code: f.code, message: f.message };
       this.#emitOutbox(entry);
+      this.#pump();
       return;
     }
     if (f.code === "unauthorized") {
@@ -226,28 +239,41 @@ export class ChatConnection extends EventTarget {
       const entry = this.outbox.get(m.client_msg_id);
       this.outbox.delete(m.client_msg_id);
       this.#emitOutbox({ ...entry, state: "acked", seq: m.seq });
+      this.#pump();
+    }
+  }
+
+  /** The send awaiting its ack, if any. */
+  #inFlight() {
+    for (const entry of this.outbox.values()) if (entry.state === "sending") return entry;
+    return null;
+  }
+
+  /** Sends the oldest pending message when joined and nothing is awaiting an ack. */
+  #pump() {
+    if (!this.joined || this.#inFlight()) return;
+    for (const entry of this.outbox.values()) {
+      if (entry.state === "pending") {
+        this.#transmit(entry);
+        this.#emitOutbox(entry);
+        return;
+      }
     }
   }
 
   #transmit(entry) {
-    if (!this.joined) {
-      entry.state = "pending";
-      return;
-    }
     entry.state = "sending";
-    entry.sentAt = Date.now();
+    entry.resendAt = Date.now() + RESEND_AFTER_MS;
     this.#frame({ type: "send", room: this.room, client_msg_id: entry.client_msg_id, text: entry.text });
   }
 
   /**
-   * Sends again what was sent but not acked for a while: a frame the server dropped (e.g. a
+   * Sends the message in flight again when its ack is late: a frame the server dropped (e.g. a
    * rate-limited one, whose error names no client_msg_id) would otherwise hang forever.
    */
   #resendStale() {
-    const now = Date.now();
-    for (const entry of this.outbox.values()) {
-      if (entry.state === "sending" && now - entry.sentAt > RESEND_AFTER_MS) this.#transmit(entry);
-    }
+    const entry = this.#inFlight();
+    if (entry && this.joined && Date.now() >= entry.resendAt) this.#transmit(entry);
   }
 
   #lostLink() {
@@ -314,6 +340,6 @@ export class ChatConnection extends EventTarget {
   }
 
   #emitOutbox(entry) {
-    this.dispatchEvent(new CustomEvent("outbox", { detail: { ...entry } }));
+    this.dispatchEvent(new CustomEvent("outbox", { detail: { ...entry, connected: this.joined } }));
   }
 }

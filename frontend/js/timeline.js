@@ -132,7 +132,7 @@ export class Timeline {
       const discard = button("Discard", () => this.onDiscard(entry.client_msg_id));
       status.append(retry, " ", discard);
     } else {
-      status.textContent = entry.state === "sending" ? "Sending…" : "Waiting for connection…";
+      status.textContent = entry.state === "sending" ? "Sending…" : entry.connected ? "Queued…" : "Waiting for connection…";
     }
     if (isNew) this.scrollToBottom();
   }

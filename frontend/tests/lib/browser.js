@@ -85,10 +85,11 @@ export async function sendMessage(page, text) {
 }
 
 /** Waits until a stored message with exactly this text is shown. */
-export async function waitForMessage(page, text) {
+export async function waitForMessage(page, text, options = {}) {
   await page.waitForFunction(
     (t) => [...document.querySelectorAll("#messages .msg .text")].some((el) => el.textContent === t),
     text,
+    options,
   );
 }
 
