@@ -9,8 +9,10 @@ import path from "node:path";
 import { waitFor } from "./wait.js";
 
 const live = new Set();
+const temps = [];
 process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
+  for (const dir of temps) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 /** The chat-server binary, from CHAT_SERVER_BIN (set by scripts/test-browser.layer.sh). */
@@ -36,8 +38,11 @@ export function freePort() {
   });
 }
 
+/** A fresh temp dir, removed when the test process exits. */
 export function tempDir(prefix) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
 }
 
 export class ChatServer {
