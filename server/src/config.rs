@@ -150,8 +150,7 @@ impl Config {
             }
         }
         for origin in &self.allowed_origins {
-            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))
-            {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(ConfigError::new(
                     "CHAT_ALLOWED_ORIGINS",
                     format!("{origin:?} is not `*` or an http(s):// origin"),

@@ -260,7 +260,9 @@ pub fn validate_text(text: &str) -> Result<(), Invalid> {
 
 /// `client_msg_id`: 1–64 printable ASCII characters (a UUID fits).
 pub fn validate_client_msg_id(id: &str) -> Result<(), Invalid> {
-    if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic())
+    if id.is_empty()
+        || id.len() > MAX_CLIENT_MSG_ID_LEN
+        || !id.bytes().all(|b| b.is_ascii_graphic())
     {
         return Err(Invalid::new(
             ErrorCode::BadRequest,
@@ -284,7 +286,10 @@ mod tests {
                 after: Some(3)
             })
         );
-        assert_eq!(decode_client_frame(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
+        assert_eq!(
+            decode_client_frame(r#"{"type":"ping"}"#),
+            Ok(ClientFrame::Ping)
+        );
         assert!(matches!(
             decode_client_frame(r#"{"type":"send","room":"a","client_msg_id":"x","text":"hi"}"#),
             Ok(ClientFrame::Send { .. })
@@ -295,7 +300,11 @@ mod tests {
     fn names_unknown_types_and_bad_shapes() {
         let err = decode_client_frame(r#"{"type":"dance"}"#).unwrap_err();
         assert_eq!(err.code, ErrorCode::BadRequest);
-        assert!(err.message.contains("unknown frame type \"dance\""), "{}", err.message);
+        assert!(
+            err.message.contains("unknown frame type \"dance\""),
+            "{}",
+            err.message
+        );
         let err = decode_client_frame(r#"{"type":"join"}"#).unwrap_err();
         assert!(err.message.contains("room"), "{}", err.message);
         let err = decode_client_frame("[1,2]").unwrap_err();
@@ -307,7 +316,11 @@ mod tests {
         assert!(validate_room("lobby_1-A").is_ok());
         assert!(validate_room(&"a".repeat(64)).is_ok());
         for bad in ["", "a b", "ä", &"a".repeat(65), "a/b"] {
-            assert_eq!(validate_room(bad).unwrap_err().code, ErrorCode::InvalidRoom, "{bad:?}");
+            assert_eq!(
+                validate_room(bad).unwrap_err().code,
+                ErrorCode::InvalidRoom,
+                "{bad:?}"
+            );
         }
     }
 
@@ -316,7 +329,10 @@ mod tests {
         assert_eq!(validate_nickname("  Bob  ").unwrap(), "Bob");
         assert!(validate_nickname("ÅÄÖÅÄÖÅÄÖÅÄÖÅÄÖ").is_ok());
         for bad in ["B", " B ", "abcdefghijklmnop", "Bo\u{7}b", ""] {
-            assert_eq!(validate_nickname(bad).unwrap_err().code, ErrorCode::InvalidNickname);
+            assert_eq!(
+                validate_nickname(bad).unwrap_err().code,
+                ErrorCode::InvalidNickname
+            );
         }
     }
 
@@ -324,20 +340,41 @@ mod tests {
     fn text_rules() {
         assert!(validate_text("hi").is_ok());
         assert!(validate_text(&"é".repeat(2000)).is_ok());
-        assert_eq!(validate_text(&"a".repeat(2001)).unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(
+            validate_text(&"a".repeat(2001)).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
         assert_eq!(validate_text("  ").unwrap_err().code, ErrorCode::BadRequest);
     }
 
     #[test]
     fn server_frames_serialise_as_the_contract_says() {
-        let user = User { id: 1, nickname: "Bob".into(), avatar: "otter".into() };
-        let json = ServerFrame::Presence { room: "r", online: 2, joined: Some(&user), left: None }.to_json();
+        let user = User {
+            id: 1,
+            nickname: "Bob".into(),
+            avatar: "otter".into(),
+        };
+        let json = ServerFrame::Presence {
+            room: "r",
+            online: 2,
+            joined: Some(&user),
+            left: None,
+        }
+        .to_json();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["type"], "presence");
         assert_eq!(v["joined"]["nickname"], "Bob");
         assert!(v.get("left").is_none());
-        let msg = ChatMessage { room: "r".into(), seq: 4, user, text: "t".into(), ts: 5, client_msg_id: "c".into() };
-        let v: serde_json::Value = serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
+        let msg = ChatMessage {
+            room: "r".into(),
+            seq: 4,
+            user,
+            text: "t".into(),
+            ts: 5,
+            client_msg_id: "c".into(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["seq"], 4);
         assert_eq!(v["user"]["id"], 1);

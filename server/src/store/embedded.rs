@@ -52,8 +52,8 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("chat.redb");
-        let db = Database::create(&path)
-            .map_err(|e| err(format!("opening {}: {e}", path.display())))?;
+        let db =
+            Database::create(&path).map_err(|e| err(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(err)?;
         {
             txn.open_table(MESSAGES).map_err(err)?;
@@ -104,7 +104,9 @@ fn append_batch(db: &Database, batch: Vec<NewMessage>) -> Result<Vec<Appended>, 
                 let original = messages
                     .get((room.as_str(), seq))
                     .map_err(err)?
-                    .ok_or_else(|| corrupt(format!("idempotency key points at missing {room}/{seq}")))?;
+                    .ok_or_else(|| {
+                        corrupt(format!("idempotency key points at missing {room}/{seq}"))
+                    })?;
                 out.push(Appended::Duplicate(decode(original.value())?));
                 continue;
             }
@@ -220,7 +222,8 @@ impl Store for EmbeddedStore {
 
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
         let room = room.to_string();
-        self.blocking(move |db| read_history(db, &room, query)).await
+        self.blocking(move |db| read_history(db, &room, query))
+            .await
     }
 
     async fn last_seq(&self, room: &str) -> Result<u64, StoreError> {
@@ -228,7 +231,10 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let seqs = txn.open_table(ROOM_SEQ).map_err(err)?;
-            Ok(seqs.get(room.as_str()).map_err(err)?.map_or(0, |g| g.value()))
+            Ok(seqs
+                .get(room.as_str())
+                .map_err(err)?
+                .map_or(0, |g| g.value()))
         })
         .await
     }
