@@ -157,6 +157,7 @@ pub enum ErrorCode {
     Unavailable,
     InvalidNickname,
     NotFound,
+    Forbidden,
 }
 
 /// A request that breaks a rule of the contract, with the code and a message naming the rule.

@@ -19,8 +19,9 @@ pub mod local;
 pub enum EventKind {
     /// A stored chat message: delivered once per connection, in seq order.
     Message { seq: u64 },
-    /// A presence change.
-    Presence,
+    /// A presence change about `user_id`: delivered to everyone except that user's
+    /// connections (they learn the room's presence from `joined`).
+    Presence { user_id: u64 },
     /// Someone is typing: delivered to everyone except that user's connections.
     Typing { user_id: u64 },
 }

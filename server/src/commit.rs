@@ -1,0 +1,124 @@
+//! Group commit: sends from every connection queue here, and each store round trip makes
+//! everything that queued meanwhile durable at once (one redb transaction and fsync, or one
+//! counter increment and batch write per room on DynamoDB). Then each sender gets its ack and
+//! the room its message, in seq order.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{self, Conn};
+use crate::hub::Hub;
+use crate::protocol::{ErrorCode, Invalid, ServerFrame};
+use crate::store::{Appended, NewMessage};
+
+/// Most sends in one store call.
+const MAX_BATCH: usize = 512;
+/// Sends waiting for a store call, across all connections, before new ones are refused.
+const QUEUE: usize = 16_384;
+
+enum Job {
+    Send(Arc<Conn>, NewMessage),
+    /// Answered once every send queued before it is answered.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// Handle to the commit loop.
+pub struct Committer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the loop; it ends when the hub is gone.
+    pub fn start(hub: Weak<Hub>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(hub, rx));
+        Self { tx }
+    }
+
+    /// Queues a send; refuses it when the store is too far behind.
+    pub fn submit(&self, conn: Arc<Conn>, message: NewMessage) -> Result<(), Invalid> {
+        self.tx.try_send(Job::Send(conn, message)).map_err(|_| {
+            Invalid::new(
+                ErrorCode::Unavailable,
+                "the server is saving too many messages; retry shortly",
+            )
+        })
+    }
+
+    /// Waits until every send queued so far is answered.
+    pub async fn finish(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Barrier(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let Some(hub) = hub.upgrade() else { return };
+        let mut senders = Vec::with_capacity(jobs.len());
+        let mut batch = Vec::with_capacity(jobs.len());
+        let mut barriers = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Send(conn, message) => {
+                    senders.push(conn);
+                    batch.push(message);
+                }
+                Job::Barrier(done) => barriers.push(done),
+            }
+        }
+        if !batch.is_empty() {
+            let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
+            let started = Instant::now();
+            hub.metrics.store_batch_size.observe(batch.len() as f64);
+            let results = hub.store().append(batch).await;
+            hub.metrics
+                .store_append_seconds
+                .observe(started.elapsed().as_secs_f64());
+            for ((conn, id), result) in senders.iter().zip(&ids).zip(results) {
+                match result {
+                    Ok(appended) => {
+                        let m = appended.message();
+                        conn.push(conn::text_frame(
+                            &ServerFrame::Ack {
+                                room: &m.room,
+                                client_msg_id: &m.client_msg_id,
+                                seq: m.seq,
+                            }
+                            .to_json(),
+                        ));
+                        match &appended {
+                            Appended::Stored(m) => {
+                                hub.metrics.messages_in.inc();
+                                hub.committed(m).await;
+                            }
+                            Appended::Duplicate(_) => {
+                                hub.metrics.duplicates.inc();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        hub.metrics.sends_failed.inc();
+                        tracing::warn!(error = %e, "Send not stored");
+                        conn.push(conn::text_frame(
+                            &ServerFrame::Error {
+                                code: ErrorCode::Unavailable,
+                                message: "the message was not saved; retry with the same client_msg_id",
+                                client_msg_id: Some(id),
+                            }
+                            .to_json(),
+                        ));
+                    }
+                }
+            }
+        }
+        for done in barriers {
+            let _ = done.send(());
+        }
+    }
+}

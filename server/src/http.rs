@@ -1,0 +1,352 @@
+//! The HTTP routes of the public listener (health, version, sessions, history, rooms, the
+//! WebSocket upgrade, the embedded web client) and of the admin listener (metrics).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use fastwebsockets::upgrade::IncomingUpgrade;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::metrics::Metrics;
+use crate::protocol::{
+    DEFAULT_HISTORY, ErrorCode, Invalid, MAX_HISTORY_LIMIT, User, validate_nickname, validate_room,
+};
+use crate::store::HistoryQuery;
+
+/// The web client, embedded in the binary (read from disk in debug builds).
+#[derive(rust_embed::Embed)]
+#[folder = "../frontend/"]
+#[exclude = "tests/*"]
+#[exclude = "*/node_modules/*"]
+struct Frontend;
+
+/// The public router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/version", get(version))
+        .route("/api/session", post(session))
+        .route("/api/rooms/{room}", get(room_info))
+        .route("/api/rooms/{room}/messages", get(history))
+        .route("/ws", get(websocket))
+        .route("/", get(index))
+        .route("/room/{room}", get(index))
+        .fallback(static_file)
+        .with_state(state)
+}
+
+/// The admin router: metrics, never exposed through the load balancer.
+pub fn admin_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(healthz))
+        .with_state(metrics)
+}
+
+/// An error answer: `{"error":{"code","message"}}` with a status.
+pub struct ApiError(StatusCode, Invalid);
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        let status = match e.code {
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(status, e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.1.code, "message": self.1.message}});
+        (self.0, Json(body)).into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    Invalid::new(ErrorCode::BadRequest, message).into()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let hub = &app.hub;
+    let mut failing = Vec::new();
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), hub.store().check()).await;
+    if !matches!(check, Ok(Ok(()))) {
+        failing.push(hub.store().name());
+    }
+    if !hub.fanout().is_ready() {
+        failing.push(hub.fanout().name());
+    }
+    if hub.is_draining() {
+        failing.push("draining");
+    }
+    if failing.is_empty() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "failing": failing})),
+        )
+            .into_response()
+    }
+}
+
+async fn version(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let info = &app.hub.info;
+    Json(json!({"version": info.version, "color": info.color, "task": info.task}))
+}
+
+#[derive(Deserialize)]
+struct SessionRequest {
+    nickname: Option<String>,
+    token: Option<String>,
+}
+
+/// Creates a guest (new id from the atomic counter) or renews one from a valid token.
+async fn session(
+    State(app): State<Arc<AppState>>,
+    body: Result<Json<SessionRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body.map_err(|e| {
+        bad_request(format!(
+            "body must be JSON {{\"nickname\"?, \"token\"?}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let nickname = req.nickname.as_deref().map(validate_nickname).transpose()?;
+    let known = req.token.as_deref().and_then(|t| app.tokens.verify(t));
+    let user = match known {
+        Some(user) => User {
+            nickname: nickname.unwrap_or(user.nickname),
+            ..user
+        },
+        None => {
+            let id = app.hub.store().next_user_id().await.map_err(|e| {
+                Invalid::new(
+                    ErrorCode::Unavailable,
+                    format!("could not create a user: {e}"),
+                )
+            })?;
+            User {
+                id,
+                nickname: nickname.unwrap_or_else(|| auth::default_nickname(id)),
+                avatar: auth::random_avatar().to_string(),
+            }
+        }
+    };
+    Ok(Json(
+        json!({"token": app.tokens.issue(&user), "user": user}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct HistoryParams {
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(app): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    validate_room(&room)?;
+    let Query(p) = params.map_err(|e| {
+        bad_request(format!(
+            "before, after and limit must be non-negative integers: {}",
+            e.body_text()
+        ))
+    })?;
+    let limit = p.limit.unwrap_or(DEFAULT_HISTORY);
+    if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
+        return Err(bad_request(format!(
+            "limit must be 1-{MAX_HISTORY_LIMIT}, got {limit}"
+        )));
+    }
+    let page = app
+        .hub
+        .store()
+        .history(
+            &room,
+            HistoryQuery {
+                before: p.before,
+                after: p.after,
+                limit,
+            },
+        )
+        .await
+        .map_err(|e| Invalid::new(ErrorCode::Unavailable, e.to_string()))?;
+    Ok(Json(
+        json!({"messages": page.messages, "has_more": page.has_more}),
+    ))
+}
+
+async fn room_info(
+    State(app): State<Arc<AppState>>,
+    Path(room): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (last_seq, members) = app.hub.room_info(&room).await?;
+    Ok(Json(
+        json!({"room": room, "last_seq": last_seq, "online": members.len(), "members": members}),
+    ))
+}
+
+/// Whether a browser page from `origin` may open a WebSocket here.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        // Not a browser: origin checks protect browsers' ambient credentials only.
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    if !allowed.is_empty() {
+        return false;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+async fn websocket(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|_| {
+        bad_request("/ws needs a WebSocket upgrade (Sec-WebSocket-Key, Sec-WebSocket-Version: 13)")
+    })?;
+    if !origin_allowed(&app.allowed_origins, &headers) {
+        return Err(Invalid::new(
+            ErrorCode::Forbidden,
+            "this Origin may not open a WebSocket here (CHAT_ALLOWED_ORIGINS)",
+        )
+        .into());
+    }
+    if app.hub.is_draining() {
+        return Err(
+            Invalid::new(ErrorCode::Unavailable, "this task is draining; reconnect").into(),
+        );
+    }
+    let (response, fut) = upgrade
+        .upgrade()
+        .map_err(|e| bad_request(format!("WebSocket upgrade failed: {e}")))?;
+    tokio::spawn(crate::ws::serve(app, fut));
+    Ok(response.into_response())
+}
+
+async fn index() -> Response {
+    serve_embedded("index.html")
+}
+
+async fn static_file(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if path.starts_with("api/") {
+        return ApiError::from(Invalid::new(
+            ErrorCode::NotFound,
+            format!("no route {}", uri.path()),
+        ))
+        .into_response();
+    }
+    serve_embedded(path)
+}
+
+fn serve_embedded(path: &str) -> Response {
+    match Frontend::get(path) {
+        Some(file) => {
+            let mime = file.metadata.mimetype().to_string();
+            let cache = if path.ends_with(".html") || path == "config.js" {
+                "no-cache"
+            } else {
+                "public, max-age=300"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, cache.to_string()),
+                ],
+                file.data,
+            )
+                .into_response()
+        }
+        None => ApiError::from(Invalid::new(
+            ErrorCode::NotFound,
+            format!("no file /{path}"),
+        ))
+        .into_response(),
+    }
+}
+
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: &str, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, origin.parse().unwrap());
+        h.insert(header::HOST, host.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        assert!(origin_allowed(
+            &[],
+            &headers("http://chat.example:8080", "chat.example:8080")
+        ));
+        assert!(!origin_allowed(
+            &[],
+            &headers("http://evil.example", "chat.example")
+        ));
+        assert!(origin_allowed(
+            &["*".into()],
+            &headers("http://evil.example", "chat.example")
+        ));
+        assert!(origin_allowed(
+            &["https://blog.example".into()],
+            &headers("https://blog.example", "chat.example")
+        ));
+        assert!(!origin_allowed(
+            &["https://blog.example".into()],
+            &headers("https://evil.example", "chat.example")
+        ));
+        assert!(origin_allowed(&[], &HeaderMap::new()));
+    }
+}

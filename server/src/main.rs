@@ -1,0 +1,193 @@
+//! The `chat-server` binary: parse and validate the config before binding anything, then
+//! serve until SIGTERM/SIGINT and drain. Exit codes: 0 ok, 1 runtime failure, 2 bad config.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use chat_server::config::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match cli.command {
+        Some(Command::Healthcheck { url }) => healthcheck(&url),
+        Some(Command::CreateTables { print_schema }) => {
+            let prefix = cli.config.dynamodb_table_prefix.clone();
+            if print_schema {
+                let schema =
+                    chat_server::store::schema::tables(prefix.as_deref().unwrap_or("chat-"));
+                match serde_json::to_string_pretty(&schema) {
+                    Ok(json) => {
+                        println!("{json}");
+                        return ExitCode::SUCCESS;
+                    }
+                    Err(e) => {
+                        eprintln!("chat-server: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            if prefix.is_none() {
+                eprintln!("chat-server: DynamoDB not configured: set CHAT_DYNAMODB_TABLE_PREFIX");
+                return ExitCode::from(2);
+            }
+            eprintln!("chat-server: create-tables is not available in this build");
+            ExitCode::FAILURE
+        }
+        Some(Command::Serve) | None => {
+            if let Err(e) = cli.config.validate() {
+                eprintln!("chat-server: config error: {e}");
+                return ExitCode::from(2);
+            }
+            init_logging();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("chat-server: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(cli.config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "Server failed");
+                    eprintln!("chat-server: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Prints a clap error as one line naming the environment variable (operators set
+/// variables, not flags), and exits 2; help and version print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let env = arg.as_deref().and_then(|arg| {
+        Cli::command()
+            .get_arguments()
+            .find(|a| {
+                a.get_long()
+                    .is_some_and(|l| arg.starts_with(&format!("--{l} ")) || arg == format!("--{l}"))
+            })
+            .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned()))
+    });
+    let first_line = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    match env {
+        Some(env) => eprintln!("chat-server: config error: {env}: {first_line}"),
+        None => eprintln!("chat-server: error: {first_line}"),
+    }
+    ExitCode::from(2)
+}
+
+async fn serve(config: chat_server::config::Config) -> anyhow::Result<()> {
+    let running = chat_server::app::start(config, shutdown_signal()).await?;
+    running.wait().await
+}
+
+/// Resolves on SIGTERM (ECS stopping the task) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// JSON lines when stdout is not a terminal (CloudWatch), readable text otherwise; level
+/// from `RUST_LOG` (default info).
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::io::stdout().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+/// `GET url` over plain HTTP/1.0: exit 0 on a 200. The runtime image has no curl.
+fn healthcheck(url: &str) -> ExitCode {
+    match probe(url) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("chat-server healthcheck: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("chat-server healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe(url: &str) -> std::io::Result<u16> {
+    use std::io::{Error, ErrorKind};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "only http:// URLs are supported"))?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let addr = authority
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "host has no address"))?;
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = std::str::from_utf8(&head[..n]).unwrap_or("");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidData, "not an HTTP response"))
+}

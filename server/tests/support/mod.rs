@@ -1,0 +1,321 @@
+//! Shared test harness: start a real chat-server (in process on port 0, or the binary as a
+//! child process), a WebSocket client that speaks the protocol, and HTTP helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chat_server::app::Running;
+use chat_server::config::Cli;
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret-0123456789";
+/// How long a test waits for any single expected event.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<Running>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Embedded defaults in a fresh temp dir; `extra` are more flags.
+    pub async fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_in(dir.path(), extra).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    pub async fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        let data = dir.to_str().expect("utf-8 path").to_string();
+        let mut args = vec![
+            "chat-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--token-secret",
+            SECRET,
+            "--color",
+            "blue",
+            "--task-id",
+            "test-task",
+            "--drain-secs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(args).expect("valid test flags");
+        cli.config.validate().expect("valid test config");
+        let (stop, stopped) = oneshot::channel();
+        let running = chat_server::app::start(cli.config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server starts");
+        Self {
+            addr: running.addr,
+            admin: running.admin_addr,
+            stop: Some(stop),
+            running: Some(running),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Drains and waits for the server to stop.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.wait().await.expect("server stops cleanly");
+        }
+    }
+}
+
+/// A chat-server binary running as a child process (for restarts and signals).
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub child: Child,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl ServerProcess {
+    /// Starts the binary with `env` (CHAT_LISTEN/CHAT_ADMIN_LISTEN are chosen here) and waits
+    /// until /healthz answers.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        cmd.env("CHAT_LISTEN", addr.to_string())
+            .env("CHAT_ADMIN_LISTEN", admin.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn chat-server");
+        let p = Self { addr, admin, child };
+        p.wait_healthy().await;
+        p
+    }
+
+    pub async fn wait_healthy(&self) {
+        let url = format!("http://{}/healthz", self.addr);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chat-server did not become healthy at {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its code.
+    pub async fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "chat-server did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST /api/session` and the JSON answer (panics on a non-200).
+pub async fn session(base: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/session"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /api/session");
+    assert_eq!(r.status(), 200, "session failed: {:?}", r.text().await);
+    r.json().await.expect("json")
+}
+
+/// GET and the status with the JSON body.
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.expect("GET");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A protocol client over a real WebSocket.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub user: Value,
+    pub token: String,
+}
+
+impl Client {
+    /// Opens a WebSocket without saying hello.
+    pub async fn raw(ws_url: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("WebSocket connects");
+        ws
+    }
+
+    /// New guest with `nickname`, connected and welcomed.
+    pub async fn connect(base: &str, ws_url: &str, nickname: &str) -> Self {
+        let s = session(base, json!({"nickname": nickname})).await;
+        Self::with_token(ws_url, s["token"].as_str().expect("token")).await
+    }
+
+    pub async fn with_token(ws_url: &str, token: &str) -> Self {
+        let mut ws = Self::raw(ws_url).await;
+        ws.send(Message::text(
+            json!({"type": "hello", "token": token}).to_string(),
+        ))
+        .await
+        .expect("send hello");
+        let mut c = Self {
+            ws,
+            user: Value::Null,
+            token: token.to_string(),
+        };
+        let welcome = c.recv_type("welcome").await;
+        c.user = welcome["user"].clone();
+        c
+    }
+
+    pub fn id(&self) -> u64 {
+        self.user["id"].as_u64().expect("user id")
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send frame");
+    }
+
+    /// The next JSON frame (pings are answered by the library and skipped).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg.expect("connection ended").expect("WebSocket error") {
+                Message::Text(t) => return serde_json::from_str(&t).expect("frame is JSON"),
+                Message::Close(c) => panic!("connection closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of `kind`, skipping others (presence, typing, …).
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let f = self.recv().await;
+            if f["type"] == kind {
+                return f;
+            }
+            assert!(
+                f["type"] != "error" || kind == "error",
+                "unexpected error frame: {f}"
+            );
+        }
+    }
+
+    pub async fn join(&mut self, room: &str) -> Value {
+        self.send(json!({"type": "join", "room": room})).await;
+        self.recv_type("joined").await
+    }
+
+    /// Sends and waits for the ack; returns its seq.
+    pub async fn say(&mut self, room: &str, id: &str, text: &str) -> u64 {
+        self.send(json!({"type": "send", "room": room, "client_msg_id": id, "text": text}))
+            .await;
+        let ack = self.recv_type("ack").await;
+        assert_eq!(ack["client_msg_id"], id);
+        ack["seq"].as_u64().expect("seq")
+    }
+}
+
+/// Reads until the server closes; returns the close code (frames before it are skipped).
+pub async fn close_code(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> u16 {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for close");
+        match msg {
+            Some(Ok(Message::Close(Some(CloseFrame { code, .. })))) => return u16::from(code),
+            Some(Ok(Message::Close(None))) => return 1005,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("WebSocket error before a close frame: {e}"),
+            None => panic!("connection ended without a close frame"),
+        }
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chat-server"))
+}
