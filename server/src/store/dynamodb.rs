@@ -52,6 +52,9 @@ use crate::protocol::{ChatMessage, User};
 /// How long a connection item outlives its last heartbeat before TTL may delete it (a task
 /// that died without removing its connections stops counting after this).
 pub const CONNECTION_TTL: Duration = Duration::from_secs(600);
+/// A heartbeat rewrites a connection's expiry only when the last write is older than this:
+/// the hub beats every 25 s (it also pings then), DynamoDB needs far fewer writes.
+pub const CONNECTION_REFRESH: Duration = Duration::from_secs(120);
 
 /// Messages per `TransactWriteItems`: two items each (message + idempotency record), and a
 /// transaction holds at most 100 items.
@@ -218,6 +221,10 @@ pub struct DynamoStore {
     client: Client,
     tables: Arc<Tables>,
     counters: Arc<Counters>,
+    /// When each connection of this process last had its expiry written.
+    refreshed: parking_lot::Mutex<HashMap<String, Instant>>,
+    /// [`CONNECTION_REFRESH`] unless a test shortens it.
+    refresh_every: Duration,
 }
 
 fn now_ms() -> i64 {
@@ -341,7 +348,15 @@ impl DynamoStore {
                 counters: format!("{prefix}{}", schema::USER_COUNTER),
             }),
             counters: Arc::default(),
+            refreshed: parking_lot::Mutex::default(),
+            refresh_every: CONNECTION_REFRESH,
         }
+    }
+
+    /// Rewrites connection expiries at most this often (default [`CONNECTION_REFRESH`]).
+    pub fn with_connection_refresh(mut self, every: Duration) -> Self {
+        self.refresh_every = every;
+        self
     }
 
     /// The requests sent so far, per API operation.
@@ -866,13 +881,37 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable(&format!("PutItem {} on {table}", conn.conn_id), e))?;
+        self.refreshed
+            .lock()
+            .insert(conn.conn_id.clone(), Instant::now());
         Ok(())
     }
 
     async fn touch_connections(&self, conn_ids: &[String]) -> Result<(), StoreError> {
         let expires_at = connection_expiry();
-        let outcomes: Vec<Result<(), StoreError>> = futures_util::stream::iter(conn_ids.to_vec())
-            .map(|id| async move { self.touch_one(&id, expires_at).await })
+        let mut due: Vec<String> = Vec::new();
+        {
+            let now = Instant::now();
+            let mut refreshed = self.refreshed.lock();
+            for id in conn_ids {
+                let fresh = refreshed
+                    .get(id.as_str())
+                    .is_some_and(|at| now.duration_since(*at) < self.refresh_every);
+                if !fresh {
+                    refreshed.insert(id.clone(), now);
+                    due.push(id.clone());
+                }
+            }
+        }
+        let outcomes: Vec<Result<(), StoreError>> = futures_util::stream::iter(due)
+            .map(|id| async move {
+                let done = self.touch_one(&id, expires_at).await;
+                if done.is_err() {
+                    // Try again at the next heartbeat.
+                    self.refreshed.lock().remove(&id);
+                }
+                done
+            })
             .buffer_unordered(TOUCH_CONCURRENCY)
             .collect()
             .await;
@@ -880,6 +919,7 @@ impl Store for DynamoStore {
     }
 
     async fn remove_connection(&self, conn_id: &str) -> Result<(), StoreError> {
+        self.refreshed.lock().remove(conn_id);
         let table = &self.tables.connections;
         self.counters.count(Op::DeleteItem);
         self.client
