@@ -252,7 +252,9 @@ async fn history_pages_are_exact(b: Backend) {
     // Neighbouring room names must not leak into each other's pages.
     append_ok(&*s, vec![msg("ab", 1, "x1", "x"), msg("a-", 1, "x2", "y")]).await;
 
-    let cases: &[(Option<u64>, Option<u64>, usize, &[u64], bool)] = &[
+    /// before, after, limit, the seqs wanted, has_more.
+    type Case = (Option<u64>, Option<u64>, usize, &'static [u64], bool);
+    let cases: &[Case] = &[
         // newest `limit` without `after`
         (None, None, 3, &[5, 6, 7], true),
         (None, None, 6, &[2, 3, 4, 5, 6, 7], true),

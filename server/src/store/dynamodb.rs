@@ -72,6 +72,8 @@ const TOUCH_CONCURRENCY: usize = 16;
 const USERS_COUNTER: &str = "users";
 
 type Item = HashMap<String, AttributeValue>;
+/// A message with its seq, and the idempotency key it claims.
+type Pending = (ChatMessage, KeyProbe);
 
 /// The DynamoDB API calls the store makes; each has a request counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -512,10 +514,7 @@ impl DynamoStore {
     /// Writes messages (seqs already reserved) with their idempotency records, in one
     /// transaction, retrying while a racing duplicate or a transaction conflict cancels it.
     /// Returns one result per input message, in input order.
-    async fn write_chunk(
-        &self,
-        chunk: Vec<(ChatMessage, KeyProbe)>,
-    ) -> Vec<Result<Appended, StoreError>> {
+    async fn write_chunk(&self, chunk: Vec<Pending>) -> Vec<Result<Appended, StoreError>> {
         let mut results: Vec<Option<Result<Appended, StoreError>>> = vec![None; chunk.len()];
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
         let mut last_cancel = String::new();
@@ -735,10 +734,10 @@ impl DynamoStore {
         }
 
         // Transactions of up to 50 messages, all at once.
-        let mut chunks: Vec<(Vec<usize>, Vec<(ChatMessage, KeyProbe)>)> = Vec::new();
+        let mut chunks: Vec<(Vec<usize>, Vec<Pending>)> = Vec::new();
         let mut iter = to_write.into_iter().peekable();
         while iter.peek().is_some() {
-            let (idx, msgs): (Vec<usize>, Vec<(ChatMessage, KeyProbe)>) = iter
+            let (idx, msgs): (Vec<usize>, Vec<Pending>) = iter
                 .by_ref()
                 .take(MESSAGES_PER_TRANSACTION)
                 .map(|(i, m, p)| (i, (m, p)))
