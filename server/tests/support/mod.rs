@@ -319,3 +319,114 @@ pub async fn close_code(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chat-server"))
 }
+
+/// A real `redis-server` on a loopback port, without persistence; killed when dropped.
+/// `kill` then `start_again` simulates Redis restarting (same port, empty).
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn redis_binary() -> String {
+    std::env::var("REDIS_SERVER").unwrap_or_else(|_| {
+        panic!(
+            "REDIS_SERVER is not set: run the tests through ./scripts/test.sh \
+             (or `source scripts/test-env.sh` first)"
+        )
+    })
+}
+
+impl RedisServer {
+    /// Starts on a free port and waits until it answers PING.
+    pub async fn start() -> Self {
+        let mut s = Self::on_port(free_port());
+        s.start_again().await;
+        s
+    }
+
+    /// A server on `port` that is not running yet (for a task started while Redis is down).
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            port,
+            child: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers PING.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "redis-server already running");
+        let child = Command::new(redis_binary())
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while !self.answers_ping().await {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on port {} within {WAIT:?}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn answers_ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").await.is_ok()
+            && s.read_exact(&mut buf).await.is_ok()
+            && &buf == b"+PONG\r\n"
+    }
+
+    /// SIGKILL: gone at once, like a crashed node.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A command connection for assertions on Redis itself.
+    pub async fn client(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connecting to the test redis-server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it returns true, or panics with `what` after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
