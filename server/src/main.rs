@@ -11,7 +11,10 @@ use clap::Parser;
 use chat_server::config::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match cli.command {
         Some(Command::Healthcheck { url }) => healthcheck(&url),
         Some(Command::CreateTables { print_schema }) => {
@@ -60,6 +63,47 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Prints a clap error as one line naming the environment variable (operators set
+/// variables, not flags), and exits 2; help and version print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let env = arg.as_deref().and_then(|arg| {
+        Cli::command()
+            .get_arguments()
+            .find(|a| {
+                a.get_long()
+                    .is_some_and(|l| arg.starts_with(&format!("--{l} ")) || arg == format!("--{l}"))
+            })
+            .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned()))
+    });
+    let first_line = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    match env {
+        Some(env) => eprintln!("chat-server: config error: {env}: {first_line}"),
+        None => eprintln!("chat-server: error: {first_line}"),
+    }
+    ExitCode::from(2)
 }
 
 async fn serve(config: chat_server::config::Config) -> anyhow::Result<()> {

@@ -347,6 +347,15 @@ async fn flooding_is_rate_limited_then_closed_with_1008() {
     }
     let e = c.recv_type("error").await;
     assert_eq!(e["code"], "rate_limited");
+    assert!(e["message"].as_str().unwrap().contains("per second"), "{e}");
+    // A refused send names its client_msg_id, so the client can retry it.
+    c.send(json!({"type": "send", "room": "x", "client_msg_id": "refused-1", "text": "hi"}))
+        .await;
+    let e = c.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["client_msg_id"].as_str()),
+        (Some("rate_limited"), Some("refused-1"))
+    );
     for _ in 0..100 {
         if c.ws
             .send(Message::text(r#"{"type":"ping"}"#))
