@@ -330,18 +330,21 @@ fn backoff() -> ExponentialBuilder {
 }
 
 /// Brings the subscriber connection's subscriptions to the desired set (one channel per
-/// command, pipelined, so each command stays within one cluster slot).
+/// command, pipelined, so each command stays within one cluster slot). True when it
+/// subscribed to a room it was not subscribed to.
 async fn apply_subscriptions(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
     applied: &mut HashSet<String>,
-) -> RedisResult<()> {
+) -> RedisResult<bool> {
     let desired = shared.desired.lock().clone();
     let mut pipe = ::redis::pipe();
     let mut n = 0;
+    let mut added = false;
     for room in desired.difference(applied) {
         pipe.cmd("SSUBSCRIBE").arg(channel(room)).ignore();
         n += 1;
+        added = true;
     }
     for room in applied.difference(&desired) {
         pipe.cmd("SUNSUBSCRIBE").arg(channel(room)).ignore();
@@ -351,7 +354,7 @@ async fn apply_subscriptions(
         pipe.exec_async(conn).await?;
     }
     *applied = desired;
-    Ok(())
+    Ok(added)
 }
 
 /// A subscriber connection with every desired room subscribed, and its push receiver.
@@ -429,9 +432,19 @@ async fn run_link(shared: Arc<Shared>, client: Client) {
                     }
                 }
                 () = shared.changed.notified() => {
-                    if let Err(e) = apply_subscriptions(&shared, &mut conn, &mut applied).await {
-                        tracing::warn!(error = %e, "Redis subscribe failed");
-                        break;
+                    match apply_subscriptions(&shared, &mut conn, &mut applied).await {
+                        // A message published between the hub's join (which read the store)
+                        // and this subscription would be missed: catch up once more.
+                        Ok(true) => {
+                            if let Some(sink) = shared.sink.upgrade() {
+                                sink.resync();
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Redis subscribe failed");
+                            break;
+                        }
                     }
                 }
                 _ = ping.tick() => {
