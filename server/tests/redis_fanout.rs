@@ -53,11 +53,11 @@ struct Task {
     sink: Arc<Recorder>,
 }
 
-fn task(url: &str) -> Task {
+fn task(redis: &RedisServer) -> Task {
     let sink = Arc::new(Recorder::default());
     let dyn_sink: Arc<dyn FanoutSink> = sink.clone();
     let weak: SinkRef = Arc::downgrade(&dyn_sink);
-    let fanout = RedisFanout::new(url, TTL, weak).expect("fanout builds");
+    let fanout = RedisFanout::with_client(redis.fanout_client(), TTL, weak).expect("fanout builds");
     Task { fanout, sink }
 }
 
@@ -103,8 +103,8 @@ async fn ids(f: &RedisFanout, room: &str) -> BTreeSet<u64> {
 #[tokio::test]
 async fn events_reach_other_tasks_once_in_order_with_the_same_bytes_but_not_their_origin() {
     let redis = RedisServer::start().await;
-    let a = task(&redis.url());
-    let b = task(&redis.url());
+    let a = task(&redis);
+    let b = task(&redis);
     ready(&a).await;
     ready(&b).await;
     a.fanout.subscribe("lobby");
@@ -158,8 +158,8 @@ async fn events_reach_other_tasks_once_in_order_with_the_same_bytes_but_not_thei
 #[tokio::test]
 async fn presence_counts_each_user_once_across_tasks_and_a_silent_task_expires() {
     let redis = RedisServer::start().await;
-    let a = task(&redis.url());
-    let b = task(&redis.url());
+    let a = task(&redis);
+    let b = task(&redis);
     ready(&a).await;
     ready(&b).await;
     a.fanout.presence_add("lobby", &user(1)).await.expect("add");
@@ -182,7 +182,7 @@ async fn presence_counts_each_user_once_across_tasks_and_a_silent_task_expires()
     assert_eq!(ids(&a.fanout, "lobby").await, BTreeSet::from([2]));
 
     // A task that stops beating without a word (dropped, no shutdown) expires.
-    let c = task(&redis.url());
+    let c = task(&redis);
     ready(&c).await;
     c.fanout.presence_add("lobby", &user(3)).await.expect("add");
     assert_eq!(ids(&a.fanout, "lobby").await, BTreeSet::from([2, 3]));
@@ -208,7 +208,7 @@ async fn presence_counts_each_user_once_across_tasks_and_a_silent_task_expires()
 #[tokio::test]
 async fn a_task_started_while_redis_is_down_serves_locally_and_registers_when_it_arrives() {
     let mut redis = RedisServer::on_port(support::free_port());
-    let a = task(&redis.url());
+    let a = task(&redis);
     assert!(!a.fanout.is_ready());
     a.fanout.subscribe("lobby");
     a.fanout
@@ -229,7 +229,7 @@ async fn a_task_started_while_redis_is_down_serves_locally_and_registers_when_it
         subscribers(&redis, "lobby").await == 1 && a.sink.resyncs.load(Ordering::SeqCst) >= 1
     })
     .await;
-    let b = task(&redis.url());
+    let b = task(&redis);
     ready(&b).await;
     assert_eq!(
         ids(&b.fanout, "lobby").await,
@@ -241,8 +241,8 @@ async fn a_task_started_while_redis_is_down_serves_locally_and_registers_when_it
 #[tokio::test]
 async fn a_broken_link_reconnects_resubscribes_and_asks_for_a_resync() {
     let mut redis = RedisServer::start().await;
-    let a = task(&redis.url());
-    let b = task(&redis.url());
+    let a = task(&redis);
+    let b = task(&redis);
     ready(&a).await;
     ready(&b).await;
     b.fanout.subscribe("lobby");
@@ -283,4 +283,37 @@ async fn a_broken_link_reconnects_resubscribes_and_asks_for_a_resync() {
         b.sink.seqs("lobby").contains(&2)
     })
     .await;
+}
+
+#[tokio::test]
+async fn rediss_carries_events_and_presence_over_tls() {
+    let redis = RedisServer::start_tls().await;
+    assert!(redis.url().starts_with("rediss://"));
+    let a = task(&redis);
+    let b = task(&redis);
+    ready(&a).await;
+    ready(&b).await;
+    b.fanout.subscribe("lobby");
+    eventually("b subscribed over TLS", || async {
+        subscribers(&redis, "lobby").await == 1
+    })
+    .await;
+    a.fanout.presence_add("lobby", &user(1)).await.expect("add");
+    a.fanout
+        .publish("lobby", &message(1))
+        .await
+        .expect("publish");
+    eventually("b got the message", || async {
+        b.sink.seqs("lobby") == [1]
+    })
+    .await;
+    assert_eq!(ids(&b.fanout, "lobby").await, BTreeSet::from([1]));
+}
+
+#[test]
+fn a_url_that_is_not_redis_is_refused_naming_the_variable() {
+    let err = RedisFanout::connection_info("http://127.0.0.1:6379")
+        .map(|_| ())
+        .expect_err("not a redis URL");
+    assert!(err.to_string().contains("CHAT_REDIS_URL"), "{err}");
 }

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use ::redis::{
-    AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-    RedisResult, Value,
+    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, PushInfo,
+    PushKind, RedisResult, Value,
 };
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
@@ -116,20 +116,35 @@ impl RedisFanout {
     /// which may be down (the task becomes ready when it arrives). Fails only on a URL that
     /// cannot be used. Must be called inside a Tokio runtime.
     pub fn new(url: &str, presence_ttl: Duration, sink: SinkRef) -> anyhow::Result<Self> {
-        // rediss:// needs a process-wide rustls provider; keep one another part installed.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        let client = Client::open(Self::connection_info(url)?)
+            .map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
+        Self::with_client(client, presence_ttl, sink)
+    }
+
+    /// The connection settings of `url`, in the RESP3 protocol this fanout needs (sharded
+    /// messages arrive as pushes on a connection that also answers commands).
+    pub fn connection_info(url: &str) -> anyhow::Result<ConnectionInfo> {
         let info = url
             .into_connection_info()
             .map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
-        // RESP3: pushes (sharded messages) and commands share one subscriber connection.
         let settings = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(settings))
-            .map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
+        Ok(info.set_redis_settings(settings))
+    }
+
+    /// As [`RedisFanout::new`], with a client built by the caller (e.g. trusting a private
+    /// CA for `rediss://`); it must use [`RedisFanout::connection_info`].
+    pub fn with_client(
+        client: Client,
+        presence_ttl: Duration,
+        sink: SinkRef,
+    ) -> anyhow::Result<Self> {
+        // rediss:// needs a process-wide rustls provider; keep one another part installed.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let commands = ConnectionManager::new_lazy_with_config(
             client.clone(),
             ConnectionManagerConfig::new()
