@@ -271,7 +271,7 @@ impl Shared {
         result
     }
 
-    /// Publishes what could not be published while the link was down.
+    /// Publishes what could not be published before (kept for the next try on failure).
     async fn republish_backlog(&self) {
         let backlog: Vec<(String, Vec<u8>)> = self.backlog.lock().drain(..).collect();
         if backlog.is_empty() {
@@ -292,7 +292,16 @@ impl Shared {
             .await
         {
             Ok(()) => tracing::info!(messages = backlog.len(), "Republished the Redis backlog"),
-            Err(e) => tracing::warn!(error = %e, "Could not republish the Redis backlog"),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not republish the Redis backlog; will retry");
+                let mut kept = self.backlog.lock();
+                for entry in backlog.into_iter().rev() {
+                    if kept.len() == BACKLOG {
+                        break;
+                    }
+                    kept.push_front(entry);
+                }
+            }
         }
     }
 
@@ -480,7 +489,8 @@ async fn run_link(shared: Arc<Shared>, client: Client) {
     }
 }
 
-/// Refreshes this task's presence every third of the TTL, so it outlives a missed beat.
+/// Refreshes this task's presence every third of the TTL, so it outlives a missed beat, and
+/// retries publishing what failed while the link looked up.
 async fn run_heartbeat(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.ttl / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -493,6 +503,7 @@ async fn run_heartbeat(shared: Arc<Shared>) {
             if let Err(e) = shared.refresh_presence().await {
                 tracing::debug!(error = %e, "Presence heartbeat failed");
             }
+            shared.republish_backlog().await;
         }
     }
 }
