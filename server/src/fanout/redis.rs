@@ -141,7 +141,7 @@ impl RedisFanout {
         presence_ttl: Duration,
         sink: SinkRef,
     ) -> anyhow::Result<Self> {
-        // rediss:// needs a process-wide rustls provider; keep one another part installed.
+        // rediss:// needs a process-wide rustls provider; keep one that another part installed.
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
@@ -189,8 +189,7 @@ impl Shared {
     }
 
     /// Runs one command (or pipeline) on the command connection, failing fast while the link
-    /// is down and after [`COMMAND_TIMEOUT`].
-    /// `call` is lazy: nothing is sent when the link is down.
+    /// is down (`call` is lazy: nothing is sent) and after [`COMMAND_TIMEOUT`].
     async fn run<T>(
         &self,
         what: &str,
@@ -492,7 +491,7 @@ async fn run_link(shared: Arc<Shared>, client: Client) {
 /// Refreshes this task's presence every third of the TTL, so it outlives a missed beat, and
 /// retries publishing what failed while the link looked up.
 async fn run_heartbeat(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(shared.ttl / 3);
+    let mut tick = tokio::time::interval((shared.ttl / 3).max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
