@@ -64,7 +64,7 @@ async fn readyz_fails_with_redis(url: &str) -> bool {
 }
 
 #[tokio::test]
-async fn a_message_sent_on_one_task_reaches_a_client_on_the_other_once_and_in_order() {
+async fn messages_presence_and_typing_cross_tasks_each_message_once_and_in_order() {
     let redis = RedisServer::start().await;
     let p = pair(&redis).await;
     let mut alice = Client::connect(&p.a.url(""), &p.a.ws_url(), "alice").await;
@@ -75,6 +75,9 @@ async fn a_message_sent_on_one_task_reaches_a_client_on_the_other_once_and_in_or
         joined["online"], 2,
         "bob sees alice on the other task: {joined}"
     );
+    let presence = alice.recv_type("presence").await;
+    assert_eq!(presence["joined"]["id"], bob.id(), "{presence}");
+    assert_eq!(presence["online"], 2);
 
     for i in 1..=20u64 {
         let seq = alice
@@ -91,6 +94,11 @@ async fn a_message_sent_on_one_task_reaches_a_client_on_the_other_once_and_in_or
     // Nothing repeated: the next message bob gets is the next one sent.
     alice.say("lobby", "marker", "marker").await;
     assert_eq!(next_message(&mut bob).await["seq"], 21);
+
+    // Typing crosses tasks too (never stored).
+    bob.send(json!({"type": "typing", "room": "lobby"})).await;
+    let typing = alice.recv_type("typing").await;
+    assert_eq!(typing["user"]["id"], bob.id(), "{typing}");
 
     // Both tasks answer presence for the whole chat.
     for s in [&p.a, &p.b] {
