@@ -20,6 +20,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::protocol::ServerInfo;
 use crate::store::Store;
+use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::ws::Limits;
 
@@ -51,8 +52,9 @@ impl Running {
 
 /// The store the config asks for.
 pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    if config.dynamodb_table_prefix.is_some() {
-        anyhow::bail!("DynamoDB not configured in this build (CHAT_DYNAMODB_TABLE_PREFIX)");
+    if let Some(prefix) = &config.dynamodb_table_prefix {
+        let client = dynamodb::client_from_env(config.dynamodb_timeout()).await;
+        return Ok(Arc::new(DynamoStore::new(client, prefix)));
     }
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))

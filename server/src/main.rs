@@ -33,12 +33,13 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            if prefix.is_none() {
-                eprintln!("chat-server: DynamoDB not configured: set CHAT_DYNAMODB_TABLE_PREFIX");
+            let Some(prefix) = prefix else {
+                eprintln!(
+                    "chat-server: config error: CHAT_DYNAMODB_TABLE_PREFIX: required by create-tables"
+                );
                 return ExitCode::from(2);
-            }
-            eprintln!("chat-server: create-tables is not available in this build");
-            ExitCode::FAILURE
+            };
+            create_tables(&prefix, cli.config.dynamodb_timeout())
         }
         Some(Command::Serve) | None => {
             if let Err(e) = cli.config.validate() {
@@ -61,6 +62,34 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `chat-server create-tables`: the DynamoDB tables of the schema, at the endpoint the AWS
+/// environment names (`AWS_ENDPOINT_URL` for a local one).
+fn create_tables(prefix: &str, timeout: Duration) -> ExitCode {
+    use chat_server::store::dynamodb;
+    let done = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = dynamodb::client_from_env(timeout).await;
+                dynamodb::create_tables(&client, prefix).await
+            })
+        });
+    match done {
+        Ok(()) => {
+            let names: Vec<String> = chat_server::store::schema::tables(prefix)
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            println!("tables ready: {}", names.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: create-tables: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
