@@ -84,24 +84,6 @@ pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    start_inner(config, None, shutdown).await
-}
-
-/// As [`start`], on a store that is already open: lets tests run several tasks in one
-/// process on one store (the embedded store admits one opener).
-pub async fn start_with_store(
-    config: Config,
-    store: Arc<dyn Store>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Running> {
-    start_inner(config, Some(store), shutdown).await
-}
-
-async fn start_inner(
-    config: Config,
-    store: Option<Arc<dyn Store>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding CHAT_LISTEN {}", config.listen))?;
@@ -111,10 +93,7 @@ async fn start_inner(
     let addr = listener.local_addr()?;
     let admin_addr = admin.local_addr()?;
 
-    let store = match store {
-        Some(store) => store,
-        None => build_store(&config).await?,
-    };
+    let store = build_store(&config).await?;
     let tokens = Tokens::load(config.token_secret.as_deref(), &config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
     let info = ServerInfo {

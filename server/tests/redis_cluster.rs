@@ -1,53 +1,65 @@
-//! Several chat-server tasks sharing a real `redis-server` act as one chat.
+//! Several chat-server processes sharing a real `redis-server` act as one chat.
 //!
-//! Message tests run two tasks (full HTTP/WebSocket servers, each with its own Redis fanout)
-//! in this process on ONE embedded store, since the embedded store admits one process.
-//! Presence, SIGKILL and start-up tests run the binary as separate processes: presence lives
-//! in Redis only, so they need no shared store.
+//! Message tests run two processes on one DynamoDB (a real moto server) and one Redis.
+//! Presence, SIGKILL and start-up tests need no shared store (presence lives in Redis
+//! only), so their processes keep the embedded store and start faster.
 
+mod moto;
 mod support;
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use chat_server::store::embedded::EmbeddedStore;
+use moto::Moto;
 use serde_json::{Value, json};
-use support::{
-    Client, RedisServer, SECRET, ServerProcess, TestServer, eventually, get_json, session,
-};
+use support::{Client, RedisServer, SECRET, ServerProcess, eventually, get_json, session};
 
-/// Two in-process tasks on one store and one Redis.
+const PREFIX: &str = "redis-";
+
+/// Two chat-server processes on one DynamoDB (moto) and one Redis.
 struct Pair {
-    a: TestServer,
-    b: TestServer,
-    _dir: tempfile::TempDir,
+    a: ServerProcess,
+    b: ServerProcess,
+    _moto: Moto,
 }
 
 async fn pair(redis: &RedisServer) -> Pair {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn chat_server::store::Store> =
-        Arc::new(EmbeddedStore::open(dir.path()).expect("embedded store opens"));
-    let url = redis.url();
-    let a = TestServer::start_sharing(
-        Arc::clone(&store),
-        dir.path(),
-        &["--redis-url", &url, "--task-id", "task-a"],
-    )
-    .await;
-    let b = TestServer::start_sharing(
-        store,
-        dir.path(),
-        &["--redis-url", &url, "--task-id", "task-b"],
-    )
-    .await;
-    for s in [&a, &b] {
-        let url = s.url("/readyz");
+    let moto = Moto::start().await;
+    let out = std::process::Command::new(support::bin())
+        .arg("create-tables")
+        .env("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX)
+        .envs(moto.env())
+        .output()
+        .expect("running create-tables");
+    assert!(
+        out.status.success(),
+        "create-tables failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = |task: &'static str| {
+        let mut env: Vec<(&str, String)> = moto.env();
+        env.extend([
+            ("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX.to_string()),
+            ("CHAT_TOKEN_SECRET", SECRET.to_string()),
+            ("CHAT_REDIS_URL", redis.url()),
+            ("CHAT_TASK_ID", task.to_string()),
+            // moto on a busy 2-core machine is far slower than DynamoDB.
+            ("CHAT_DYNAMODB_TIMEOUT_MS", "30000".to_string()),
+        ]);
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            ServerProcess::start(&env).await
+        }
+    };
+    let a = start("task-a").await;
+    let b = start("task-b").await;
+    for p in [&a, &b] {
+        let url = p.url("/readyz");
         eventually("the task is ready", || async {
             get_json(&url).await.0 == 200
         })
         .await;
     }
-    Pair { a, b, _dir: dir }
+    Pair { a, b, _moto: moto }
 }
 
 /// The next `message` frame, failing on a close or error.

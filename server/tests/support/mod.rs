@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_server::app::Running;
@@ -42,23 +41,6 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: &Path, extra: &[&str]) -> Self {
-        Self::start_with(dir, None, extra).await
-    }
-
-    /// Another task on an already open `store` (several tasks in one process share it).
-    pub async fn start_sharing(
-        store: Arc<dyn chat_server::store::Store>,
-        dir: &Path,
-        extra: &[&str],
-    ) -> Self {
-        Self::start_with(dir, Some(store), extra).await
-    }
-
-    async fn start_with(
-        dir: &Path,
-        store: Option<Arc<dyn chat_server::store::Store>>,
-        extra: &[&str],
-    ) -> Self {
         let data = dir.to_str().expect("utf-8 path").to_string();
         let mut args = vec![
             "chat-server",
@@ -72,23 +54,19 @@ impl TestServer {
             SECRET,
             "--color",
             "blue",
+            "--task-id",
+            "test-task",
             "--drain-secs",
             "1",
         ];
-        if !extra.contains(&"--task-id") {
-            args.extend_from_slice(&["--task-id", "test-task"]);
-        }
         args.extend_from_slice(extra);
         let cli = Cli::try_parse_from(args).expect("valid test flags");
         cli.config.validate().expect("valid test config");
         let (stop, stopped) = oneshot::channel();
-        let stopped = async {
+        let running = chat_server::app::start(cli.config, async {
             let _ = stopped.await;
-        };
-        let running = match store {
-            Some(store) => chat_server::app::start_with_store(cli.config, store, stopped).await,
-            None => chat_server::app::start(cli.config, stopped).await,
-        }
+        })
+        .await
         .expect("server starts");
         Self {
             addr: running.addr,
