@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::fanout::local::LocalFanout;
+use crate::fanout::redis::RedisFanout;
 use crate::fanout::{Fanout, SinkRef};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -69,9 +70,11 @@ pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The fanout the config asks for, given the hub's sink.
-pub fn build_fanout(config: &Config, _sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
-    if config.redis_url.is_some() {
-        anyhow::bail!("Redis fanout not available in this build (CHAT_REDIS_URL)");
+/// Never waits for Redis: a task started while it is down serves and becomes ready later.
+pub fn build_fanout(config: &Config, sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
+    if let Some(url) = &config.redis_url {
+        let ttl = Duration::from_secs(config.presence_ttl_secs);
+        return Ok(Box::new(RedisFanout::new(url, ttl, sink)?));
     }
     Ok(Box::new(LocalFanout::new()))
 }

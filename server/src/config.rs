@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Seconds a task's Redis presence outlives its last heartbeat (beats every third of it):
+    /// a task that dies without a word drops out of every room within this time.
+    #[arg(long, env = "CHAT_PRESENCE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=60))]
+    pub presence_ttl_secs: u64,
+
     /// Deployment colour shown to clients and operators.
     #[arg(long, env = "CHAT_COLOR", default_value = "local")]
     pub color: String,
