@@ -1,10 +1,13 @@
 //! Test support for opsctl: a real moto server per test (killed on drop), the AWS resources
-//! laid out as the Terraform lays them out (VPC, subnets, ALB, two ip target groups tagged
-//! `Color`, a weighted listener, an ECS cluster with two tagged services, a CloudWatch alarm,
-//! the connections table), read-back helpers, and a runner for the opsctl binary.
+//! laid out as the Terraform lays them out (VPC, subnets and security group through `ec2`,
+//! ALB, two ip target groups tagged `Color`, a weighted listener, an ECS cluster with two
+//! tagged services, a CloudWatch alarm, the connections table), read-back helpers, and a
+//! runner for the opsctl binary.
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
+
+mod ec2;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -26,6 +29,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, Tag, TargetDescription,
     TargetGroupTuple, TargetTypeEnum,
 };
+use ec2::Ec2;
 
 pub const ALB: &str = "chat-alb";
 pub const CLUSTER: &str = "chat";
@@ -262,50 +266,23 @@ pub struct Stack {
 impl Stack {
     pub async fn create(moto: &Moto, opts: Options) -> Stack {
         let config = moto.config().await;
-        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let ec2 = Ec2::new(&moto.endpoint);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
         let ecs = aws_sdk_ecs::Client::new(&config);
         let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
 
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.20.0.0/16")
-            .send()
-            .await
-            .expect("create vpc")
-            .vpc
-            .and_then(|v| v.vpc_id)
-            .expect("vpc id");
+        let vpc = ec2.create_vpc("10.20.0.0/16").await;
         let mut subnets = Vec::new();
         for (cidr, az) in [
             ("10.20.1.0/24", "us-east-1a"),
             ("10.20.2.0/24", "us-east-1b"),
         ] {
-            let subnet = ec2
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block(cidr)
-                .availability_zone(az)
-                .send()
-                .await
-                .expect("create subnet")
-                .subnet
-                .and_then(|s| s.subnet_id)
-                .expect("subnet id");
-            subnets.push(subnet);
+            subnets.push(ec2.create_subnet(&vpc, cidr, az).await);
         }
-
         let security_group = ec2
-            .create_security_group()
-            .group_name("chat-tasks")
-            .description("chat-server tasks")
-            .vpc_id(&vpc)
-            .send()
-            .await
-            .expect("create security group")
-            .group_id
-            .expect("security group id");
+            .create_security_group(&vpc, "chat-tasks", "chat-server tasks")
+            .await;
 
         let lb_arn = elb
             .create_load_balancer()
