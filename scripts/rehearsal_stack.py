@@ -19,10 +19,11 @@ def main() -> None:
     host = urlparse(endpoint).hostname or ""
     if not (host == "localhost" or host.startswith("127.")):
         sys.exit(f"rehearsal_stack: AWS_ENDPOINT_URL must be a loopback moto server, got {endpoint!r}")
-    ec2 = boto3.client("ec2")
-    elb = boto3.client("elbv2")
-    ecs = boto3.client("ecs")
-    cloudwatch = boto3.client("cloudwatch")
+    aws = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    ec2 = aws.client("ec2")
+    elb = aws.client("elbv2")
+    ecs = aws.client("ecs")
+    cloudwatch = aws.client("cloudwatch")
 
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [

@@ -49,12 +49,16 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// One X-Ray span per request, continuing the ALB's `X-Amzn-Trace-Id`. Named by the route
-/// template, never the path, so room ids stay out of span names.
+/// template, never the path, so room ids stay out of span names. Health checks (the ALB's,
+/// every few seconds per target) are not traced: they would be most of the traces and cost.
 async fn trace_request(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str());
+    if matches!(route, "/healthz" | "/readyz") {
+        return next.run(req).await;
+    }
     // Fields are evaluated only when the span is enabled (traces exported).
     let span = tracing::info_span!(
         target: crate::telemetry::TARGET,

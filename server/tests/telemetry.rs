@@ -202,9 +202,11 @@ async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
     assert_eq!(hex(&request.parent_span_id), PARENT_ID);
     // X-Ray ids: the first 4 bytes of a trace id are its start time; ours came from the ALB.
     // A request without the header starts a new X-Ray trace (epoch seconds in front).
-    reqwest::get(p.url("/healthz")).await.unwrap();
+    reqwest::get(p.url("/api/rooms/fresh")).await.unwrap();
     let fresh = receiver
-        .wait_for("GET /healthz", |s| s.name == "GET /healthz")
+        .wait_for("GET /api/rooms/{room}", |s| {
+            s.name == "GET /api/rooms/{room}"
+        })
         .await;
     let epoch = u32::from_str_radix(&hex(&fresh.trace_id[..4]), 16).unwrap();
     let now = u32::try_from(chat_server::now_ms() / 1000).unwrap();
@@ -247,6 +249,16 @@ async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
         .wait_for("fanout.publish", |s| s.name == "fanout.publish")
         .await;
     assert_eq!(publish.parent_span_id, send.span_id);
+    // Health checks are not traced (the ALB's would be most of the traces).
+    assert!(
+        !receiver
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.name.contains("healthz")),
+        "health checks make no spans"
+    );
 }
 
 #[tokio::test]
