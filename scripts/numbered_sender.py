@@ -59,7 +59,12 @@ def main() -> int:
             continue
         try:
             ws.send(json.dumps({"type": "hello", "token": token}))
-            server = json.loads(ws.recv())["server"]
+            welcome = json.loads(ws.recv())
+            if welcome.get("type") != "welcome":
+                # A refused token will not be accepted on retry (tasks must share CHAT_TOKEN_SECRET).
+                print(f"numbered_sender: {base} refused hello: {welcome.get('message', welcome)}", file=sys.stderr)
+                return 1
+            server = welcome["server"]
             ws.send(json.dumps({"type": "join", "room": a.room, "after": last_seq}))
             print(f"connected to {server['color']} ({server['task']}) at {a.prefix}{next_i + 1}")
             while next_i < a.count:
@@ -80,6 +85,7 @@ def main() -> int:
                 time.sleep(a.interval)
         except (OSError, ValueError, KeyError, websocket.WebSocketException) as e:
             print(f"numbered_sender: {base}: {type(e).__name__}; reconnecting", file=sys.stderr)
+            time.sleep(0.2)
         finally:
             ws.close()
     print(f"sent {a.count} messages, each acked")
