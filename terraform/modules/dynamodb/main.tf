@@ -100,7 +100,6 @@ resource "aws_dynamodb_table" "connections" {
 }
 
 resource "aws_dynamodb_table" "user_counter" {
-  #checkov:skip=CKV_AWS_28:schema.rs declares no point-in-time recovery for the counters table and Terraform must equal what create-tables creates.
   name         = "${var.table_prefix}user-counter"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "name"
@@ -111,7 +110,7 @@ resource "aws_dynamodb_table" "user_counter" {
   }
 
   point_in_time_recovery {
-    enabled = false
+    enabled = true
   }
 
   server_side_encryption {
