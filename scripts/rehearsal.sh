@@ -5,6 +5,8 @@
 # 127.0.0.1 only.
 #
 #   scripts/rehearsal.sh up      start it all; writes $REHEARSAL_DIR/env to source
+#   scripts/rehearsal.sh up-aws  only the AWS side (moto with the ALB, services, alarm): to
+#                                practise the opsctl commands without chat tasks
 #   scripts/rehearsal.sh down    stop everything `up` started
 #   scripts/rehearsal.sh drain COLOR   SIGTERM one task (its clients reconnect to the other)
 #
@@ -38,37 +40,44 @@ start() { # name, command...
   echo "$! $name" >>"$dir/pids"
 }
 
-up() {
+# Starts moto and creates the stack opsctl drives; writes the env file.
+up_aws() {
   : "${MOTO_SERVER:?run 'source scripts/test-env.sh' first (sets MOTO_SERVER)}"
-  : "${REDIS_SERVER:?run 'source scripts/test-env.sh' first (sets REDIS_SERVER)}"
   : "${TEST_VENV:?run 'source scripts/test-env.sh' first (sets TEST_VENV)}"
-  [ -x "$bin/chat-server" ] && [ -x "$bin/opsctl" ] ||
-    die "build first: cargo build -p chat-server -p opsctl (looked in $bin)"
+  [ -x "$bin/opsctl" ] || die "build first: cargo build -p chat-server -p opsctl (looked in $bin)"
   [ -e "$dir/pids" ] && die "already up ($dir/pids exists); run '$0 down' first"
   mkdir -p "$dir"
   : >"$dir/pids"
-
   cat >"$dir/env" <<EOF
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=rehearsal AWS_SECRET_ACCESS_KEY=rehearsal
-export OPSCTL_ALB=chat OPSCTL_CLUSTER=chat OPSCTL_TABLE_PREFIX=chat-
+export OPSCTL_ALB=chat OPSCTL_CLUSTER=chat
 export BLUE_URL=http://127.0.0.1:$blue_port GREEN_URL=http://127.0.0.1:$green_port
 export PATH="$bin:\$PATH"
 EOF
   # shellcheck disable=SC1091
   source "$dir/env"
-
   # moto reports this many running tasks per ECS service (desired is 1 per colour).
   start moto env MOTO_ECS_SERVICE_RUNNING=1 "$MOTO_SERVER" -H 127.0.0.1 -p "$moto_port"
-  start redis "$REDIS_SERVER" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no
   wait_http "$AWS_ENDPOINT_URL/moto-api/"
+  "$TEST_VENV/bin/python" scripts/rehearsal_stack.py chat
+}
+
+up() {
+  : "${MOTO_SERVER:?run 'source scripts/test-env.sh' first (sets MOTO_SERVER)}"
+  : "${REDIS_SERVER:?run 'source scripts/test-env.sh' first (sets REDIS_SERVER)}"
+  : "${TEST_VENV:?run 'source scripts/test-env.sh' first (sets TEST_VENV)}"
+  [ -x "$bin/chat-server" ] || die "build first: cargo build -p chat-server -p opsctl (looked in $bin)"
+  up_aws
+  echo "export OPSCTL_TABLE_PREFIX=chat-" >>"$dir/env"
+  export OPSCTL_TABLE_PREFIX=chat-
+  start redis "$REDIS_SERVER" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no
   for ((i = 0; i < 100; i++)); do
     (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
     sleep 0.1
   done
 
   CHAT_DYNAMODB_TABLE_PREFIX=chat- "$bin/chat-server" create-tables
-  "$TEST_VENV/bin/python" scripts/rehearsal_stack.py chat
 
   local secret
   secret="rehearsal-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -120,7 +129,8 @@ drain() {
 
 case "${1:-}" in
   up) up ;;
+  up-aws) up_aws && echo "rehearsal: AWS side up. source $dir/env" ;;
   down) down ;;
   drain) drain "${2:-}" ;;
-  *) die "usage: $0 up|down|drain COLOR" ;;
+  *) die "usage: $0 up|up-aws|down|drain COLOR" ;;
 esac
