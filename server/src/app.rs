@@ -131,7 +131,7 @@ pub async fn start(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let public = axum::serve(listener, crate::http::router(Arc::clone(&state)))
         .with_graceful_shutdown(wait_true(stop_rx.clone()));
-    let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&metrics)))
+    let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
     let drain = Duration::from_secs(config.drain_secs);
     tracing::info!(%addr, %admin_addr, store = hub.store().name(), fanout = hub.fanout().name(), color = %config.color, "Serving");

@@ -46,7 +46,13 @@ fn main() -> ExitCode {
                 eprintln!("chat-server: config error: {e}");
                 return ExitCode::from(2);
             }
-            init_logging();
+            let telemetry = match chat_server::telemetry::init("chat-server", &cli.config.color) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    eprintln!("chat-server: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -54,7 +60,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(cli.config)) {
+            let result = runtime.block_on(serve(cli.config));
+            // Flush buffered spans only after every task has stopped.
+            drop(runtime);
+            drop(telemetry);
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "Server failed");
@@ -160,20 +170,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// JSON lines when stdout is not a terminal (CloudWatch), readable text otherwise; level
-/// from `RUST_LOG` (default info).
-fn init_logging() {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::io::stdout().is_terminal() {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
     }
 }
 

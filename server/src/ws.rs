@@ -78,6 +78,7 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
         _ => None,
     };
     let Some(user) = user else {
+        tracing::debug!("WebSocket refused: no valid hello");
         let json = error_json(
             &Invalid::new(
                 ErrorCode::Unauthorized,
@@ -104,6 +105,7 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
         .to_json(),
     ));
     let code = read_loop(hub, &conn, limits, &mut reader).await;
+    tracing::debug!(user_id = conn.user.id, close_code = ?code, "WebSocket closed");
     if let Some(code) = code {
         conn.kill(code);
     }

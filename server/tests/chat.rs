@@ -618,6 +618,16 @@ async fn health_version_static_and_metrics_routes() {
     assert!(text.contains("chat_messages_in_total 1"), "{text}");
     assert!(text.contains("chat_joins_total 1"), "{text}");
     assert!(text.contains("chat_connections_open 1"), "{text}");
+    assert!(text.contains("chat_connections_opened_total 1"), "{text}");
+    // The sender's own copy of the message.
+    assert!(text.contains("chat_frames_delivered_total 1"), "{text}");
+    assert!(text.contains("chat_store_append_seconds_count 1"), "{text}");
+    assert!(
+        text.contains("chat_fanout_publish_seconds_count 1"),
+        "{text}"
+    );
+    assert!(text.contains("chat_fanout_link_up 1"), "{text}");
+    assert!(text.contains("chat_draining 0"), "{text}");
     let (st, _) = get_json(&s.url("/ws")).await;
     assert_eq!(st, 400);
     s.stop().await;
