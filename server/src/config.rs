@@ -144,25 +144,24 @@ impl Config {
                 ));
             }
         }
-        if let Some(secret) = &self.token_secret {
-            if secret.len() < 16 {
-                return Err(ConfigError::new(
-                    "CHAT_TOKEN_SECRET",
-                    "must be at least 16 characters",
-                ));
-            }
+        if let Some(secret) = &self.token_secret
+            && secret.len() < 16
+        {
+            return Err(ConfigError::new(
+                "CHAT_TOKEN_SECRET",
+                "must be at least 16 characters",
+            ));
         }
-        if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://")
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
                 || url.starts_with("unix://"))
-            {
-                return Err(ConfigError::new(
-                    "CHAT_REDIS_URL",
-                    format!("{url:?} is not a redis:// or rediss:// URL"),
-                ));
-            }
+        {
+            return Err(ConfigError::new(
+                "CHAT_REDIS_URL",
+                format!("{url:?} is not a redis:// or rediss:// URL"),
+            ));
         }
         for origin in &self.allowed_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {

@@ -640,10 +640,10 @@ impl Hub {
                     c.push(ping.clone());
                 }
                 let keys: Vec<String> = conns.iter().map(|c| c.key.clone()).collect();
-                if !keys.is_empty() {
-                    if let Err(e) = hub.store.touch_connections(&keys).await {
-                        tracing::debug!(error = %e, "Connection heartbeat failed");
-                    }
+                if !keys.is_empty()
+                    && let Err(e) = hub.store.touch_connections(&keys).await
+                {
+                    tracing::debug!(error = %e, "Connection heartbeat failed");
                 }
                 hub.metrics
                     .fanout_link_up

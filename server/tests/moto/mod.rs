@@ -136,11 +136,11 @@ impl Moto {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if child.try_wait().expect("polling moto_server").is_some() {
-                    self.child = None;
-                    return false;
-                }
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().expect("polling moto_server").is_some()
+            {
+                self.child = None;
+                return false;
             }
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await

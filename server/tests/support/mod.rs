@@ -137,10 +137,10 @@ impl ServerProcess {
         let url = format!("http://{}/healthz", self.addr);
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Ok(r) = reqwest::get(&url).await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == 200
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
