@@ -19,7 +19,8 @@ RESULTS="$OUT/results.jsonl"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FDS="$(ulimit -n)"
 
-cargo build --release --locked -p chat-server -p chat-load >&2
+# BENCH_SKIP_BUILD=1 uses the release binaries already in $TARGET (e.g. while the build lock is busy).
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p chat-server -p chat-load >&2
 SERVER="$TARGET/release/chat-server"
 LOAD="$TARGET/release/chat-load"
 
@@ -70,8 +71,8 @@ start_server one
 ONE="$URL"; ONE_PID="$PID"
 run fanout --url "$ONE" --setup "1 task, embedded" --members 1000 --senders 10 --rate 500 --duration "$D"
 run max --url "$ONE" --setup "1 task, embedded" --members 1000 --senders 10 \
-  --start-rate 100 --factor 1.5 --step-secs "$STEP" --max-steps "$STEPS" --p99-ms 5
-run rooms --url "$ONE" --setup "1 task, embedded" --rooms 200 --room-size 5 --rate 20000 --duration "$D"
+  --start-rate 100 --factor 1.5 --step-secs "$STEP" --max-steps "$STEPS" --p99-ms "${BENCH_MAX_P99_MS:-50}"
+run rooms --url "$ONE" --setup "1 task, embedded" --rooms 200 --room-size 5 --rate 30000 --inflight 8 --duration "$D"
 run churn --url "$ONE" --setup "1 task, embedded" --workers 32 --duration "$D"
 stop_server "$ONE_PID"
 

@@ -57,6 +57,9 @@ struct Common {
     /// Print the summary as one JSON line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Unacked sends each sender allows itself (closed loop when small).
+    #[arg(long, default_value_t = 512)]
+    inflight: u64,
     /// Hard bound on the whole run, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -232,14 +235,16 @@ async fn scenario(command: Command, common: &Common) -> Result<Row> {
                 members,
                 senders,
             }];
-            let traffic = Traffic::start(dialer, tokens, &plan, common.concurrency).await?;
-            let r = traffic
+            let mut traffic =
+                Traffic::start(dialer, tokens, &plan, common.concurrency, common.inflight).await?;
+            let secs = traffic
                 .phase(0, rate, duration, Duration::from_secs(3))
                 .await?;
+            traffic.stop().await;
+            let r = traffic.result(0, rate, secs);
             row.scenario = "fanout".into();
             fill(&mut row, &traffic, &r);
             row.result = format!("{} msg/s to {members} members", r.target_rate);
-            traffic.stop().await;
         }
         Command::Rooms {
             rooms,
@@ -255,14 +260,16 @@ async fn scenario(command: Command, common: &Common) -> Result<Row> {
                     senders: room_size,
                 })
                 .collect();
-            let traffic = Traffic::start(dialer, tokens, &plan, common.concurrency).await?;
-            let r = traffic
+            let mut traffic =
+                Traffic::start(dialer, tokens, &plan, common.concurrency, common.inflight).await?;
+            let secs = traffic
                 .phase(0, rate, duration, Duration::from_secs(3))
                 .await?;
+            traffic.stop().await;
+            let r = traffic.result(0, rate, secs);
             row.scenario = "rooms".into();
             fill(&mut row, &traffic, &r);
             row.result = format!("{:.0} acked sends/s", r.acked_per_s);
-            traffic.stop().await;
         }
         Command::Max {
             members,
@@ -280,14 +287,16 @@ async fn scenario(command: Command, common: &Common) -> Result<Row> {
                 members,
                 senders,
             }];
-            let traffic = Traffic::start(dialer, tokens, &plan, common.concurrency).await?;
+            let mut traffic =
+                Traffic::start(dialer, tokens, &plan, common.concurrency, common.inflight).await?;
             let mut steps: Vec<PhaseResult> = Vec::new();
             let mut best: Option<PhaseResult> = None;
             let mut rate = start_rate;
             for step in 0..max_steps.min(60) {
-                let r = traffic
+                let secs = traffic
                     .phase(step, rate, step_secs, Duration::from_secs(1))
                     .await?;
+                let r = traffic.result(step, rate, secs);
                 let kept_up = r.deliveries as f64 >= 0.95 * r.expected_deliveries as f64
                     && r.acked as f64 >= 0.9 * r.target_rate * r.secs
                     && r.errors == 0;

@@ -13,6 +13,8 @@ use std::sync::Mutex;
 pub const MAX_PHASES: usize = 64;
 /// Samples a connection gathers before merging them.
 const BATCH: usize = 256;
+/// Longest a sample waits in a connection's batch, in µs.
+const BATCH_AGE_US: u64 = 100_000;
 
 /// Counters of one phase.
 #[derive(Default)]
@@ -22,6 +24,8 @@ pub struct PhaseCounters {
     pub errors: AtomicU64,
     /// Sum over acked messages of the members of their room: what should be delivered.
     pub expected: AtomicU64,
+    /// Messages received (exact; the histogram may lag by a connection's unflushed batch).
+    pub delivered: AtomicU64,
 }
 
 /// Everything a run records.
@@ -71,6 +75,8 @@ impl Stats {
 pub struct Samples<'a> {
     stats: &'a Stats,
     buf: Vec<(u8, u64)>,
+    /// When the oldest sample in `buf` was taken (µs since the epoch).
+    oldest_us: u64,
 }
 
 impl<'a> Samples<'a> {
@@ -78,12 +84,17 @@ impl<'a> Samples<'a> {
         Self {
             stats,
             buf: Vec::with_capacity(BATCH),
+            oldest_us: 0,
         }
     }
 
-    pub fn record(&mut self, phase: u8, latency_us: u64) {
+    /// Records one delivery received at `now_us`.
+    pub fn record(&mut self, phase: u8, latency_us: u64, now_us: u64) {
+        if self.buf.is_empty() {
+            self.oldest_us = now_us;
+        }
         self.buf.push((phase, latency_us));
-        if self.buf.len() >= BATCH {
+        if self.buf.len() >= BATCH || now_us.saturating_sub(self.oldest_us) > BATCH_AGE_US {
             self.flush();
         }
     }

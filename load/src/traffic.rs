@@ -18,9 +18,6 @@ use tokio::task::JoinHandle;
 use crate::client::{self, Dialer, Ws};
 use crate::stats::{PhaseCounters, Samples, Stats, percentiles_ms};
 
-/// Unacked sends one sender allows itself; beyond it the sender falls behind its rate.
-const MAX_INFLIGHT: u64 = 512;
-
 /// One room of the plan.
 #[derive(Clone, Debug)]
 pub struct RoomPlan {
@@ -36,6 +33,8 @@ struct Control {
     rate_milli: AtomicU64,
     phase: AtomicU8,
     senders: usize,
+    /// Unacked sends one sender allows itself; beyond it the sender falls behind its rate.
+    inflight: u64,
 }
 
 /// A running set of members.
@@ -73,6 +72,7 @@ impl Traffic {
         tokens: Arc<Vec<String>>,
         rooms: &[RoomPlan],
         concurrency: usize,
+        inflight: u64,
     ) -> Result<Self> {
         let stats = Arc::new(Stats::new()?);
         let senders = rooms.iter().map(|r| r.senders.min(r.members)).sum();
@@ -80,6 +80,7 @@ impl Traffic {
             rate_milli: AtomicU64::new(0),
             phase: AtomicU8::new(0),
             senders,
+            inflight: inflight.max(1),
         });
         let started = Instant::now();
         let gate = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -153,16 +154,10 @@ impl Traffic {
     }
 
     /// Runs phase `phase` at `rate` messages/s for `secs`, then waits up to `grace` for its
-    /// deliveries, and reports it.
-    pub async fn phase(
-        &self,
-        phase: u8,
-        rate: f64,
-        secs: f64,
-        grace: Duration,
-    ) -> Result<PhaseResult> {
-        if usize::from(phase) >= crate::stats::MAX_PHASES {
-            bail!("at most {} phases", crate::stats::MAX_PHASES);
+    /// deliveries; returns how long it sent.
+    pub async fn phase(&self, phase: u8, rate: f64, secs: f64, grace: Duration) -> Result<f64> {
+        if usize::from(phase) >= crate::stats::MAX_PHASES - 1 {
+            bail!("at most {} phases", crate::stats::MAX_PHASES - 1);
         }
         self.control.phase.store(phase, Ordering::Relaxed);
         self.control
@@ -179,16 +174,18 @@ impl Traffic {
         let c = &self.stats.phases[usize::from(phase)];
         loop {
             let expected = c.expected.load(Ordering::Relaxed);
-            let got = self.stats.histogram(usize::from(phase)).len();
-            let acked = c.acked.load(Ordering::Relaxed);
-            let sent = c.sent.load(Ordering::Relaxed);
-            let errors = c.errors.load(Ordering::Relaxed);
-            if (got >= expected && acked + errors >= sent) || Instant::now() >= deadline {
+            let got = c.delivered.load(Ordering::Relaxed);
+            let answered = c.acked.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed);
+            if (got >= expected && answered >= c.sent.load(Ordering::Relaxed))
+                || Instant::now() >= deadline
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(self.result(phase, rate, elapsed))
+        // Samples wait at most ~100 ms in a connection's batch before they are merged.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Ok(elapsed)
     }
 
     /// Stops sending.
@@ -196,13 +193,14 @@ impl Traffic {
         self.control.rate_milli.store(0, Ordering::Relaxed);
     }
 
-    fn result(&self, phase: u8, rate: f64, secs: f64) -> PhaseResult {
+    /// The figures of a finished phase.
+    pub fn result(&self, phase: u8, rate: f64, secs: f64) -> PhaseResult {
         let c: &PhaseCounters = &self.stats.phases[usize::from(phase)];
         let h = self.stats.histogram(usize::from(phase));
         let [p50_ms, p99_ms, p999_ms] = percentiles_ms(&h);
         let sent = c.sent.load(Ordering::Relaxed);
         let acked = c.acked.load(Ordering::Relaxed);
-        let deliveries = h.len();
+        let deliveries = c.delivered.load(Ordering::Relaxed);
         PhaseResult {
             target_rate: rate,
             secs,
@@ -221,12 +219,12 @@ impl Traffic {
     }
 
     /// Ends every connection task (their samples are merged as they drop).
-    pub async fn stop(self) {
+    pub async fn stop(&mut self) {
         self.pause();
         for t in &self.tasks {
             t.abort();
         }
-        for t in self.tasks {
+        for t in self.tasks.drain(..) {
             let _ = t.await;
         }
     }
@@ -242,7 +240,11 @@ fn on_text(
 ) {
     if p.starts_with(br#"{"type":"message""#) {
         if let Some((phase, sent_us)) = stamp(p) {
-            samples.record(phase, stats.now_us().saturating_sub(sent_us));
+            let now = stats.now_us();
+            stats.phases[usize::from(phase) % crate::stats::MAX_PHASES]
+                .delivered
+                .fetch_add(1, Ordering::Relaxed);
+            samples.record(phase, now.saturating_sub(sent_us), now);
         }
     } else if p.starts_with(br#"{"type":"ack""#) {
         let phase = msg_phase(p);
@@ -373,7 +375,7 @@ async fn send_loop(
             credit = 0.0;
         }
         let phase = control.phase.load(Ordering::Relaxed);
-        while credit >= 1.0 && sent - acked.load(Ordering::Relaxed) < MAX_INFLIGHT {
+        while credit >= 1.0 && sent - acked.load(Ordering::Relaxed) < control.inflight {
             credit -= 1.0;
             buf.clear();
             use std::fmt::Write as _;
