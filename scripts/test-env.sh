@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (once) what the tests need and exports where it is. Sourced by scripts/test.sh;
 # source it yourself to run one test layer alone: `source scripts/test-env.sh && cargo test -p chat-server`.
-#   - redis-server and chromium from Debian (apt-get), when missing;
+#   - redis-server, openssl (test TLS certificates) and chromium from Debian (apt-get), when missing;
 #   - a Python venv with moto (the AWS API server), python-hcl2, checkov and pytest;
 #   - playwright-core for the browser tests (npm, in frontend/tests).
 # Exports: MOTO_SERVER, REDIS_SERVER, CHROMIUM, TEST_VENV.
@@ -22,6 +22,7 @@ _need_apt() { # package, binary
   fi
 }
 _need_apt redis-server redis-server
+_need_apt openssl openssl
 _need_apt chromium chromium
 
 # The venv lives outside the clone and is rebuilt when the requirements change.

@@ -1,12 +1,85 @@
-//! opsctl: the operator's CLI for blue/green traffic control (filled in by its own issue).
+//! opsctl: the operator's CLI for blue/green traffic control of chat-server on AWS.
+//!
+//! It moves the ALB listener's weights between the blue and green target groups, checks
+//! target health, ECS task counts and CloudWatch alarms before each move, rolls back, and
+//! deploys a new image to one colour. Everything is found from the load balancer name, the
+//! listener port, the ECS cluster and `Color` tags.
+//!
+//! Layout:
+//! - `cli`: clap types; validation of weights and durations at parse time (exit 2).
+//! - `weights`: colours, weights, step plans, the tag form (pure, unit-tested).
+//! - `context`: global flags + AWS clients + output settings for one run.
+//! - `aws`: one module per AWS service (elbv2, ecs, cloudwatch, dynamodb).
+//! - `gates`: the checks a weight change must pass.
+//! - `traffic`: the one place weights are written (steps, restore, before → after).
+//! - `output`: the report structs and their table / JSON rendering, progress bars.
+//! - `cmd`: one module per subcommand.
+//!
+//! Exit status: 0 done, 1 a check failed, 2 usage or setup error (`main` prints the error
+//! chain with `{:#}`).
 
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod aws;
+mod cli;
+mod cmd;
+mod context;
+mod gates;
+mod output;
+mod traffic;
+mod weights;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
 use clap::Parser;
 
-/// Blue/green traffic control for chat-server on AWS.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+use crate::cli::{Cli, Command};
+use crate::context::Context;
 
-fn main() {
-    let _cli = Cli::parse();
+/// Exit status of a failed check (unhealthy, alarm, refused, not steady in time).
+pub const CHECK_FAILED: u8 = 1;
+/// Exit status of a usage or setup error.
+pub const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // `opsctl status | head -1` is not an error.
+            let broken_pipe = err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("opsctl: {err:#}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions(args) = &cli.command {
+        return cmd::completions::run(args);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let ctx = Context::new(cli.global).await?;
+        match &cli.command {
+            Command::Status => cmd::status::run(&ctx).await,
+            Command::Health(args) => cmd::health::run(&ctx, args).await,
+            Command::Shift(args) => cmd::shift::run(&ctx, args).await,
+            Command::Rollback(args) => cmd::rollback::run(&ctx, args).await,
+            Command::Deploy(args) => cmd::deploy::run(&ctx, args).await,
+            Command::Watch(args) => cmd::watch::run(&ctx, args).await,
+            Command::Completions(args) => cmd::completions::run(args),
+        }
+    })
 }

@@ -14,11 +14,13 @@ use tokio::task::JoinHandle;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::fanout::local::LocalFanout;
+use crate::fanout::redis::RedisFanout;
 use crate::fanout::{Fanout, SinkRef};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::protocol::ServerInfo;
 use crate::store::Store;
+use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::ws::Limits;
 
@@ -50,8 +52,9 @@ impl Running {
 
 /// The store the config asks for.
 pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    if config.dynamodb_table_prefix.is_some() {
-        anyhow::bail!("DynamoDB not configured in this build (CHAT_DYNAMODB_TABLE_PREFIX)");
+    if let Some(prefix) = &config.dynamodb_table_prefix {
+        let client = dynamodb::client_from_env(config.dynamodb_timeout()).await;
+        return Ok(Arc::new(DynamoStore::new(client, prefix)));
     }
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
@@ -67,9 +70,11 @@ pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The fanout the config asks for, given the hub's sink.
-pub fn build_fanout(config: &Config, _sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
-    if config.redis_url.is_some() {
-        anyhow::bail!("Redis fanout not available in this build (CHAT_REDIS_URL)");
+/// Never waits for Redis: a task started while it is down serves and becomes ready later.
+pub fn build_fanout(config: &Config, sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
+    if let Some(url) = &config.redis_url {
+        let ttl = Duration::from_secs(config.presence_ttl_secs);
+        return Ok(Box::new(RedisFanout::new(url, ttl, sink)?));
     }
     Ok(Box::new(LocalFanout::new()))
 }
@@ -126,7 +131,7 @@ pub async fn start(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let public = axum::serve(listener, crate::http::router(Arc::clone(&state)))
         .with_graceful_shutdown(wait_true(stop_rx.clone()));
-    let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&metrics)))
+    let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
     let drain = Duration::from_secs(config.drain_secs);
     tracing::info!(%addr, %admin_addr, store = hub.store().name(), fanout = hub.fanout().name(), color = %config.color, "Serving");

@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 use crate::conn::{self, Conn};
 use crate::hub::Hub;
@@ -19,7 +20,8 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 16_384;
 
 enum Job {
-    Send(Arc<Conn>, NewMessage),
+    /// A send and its trace span (disabled, and free, unless traces are exported).
+    Send(Arc<Conn>, NewMessage, Span),
     /// Answered once every send queued before it is answered.
     Barrier(oneshot::Sender<()>),
 }
@@ -37,14 +39,21 @@ impl Committer {
         Self { tx }
     }
 
-    /// Queues a send; refuses it when the store is too far behind.
+    /// Queues a send; refuses it when the store is too far behind. Each send is traced as
+    /// its own root span, linked to the current span (the connection's).
     pub fn submit(&self, conn: Arc<Conn>, message: NewMessage) -> Result<(), Invalid> {
-        self.tx.try_send(Job::Send(conn, message)).map_err(|_| {
-            Invalid::new(
-                ErrorCode::Unavailable,
-                "the server is saving too many messages; retry shortly",
-            )
-        })
+        let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None, "chat.send");
+        if !span.is_disabled() {
+            span.follows_from(Span::current());
+        }
+        self.tx
+            .try_send(Job::Send(conn, message, span))
+            .map_err(|_| {
+                Invalid::new(
+                    ErrorCode::Unavailable,
+                    "the server is saving too many messages; retry shortly",
+                )
+            })
     }
 
     /// Waits until every send queued so far is answered.
@@ -62,12 +71,14 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
         let Some(hub) = hub.upgrade() else { return };
         let mut senders = Vec::with_capacity(jobs.len());
         let mut batch = Vec::with_capacity(jobs.len());
+        let mut spans = Vec::with_capacity(jobs.len());
         let mut barriers = Vec::new();
         for job in jobs.drain(..) {
             match job {
-                Job::Send(conn, message) => {
+                Job::Send(conn, message, span) => {
                     senders.push(conn);
                     batch.push(message);
+                    spans.push(span);
                 }
                 Job::Barrier(done) => barriers.push(done),
             }
@@ -76,11 +87,15 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
             let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
             let started = Instant::now();
             hub.metrics.store_batch_size.observe(batch.len() as f64);
-            let results = hub.store().append(batch).await;
+            let results = hub
+                .store()
+                .append(batch)
+                .instrument(store_span(&spans))
+                .await;
             hub.metrics
                 .store_append_seconds
                 .observe(started.elapsed().as_secs_f64());
-            for ((conn, id), result) in senders.iter().zip(&ids).zip(results) {
+            for (((conn, id), result), span) in senders.iter().zip(&ids).zip(results).zip(spans) {
                 match result {
                     Ok(appended) => {
                         let m = appended.message();
@@ -95,7 +110,12 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
                         match &appended {
                             Appended::Stored(m) => {
                                 hub.metrics.messages_in.inc();
-                                hub.committed(m).await;
+                                let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
+                                let started = Instant::now();
+                                hub.committed(m).instrument(publish).await;
+                                hub.metrics
+                                    .fanout_publish_seconds
+                                    .observe(started.elapsed().as_secs_f64());
                             }
                             Appended::Duplicate(_) => {
                                 hub.metrics.duplicates.inc();
@@ -121,4 +141,24 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
             let _ = done.send(());
         }
     }
+}
+
+/// The span of one store call: a child of the first traced send of the batch; the batch's
+/// other sends link to it. Disabled (and free) when traces are not exported.
+fn store_span(sends: &[Span]) -> Span {
+    let Some(first) = sends.iter().find(|s| !s.is_disabled()) else {
+        return Span::none();
+    };
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        parent: first,
+        "store.append",
+        batch = sends.len()
+    );
+    for other in sends.iter().filter(|s| !s.is_disabled()) {
+        if other.id() != first.id() {
+            other.follows_from(&span);
+        }
+    }
+    span
 }

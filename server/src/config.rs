@@ -54,9 +54,19 @@ pub struct Config {
     #[arg(long, env = "CHAT_DYNAMODB_TABLE_PREFIX")]
     pub dynamodb_table_prefix: Option<String>,
 
+    /// Milliseconds one DynamoDB call may take, SDK retries included, before it fails
+    /// (`send` then answers `unavailable`).
+    #[arg(long, env = "CHAT_DYNAMODB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub dynamodb_timeout_ms: u64,
+
     /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`).
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Seconds a task's Redis presence outlives its last heartbeat (beats every third of it):
+    /// a task that dies without a word drops out of every room within this time.
+    #[arg(long, env = "CHAT_PRESENCE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=60))]
+    pub presence_ttl_secs: u64,
 
     /// Deployment colour shown to clients and operators.
     #[arg(long, env = "CHAT_COLOR", default_value = "local")]
@@ -109,6 +119,11 @@ impl ConfigError {
 }
 
 impl Config {
+    /// The DynamoDB call timeout ([`Config::dynamodb_timeout_ms`]).
+    pub fn dynamodb_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.dynamodb_timeout_ms)
+    }
+
     /// Checks what clap cannot: relations between values and URL shapes.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(prefix) = &self.dynamodb_table_prefix {

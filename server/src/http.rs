@@ -6,17 +6,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use fastwebsockets::upgrade::IncomingUpgrade;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::auth;
-use crate::metrics::Metrics;
+use crate::hub::Hub;
 use crate::protocol::{
     DEFAULT_HISTORY, ErrorCode, Invalid, MAX_HISTORY_LIMIT, User, validate_nickname, validate_room,
 };
@@ -42,15 +44,46 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/room/{room}", get(index))
         .fallback(static_file)
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }
 
+/// One X-Ray span per request, continuing the ALB's `X-Amzn-Trace-Id`. Named by the route
+/// template, never the path, so room ids stay out of span names. Health checks (the ALB's,
+/// every few seconds per target) are not traced: they would be most of the traces and cost.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    if matches!(route, "/healthz" | "/readyz") {
+        return next.run(req).await;
+    }
+    // Fields are evaluated only when the span is enabled (traces exported).
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "http.request",
+        otel.name = format!("{} {route}", req.method()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return next.run(req).await;
+    }
+    crate::telemetry::continue_trace(&span, req.headers());
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
 /// The admin router: metrics, never exposed through the load balancer.
-pub fn admin_router(metrics: Arc<Metrics>) -> Router {
+pub fn admin_router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
-        .with_state(metrics)
+        .with_state(hub)
 }
 
 /// An error answer: `{"error":{"code","message"}}` with a status.
@@ -257,7 +290,9 @@ async fn websocket(
     let (response, fut) = upgrade
         .upgrade()
         .map_err(|e| bad_request(format!("WebSocket upgrade failed: {e}")))?;
-    tokio::spawn(crate::ws::serve(app, fut));
+    // The connection's span is a child of the upgrade request's (the current span).
+    let span = tracing::info_span!(target: crate::telemetry::TARGET, "ws.connection");
+    tokio::spawn(crate::ws::serve(app, fut).instrument(span));
     Ok(response.into_response())
 }
 
@@ -303,7 +338,13 @@ fn serve_embedded(path: &str) -> Response {
     }
 }
 
-async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+async fn render_metrics(State(hub): State<Arc<Hub>>) -> Response {
+    // States are read at scrape time so a scrape never shows a stale link or drain state.
+    let metrics = &hub.metrics;
+    metrics
+        .fanout_link_up
+        .set(i64::from(hub.fanout().is_ready()));
+    metrics.draining.set(i64::from(hub.is_draining()));
     (
         [(
             header::CONTENT_TYPE,

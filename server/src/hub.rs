@@ -733,3 +733,95 @@ impl FanoutSink for Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(floor: u64) -> (Member, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(64);
+        let user = User {
+            id: 1,
+            nickname: "Al".into(),
+            avatar: "fox".into(),
+        };
+        let conn = Arc::new(Conn::new(1, "t/1".into(), user, tx, Arc::default()));
+        (Member { conn, floor }, rx)
+    }
+
+    fn seqs(rx: &mut mpsc::Receiver<Outbound>) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Ok(Outbound::Frame(f)) = rx.try_recv() {
+            out.push(*f.last().unwrap());
+        }
+        out
+    }
+
+    fn frame(seq: u64) -> Bytes {
+        Bytes::from(vec![u8::try_from(seq).unwrap()])
+    }
+
+    #[test]
+    fn early_messages_wait_for_the_gap_and_leave_in_order() {
+        let (m, mut rx) = member(0);
+        let mut st = RoomState {
+            members: vec![m],
+            last_seq: Some(0),
+            ..Default::default()
+        };
+        st.offer(2, frame(2), false);
+        st.offer(3, frame(3), false);
+        assert_eq!(seqs(&mut rx), Vec::<u8>::new());
+        assert!(st.gap_since.is_some());
+        st.offer(1, frame(1), false);
+        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+        assert!(st.gap_since.is_none());
+        // Repeats are dropped.
+        st.offer(2, frame(2), false);
+        assert_eq!(seqs(&mut rx), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_hole_is_skipped_only_when_told() {
+        let (m, mut rx) = member(0);
+        let mut st = RoomState {
+            members: vec![m],
+            last_seq: Some(4),
+            ..Default::default()
+        };
+        st.offer(6, frame(6), false);
+        assert_eq!(seqs(&mut rx), Vec::<u8>::new());
+        st.drain_pending(true);
+        assert_eq!(seqs(&mut rx), vec![6]);
+        assert_eq!(st.last_seq, Some(6));
+    }
+
+    #[test]
+    fn a_member_skips_what_its_joined_frame_held() {
+        let (m, mut rx) = member(7);
+        let mut st = RoomState {
+            members: vec![m],
+            last_seq: Some(5),
+            ..Default::default()
+        };
+        for seq in 6..=9 {
+            st.offer(seq, frame(seq), false);
+        }
+        assert_eq!(seqs(&mut rx), vec![8, 9]);
+    }
+
+    #[test]
+    fn before_the_room_knows_its_seq_everything_waits() {
+        let (m, mut rx) = member(0);
+        let mut st = RoomState {
+            members: vec![m],
+            ..Default::default()
+        };
+        st.offer(3, frame(3), false);
+        st.offer(4, frame(4), false);
+        assert_eq!(seqs(&mut rx), Vec::<u8>::new());
+        st.last_seq = Some(3);
+        st.drain_pending(false);
+        assert_eq!(seqs(&mut rx), vec![4]);
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`fanout`]: the `Fanout` seam (events to other tasks, presence across tasks).
 //! - [`auth`]: guest tokens (HMAC-SHA256), avatars, default nicknames.
 //! - [`metrics`]: Prometheus metrics for the admin listener.
+//! - [`telemetry`]: JSON logs and X-Ray traces (OpenTelemetry over OTLP to the ADOT sidecar).
 
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
+pub mod telemetry;
 pub mod ws;
 
 /// Milliseconds since the Unix epoch.

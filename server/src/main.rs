@@ -11,7 +11,10 @@ use clap::Parser;
 use chat_server::config::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match cli.command {
         Some(Command::Healthcheck { url }) => healthcheck(&url),
         Some(Command::CreateTables { print_schema }) => {
@@ -30,19 +33,26 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            if prefix.is_none() {
-                eprintln!("chat-server: DynamoDB not configured: set CHAT_DYNAMODB_TABLE_PREFIX");
+            let Some(prefix) = prefix else {
+                eprintln!(
+                    "chat-server: config error: CHAT_DYNAMODB_TABLE_PREFIX: required by create-tables"
+                );
                 return ExitCode::from(2);
-            }
-            eprintln!("chat-server: create-tables is not available in this build");
-            ExitCode::FAILURE
+            };
+            create_tables(&prefix, cli.config.dynamodb_timeout())
         }
         Some(Command::Serve) | None => {
             if let Err(e) = cli.config.validate() {
                 eprintln!("chat-server: config error: {e}");
                 return ExitCode::from(2);
             }
-            init_logging();
+            let telemetry = match chat_server::telemetry::init("chat-server", &cli.config.color) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    eprintln!("chat-server: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -50,7 +60,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(cli.config)) {
+            let result = runtime.block_on(serve(cli.config));
+            // Flush buffered spans only after every task has stopped.
+            drop(runtime);
+            drop(telemetry);
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "Server failed");
@@ -60,6 +74,75 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `chat-server create-tables`: the DynamoDB tables of the schema, at the endpoint the AWS
+/// environment names (`AWS_ENDPOINT_URL` for a local one).
+fn create_tables(prefix: &str, timeout: Duration) -> ExitCode {
+    use chat_server::store::dynamodb;
+    let done = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = dynamodb::client_from_env(timeout).await;
+                dynamodb::create_tables(&client, prefix).await
+            })
+        });
+    match done {
+        Ok(()) => {
+            let names: Vec<String> = chat_server::store::schema::tables(prefix)
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            println!("tables ready: {}", names.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: create-tables: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a clap error as one line naming the environment variable (operators set
+/// variables, not flags), and exits 2; help and version print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let env = arg.as_deref().and_then(|arg| {
+        Cli::command()
+            .get_arguments()
+            .find(|a| {
+                a.get_long()
+                    .is_some_and(|l| arg.starts_with(&format!("--{l} ")) || arg == format!("--{l}"))
+            })
+            .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned()))
+    });
+    let first_line = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    match env {
+        Some(env) => eprintln!("chat-server: config error: {env}: {first_line}"),
+        None => eprintln!("chat-server: error: {first_line}"),
+    }
+    ExitCode::from(2)
 }
 
 async fn serve(config: chat_server::config::Config) -> anyhow::Result<()> {
@@ -87,20 +170,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// JSON lines when stdout is not a terminal (CloudWatch), readable text otherwise; level
-/// from `RUST_LOG` (default info).
-fn init_logging() {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::io::stdout().is_terminal() {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
     }
 }
 

@@ -80,6 +80,7 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
         _ => None,
     };
     let Some(user) = user else {
+        tracing::debug!("WebSocket refused: no valid hello");
         let json = error_json(
             &Invalid::new(
                 ErrorCode::Unauthorized,
@@ -106,6 +107,7 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
         .to_json(),
     ));
     let code = read_loop(hub, &conn, limits, &mut reader).await;
+    tracing::debug!(user_id = conn.user.id, close_code = ?code, "WebSocket closed");
     if let Some(code) = code {
         conn.kill(code);
     }
@@ -205,6 +207,13 @@ where
             Ok(Ok(None)) => return Some(close::NORMAL),
             Ok(Ok(Some(text))) => text,
         };
+        let frame = match decode_client_frame(&text) {
+            Ok(frame) => frame,
+            Err(err) => {
+                conn.push(conn::text_frame(&error_json(&err, None)));
+                continue;
+            }
+        };
         if limiter.check().is_err() {
             hub.metrics.rate_limited.inc();
             if strike_window.elapsed() > STRIKE_WINDOW {
@@ -222,16 +231,14 @@ where
                     limits.rate_per_sec
                 ),
             );
-            conn.push(conn::text_frame(&error_json(&err, None)));
+            // A refused send names its client_msg_id so the client knows to retry it.
+            let id = match &frame {
+                ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.as_str()),
+                _ => None,
+            };
+            conn.push(conn::text_frame(&error_json(&err, id)));
             continue;
         }
-        let frame = match decode_client_frame(&text) {
-            Ok(frame) => frame,
-            Err(err) => {
-                conn.push(conn::text_frame(&error_json(&err, None)));
-                continue;
-            }
-        };
         let result = match frame {
             ClientFrame::Hello { .. } => Err((
                 Invalid::new(ErrorCode::BadRequest, "hello was already received"),

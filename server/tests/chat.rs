@@ -347,6 +347,15 @@ async fn flooding_is_rate_limited_then_closed_with_1008() {
     }
     let e = c.recv_type("error").await;
     assert_eq!(e["code"], "rate_limited");
+    assert!(e["message"].as_str().unwrap().contains("per second"), "{e}");
+    // A refused send names its client_msg_id, so the client can retry it.
+    c.send(json!({"type": "send", "room": "x", "client_msg_id": "refused-1", "text": "hi"}))
+        .await;
+    let e = c.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["client_msg_id"].as_str()),
+        (Some("rate_limited"), Some("refused-1"))
+    );
     for _ in 0..100 {
         if c.ws
             .send(Message::text(r#"{"type":"ping"}"#))
@@ -609,6 +618,16 @@ async fn health_version_static_and_metrics_routes() {
     assert!(text.contains("chat_messages_in_total 1"), "{text}");
     assert!(text.contains("chat_joins_total 1"), "{text}");
     assert!(text.contains("chat_connections_open 1"), "{text}");
+    assert!(text.contains("chat_connections_opened_total 1"), "{text}");
+    // The sender's own copy of the message.
+    assert!(text.contains("chat_frames_delivered_total 1"), "{text}");
+    assert!(text.contains("chat_store_append_seconds_count 1"), "{text}");
+    assert!(
+        text.contains("chat_fanout_publish_seconds_count 1"),
+        "{text}"
+    );
+    assert!(text.contains("chat_fanout_link_up 1"), "{text}");
+    assert!(text.contains("chat_draining 0"), "{text}");
     let (st, _) = get_json(&s.url("/ws")).await;
     assert_eq!(st, 400);
     s.stop().await;

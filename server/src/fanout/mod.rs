@@ -3,7 +3,7 @@
 //!
 //! The hub always delivers to its own local connections itself; a fanout only carries events
 //! to OTHER tasks and hands theirs to this task's hub through [`FanoutSink`]. Implementations:
-//! [`local`] (one process: nothing to carry) and Redis (pub/sub + presence keys).
+//! [`local`] (one process: nothing to carry) and [`redis`] (pub/sub + presence keys).
 
 use std::sync::Weak;
 
@@ -13,6 +13,7 @@ use bytes::Bytes;
 use crate::protocol::User;
 
 pub mod local;
+pub mod redis;
 
 /// What kind of event travels on a room's channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::protocol::{ChatMessage, User};
 
+pub mod dynamodb;
 pub mod embedded;
 pub mod schema;
 
@@ -77,7 +78,7 @@ pub struct ConnectionRecord {
 }
 
 /// Why a store call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached or refused the call; retrying later may work.
     #[error("store unavailable: {0}")]

@@ -86,7 +86,8 @@ pub fn tables(prefix: &str) -> Vec<Table> {
             range_key: None,
             global_secondary_indexes: vec![],
             ttl_attribute: None,
-            point_in_time_recovery: false,
+            // Room seqs must never go back, even after a restore.
+            point_in_time_recovery: true,
             billing_mode: "PAY_PER_REQUEST",
         },
     ]

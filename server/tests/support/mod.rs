@@ -319,3 +319,243 @@ pub async fn close_code(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chat-server"))
 }
+
+/// A real `redis-server` on a loopback port, without persistence; killed when dropped.
+/// `kill` then `start_again` simulates Redis restarting (same port, empty).
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// TLS only (`rediss://`), with a certificate for 127.0.0.1 signed by this CA (PEM).
+    pub tls_ca: Option<Vec<u8>>,
+}
+
+fn redis_binary() -> String {
+    std::env::var("REDIS_SERVER").unwrap_or_else(|_| {
+        panic!(
+            "REDIS_SERVER is not set: run the tests through ./scripts/test.sh \
+             (or `source scripts/test-env.sh` first)"
+        )
+    })
+}
+
+impl RedisServer {
+    /// Starts on a free port and waits until it answers PING.
+    pub async fn start() -> Self {
+        let mut s = Self::on_port(free_port());
+        s.start_again().await;
+        s
+    }
+
+    /// A server on `port` that is not running yet (for a task started while Redis is down).
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            port,
+            child: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            tls_ca: None,
+        }
+    }
+
+    /// Starts a TLS-only server on a free port, with a fresh CA and certificate (openssl).
+    pub async fn start_tls() -> Self {
+        let mut s = Self::on_port(free_port());
+        let d = s.dir.path();
+        std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write ext");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("running openssl (installed by scripts/test-env.sh)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=chat test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ]);
+        s.tls_ca = Some(std::fs::read(d.join("ca.crt")).expect("read ca.crt"));
+        s.start_again().await;
+        s
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers PING.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "redis-server already running");
+        let port = self.port.to_string();
+        let mut cmd = Command::new(redis_binary());
+        if self.tls_ca.is_some() {
+            cmd.args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args([
+                "--tls-cert-file",
+                "server.crt",
+                "--tls-key-file",
+                "server.key",
+            ])
+            .args(["--tls-ca-cert-file", "ca.crt"])
+            .current_dir(self.dir.path());
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while !self.answers_ping().await {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on port {} within {WAIT:?}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn answers_ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.tls_ca.is_some() {
+            return self.tls_client().await.is_ok();
+        }
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").await.is_ok()
+            && s.read_exact(&mut buf).await.is_ok()
+            && &buf == b"+PONG\r\n"
+    }
+
+    /// SIGKILL: gone at once, like a crashed node.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A command connection for assertions on Redis itself.
+    pub async fn client(&self) -> redis::aio::MultiplexedConnection {
+        if self.tls_ca.is_some() {
+            return self
+                .tls_client()
+                .await
+                .expect("connecting to the test redis-server");
+        }
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connecting to the test redis-server")
+    }
+
+    /// A client for this server as the fanout connects to it (RESP3; trusting the test CA).
+    pub fn fanout_client(&self) -> redis::Client {
+        let info = chat_server::fanout::redis::RedisFanout::connection_info(&self.url())
+            .expect("redis url");
+        match &self.tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )
+            .expect("TLS client"),
+            None => redis::Client::open(info).expect("client"),
+        }
+    }
+
+    async fn tls_client(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        self.fanout_client()
+            .get_multiplexed_async_connection()
+            .await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it returns true, or panics with `what` after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,62 @@
+// The HTTP half of the contract: sessions, history pages, room info. Errors carry the
+// server's `{"error":{"code","message"}}` so the page can show what was wrong.
+
+const TIMEOUT_MS = 10000;
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function request(apiBase, path, { method = "GET", body } = {}) {
+  let response;
+  try {
+    response = await fetch(`${apiBase}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new ApiError(0, "network", `Cannot reach the chat server (${err.name === "TimeoutError" ? "timed out" : err.message}).`);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    // Non-JSON body: reported below with the status.
+  }
+  if (!response.ok) {
+    const e = data && data.error;
+    throw new ApiError(response.status, e?.code || "http_error", e?.message || `${method} ${path} failed with HTTP ${response.status}.`);
+  }
+  if (data === null) throw new ApiError(response.status, "bad_response", `${method} ${path} did not answer JSON.`);
+  return data;
+}
+
+/** `POST /api/session`: a new guest (no token) or the same one (valid token), optionally renamed. */
+export function postSession(apiBase, { token, nickname } = {}) {
+  const body = {};
+  if (token) body.token = token;
+  if (nickname !== undefined) body.nickname = nickname;
+  return request(apiBase, "/api/session", { method: "POST", body });
+}
+
+/** `GET /api/rooms/{room}/messages`: `{ messages (oldest first), has_more }`. */
+export function getHistory(apiBase, room, { before, after, limit } = {}) {
+  const q = new URLSearchParams();
+  if (before !== undefined) q.set("before", String(before));
+  if (after !== undefined) q.set("after", String(after));
+  if (limit !== undefined) q.set("limit", String(limit));
+  const qs = q.toString();
+  return request(apiBase, `/api/rooms/${encodeURIComponent(room)}/messages${qs ? `?${qs}` : ""}`);
+}
+
+/** `GET /api/rooms/{room}`: `{ room, last_seq, online, members }`. */
+export function getRoom(apiBase, room) {
+  return request(apiBase, `/api/rooms/${encodeURIComponent(room)}`);
+}

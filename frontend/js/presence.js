@@ -1,0 +1,92 @@
+// Who is here and who is typing: the online count, the participant list, and a
+// "Bob is typing…" line that fades out a few seconds after the last typing frame.
+
+import { paintAvatar } from "./avatar.js";
+
+/** A typing frame counts for this long. */
+const TYPING_TTL_MS = 4000;
+
+export class Presence {
+  constructor({ countEl, listEl, typingEl, me }) {
+    Object.assign(this, { countEl, listEl, typingEl, me });
+    this.members = new Map(); // id → user
+    this.typers = new Map(); // id → { user, until }
+    this.typingTimer = null;
+  }
+
+  /** The snapshot a `joined` frame carries. */
+  reset(online, members) {
+    this.members = new Map((members || []).map((u) => [u.id, u]));
+    this.#setOnline(online);
+    this.#renderList();
+  }
+
+  /** A `presence` frame: someone joined or left; `online` is the room's new count. */
+  update(f) {
+    if (f.joined) this.members.set(f.joined.id, f.joined);
+    if (f.left) {
+      this.members.delete(f.left.id);
+      this.typers.delete(f.left.id);
+      this.#renderTyping();
+    }
+    this.#setOnline(f.online);
+    this.#renderList();
+  }
+
+  /** The server says the user's nickname changed (a message or presence carries the new one). */
+  rename(user) {
+    if (this.members.has(user.id)) {
+      this.members.set(user.id, user);
+      this.#renderList();
+    }
+  }
+
+  typing(user) {
+    if (!user || user.id === this.me()?.id) return;
+    this.typers.set(user.id, { user, until: Date.now() + TYPING_TTL_MS });
+    this.#renderTyping();
+  }
+
+  /** A message from `user` ends their typing. */
+  stoppedTyping(user) {
+    if (user && this.typers.delete(user.id)) this.#renderTyping();
+  }
+
+  #setOnline(online) {
+    const n = typeof online === "number" ? online : this.members.size;
+    this.countEl.textContent = String(n);
+  }
+
+  #renderList() {
+    const users = [...this.members.values()].sort((a, b) => a.nickname.localeCompare(b.nickname));
+    this.listEl.replaceChildren(
+      ...users.map((u) => {
+        const li = document.createElement("li");
+        const avatar = document.createElement("span");
+        avatar.className = "avatar small";
+        avatar.setAttribute("aria-hidden", "true");
+        paintAvatar(avatar, u);
+        const name = document.createElement("span");
+        name.textContent = u.id === this.me()?.id ? `${u.nickname} (you)` : u.nickname;
+        li.append(avatar, name);
+        return li;
+      }),
+    );
+  }
+
+  #renderTyping() {
+    clearTimeout(this.typingTimer);
+    const now = Date.now();
+    for (const [id, t] of this.typers) if (t.until <= now) this.typers.delete(id);
+    const names = [...this.typers.values()].map((t) => t.user.nickname);
+    let text = "";
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = `${names.length} people are typing…`;
+    this.typingEl.textContent = text;
+    if (this.typers.size) {
+      const next = Math.min(...[...this.typers.values()].map((t) => t.until)) - now;
+      this.typingTimer = setTimeout(() => this.#renderTyping(), Math.max(50, next));
+    }
+  }
+}

@@ -1,0 +1,213 @@
+// The message list: renders messages in seq order (deduped), keeps the view pinned to the
+// newest only when the reader is already at the bottom (else a "new messages" pill), loads
+// older pages when the reader scrolls to the top, and shows my not-yet-acked messages below.
+// Every piece of user text goes in through textContent.
+
+import { paintAvatar } from "./avatar.js";
+import { SeqList } from "./seqlist.js";
+
+/** Within this many pixels of the bottom counts as "at the bottom". */
+const BOTTOM_SLACK = 48;
+/** Scrolling within this many pixels of the top loads the previous page. */
+const TOP_TRIGGER = 120;
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+export class Timeline {
+  /**
+   * @param {object} o
+   * @param {Function} o.me          () => the current user (for "mine")
+   * @param {Function} o.fetchOlder  async (beforeSeq) => { messages, has_more }
+   * @param {Function} o.onRetry     (client_msg_id) => void
+   * @param {Function} o.onDiscard   (client_msg_id) => void
+   */
+  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError }) {
+    Object.assign(this, { scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError });
+    this.seqs = new SeqList();
+    this.items = new Map(); // seq → li
+    this.pending = new Map(); // client_msg_id → li
+    this.unread = 0;
+    this.hasOlder = false;
+    this.loadingOlder = false;
+
+    scroller.addEventListener("scroll", () => this.#onScroll(), { passive: true });
+    pill.addEventListener("click", () => {
+      this.scrollToBottom();
+      this.scroller.focus({ preventScroll: true });
+    });
+    loadOlderButton.addEventListener("click", () => this.loadOlder());
+  }
+
+  /** True when the newest message is in view. */
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight <= BOTTOM_SLACK;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.#clearUnread();
+  }
+
+  /** The first page on entering the room (latest messages). */
+  showInitial(messages, hasOlder) {
+    for (const m of messages) this.#insert(m);
+    this.#setHasOlder(hasOlder);
+    this.scrollToBottom();
+    this.#fillViewport();
+  }
+
+  /** Messages that arrived live or from a catch-up: autoscroll only if already at the bottom. */
+  addLive(messages) {
+    const wasAtBottom = this.atBottom();
+    let added = 0;
+    let mine = false;
+    for (const m of messages) {
+      if (this.#insert(m)) {
+        added++;
+        if (m.user?.id === this.me()?.id) mine = true;
+      }
+    }
+    if (!added) return;
+    if (wasAtBottom || mine) {
+      this.scrollToBottom();
+    } else {
+      this.unread += added;
+      this.pill.textContent = this.unread === 1 ? "1 new message ↓" : `${this.unread} new messages ↓`;
+      this.pill.hidden = false;
+    }
+  }
+
+  /** Loads the page before the oldest message shown, keeping the reader's place. */
+  async loadOlder() {
+    if (this.loadingOlder || !this.hasOlder || this.seqs.size === 0) return;
+    this.loadingOlder = true;
+    this.loadOlderButton.disabled = true;
+    this.loadOlderButton.textContent = "Loading older messages…";
+    this.scroller.setAttribute("aria-busy", "true");
+    try {
+      const page = await this.fetchOlder(this.seqs.first);
+      const before = this.scroller.scrollHeight;
+      const top = this.scroller.scrollTop;
+      for (const m of page.messages) this.#insert(m);
+      this.scroller.scrollTop = top + (this.scroller.scrollHeight - before);
+      this.#setHasOlder(page.has_more);
+    } catch (err) {
+      this.onError?.(`Could not load older messages: ${err.message}`);
+    } finally {
+      this.loadingOlder = false;
+      this.loadOlderButton.disabled = false;
+      this.loadOlderButton.textContent = "Load older messages";
+      this.scroller.removeAttribute("aria-busy");
+    }
+    this.#fillViewport();
+  }
+
+  /** Shows or updates one of my messages that the server has not acked yet. */
+  showPending(entry) {
+    if (entry.state === "acked" || entry.state === "discarded") {
+      this.pending.get(entry.client_msg_id)?.remove();
+      this.pending.delete(entry.client_msg_id);
+      return;
+    }
+    let li = this.pending.get(entry.client_msg_id);
+    const isNew = !li;
+    if (isNew) {
+      li = this.#render({ user: this.me(), text: entry.text, ts: Date.now() }, true);
+      li.classList.add("pending");
+      li.dataset.clientMsgId = entry.client_msg_id;
+      const status = document.createElement("p");
+      status.className = "send-status";
+      li.querySelector(".bubble").append(status);
+      this.pending.set(entry.client_msg_id, li);
+      this.pendingList.append(li);
+    }
+    li.dataset.state = entry.state;
+    const status = li.querySelector(".send-status");
+    status.replaceChildren();
+    if (entry.state === "failed") {
+      status.append(`Not sent: ${entry.error?.message || "the server refused it"}. `);
+      const retry = button("Retry", () => this.onRetry(entry.client_msg_id));
+      const discard = button("Discard", () => this.onDiscard(entry.client_msg_id));
+      status.append(retry, " ", discard);
+    } else {
+      status.textContent = entry.state === "sending" ? "Sending…" : entry.connected ? "Queued…" : "Waiting for connection…";
+    }
+    if (isNew) this.scrollToBottom();
+  }
+
+  /** Adds `m` in seq order unless already shown. Returns true when added. */
+  #insert(m) {
+    if (typeof m?.seq !== "number") return false;
+    const index = this.seqs.insert(m.seq);
+    if (index < 0) return false;
+    const li = this.#render(m, m.user?.id === this.me()?.id);
+    li.dataset.seq = String(m.seq);
+    const next = this.seqs.at(index + 1);
+    this.list.insertBefore(li, next === undefined ? null : this.items.get(next));
+    this.items.set(m.seq, li);
+    return true;
+  }
+
+  #render(m, mine) {
+    const li = document.createElement("li");
+    li.className = mine ? "msg mine" : "msg";
+    if (m.user) li.dataset.userId = String(m.user.id);
+
+    const avatar = document.createElement("span");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    paintAvatar(avatar, m.user);
+
+    const bubble = document.createElement("div");
+    bubble.className = "bubble";
+    const meta = document.createElement("p");
+    meta.className = "meta";
+    const nick = document.createElement("span");
+    nick.className = "nick";
+    nick.textContent = m.user?.nickname ?? "?";
+    const time = document.createElement("time");
+    const date = new Date(typeof m.ts === "number" ? m.ts : Date.now());
+    time.dateTime = date.toISOString();
+    time.title = fullFmt.format(date);
+    time.textContent = timeFmt.format(date);
+    meta.append(nick, " ", time);
+    const text = document.createElement("p");
+    text.className = "text";
+    text.textContent = m.text ?? "";
+    bubble.append(meta, text);
+    li.append(avatar, bubble);
+    return li;
+  }
+
+  #onScroll() {
+    if (this.atBottom()) this.#clearUnread();
+    if (this.scroller.scrollTop <= TOP_TRIGGER) this.loadOlder();
+  }
+
+  #clearUnread() {
+    this.unread = 0;
+    this.pill.hidden = true;
+  }
+
+  #setHasOlder(v) {
+    this.hasOlder = Boolean(v);
+    this.loadOlderButton.hidden = !this.hasOlder;
+    this.historyStart.hidden = this.hasOlder;
+  }
+
+  /** A page too short to scroll could never trigger loading older ones: load until it scrolls. */
+  #fillViewport() {
+    if (this.hasOlder && this.scroller.scrollHeight <= this.scroller.clientHeight + TOP_TRIGGER) this.loadOlder();
+  }
+}
+
+function button(label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "link";
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}

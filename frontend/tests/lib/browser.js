@@ -1,0 +1,158 @@
+// Real headless Chromium (Debian's package) driven by playwright-core, one browser per person
+// with a fresh profile, plus the room actions the tests repeat.
+
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { tempDir } from "./server.js";
+
+export const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "artifacts");
+
+const ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/**
+ * A person: their own Chromium with a fresh profile (so their own localStorage), one page.
+ * `errors` collects uncaught page errors; `dialogs` any alert/confirm/prompt (which a chat
+ * page never opens: one means injected script ran).
+ */
+export async function launchPerson(name, { viewport = { width: 1000, height: 700 } } = {}) {
+  const profile = tempDir(`chat-browser-${name}-`);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ARGS,
+    viewport,
+    timeout: 30000,
+  });
+  context.setDefaultTimeout(15000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const person = { name, context, page, errors: [], dialogs: [] };
+  page.on("pageerror", (err) => person.errors.push(err.message));
+  page.on("dialog", (d) => {
+    person.dialogs.push(`${d.type()}: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  person.close = async () => {
+    await context.close().catch(() => {});
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return person;
+}
+
+/**
+ * Opens `/room/{room}` and gets through the nickname prompt: with `nickname` it saves that
+ * name, without it accepts the default guest name. Resolves once the room is joined.
+ */
+export async function enterRoom(person, base, room, { nickname, query = "" } = {}) {
+  const { page } = person;
+  await page.goto(`${base}/room/${room}${query}`);
+  const dialog = page.locator("#nick-dialog");
+  await dialog.waitFor({ state: "visible" });
+  if (nickname) {
+    await page.fill("#nick-input", nickname);
+    await page.click("#nick-save");
+  } else {
+    await page.click("#nick-default");
+  }
+  await dialog.waitFor({ state: "hidden" });
+  await waitOnline(page);
+}
+
+export async function waitOnline(page) {
+  await page.locator('#conn-status[data-state="online"]').waitFor();
+}
+
+/** Types `text` in the composer and presses Enter. */
+export async function typeAndSend(page, text) {
+  await page.fill("#composer-input", text);
+  await page.press("#composer-input", "Enter");
+}
+
+/** Sends `text` and waits until it is shown as a stored (acked) message. */
+export async function sendMessage(page, text) {
+  await typeAndSend(page, text);
+  await waitForMessage(page, text);
+}
+
+/** Waits until a stored message with exactly this text is shown. */
+export async function waitForMessage(page, text, options = {}) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#messages .msg .text")].some((el) => el.textContent === t),
+    text,
+    options,
+  );
+}
+
+/** The texts of the stored messages shown, top to bottom. */
+export function shownTexts(page) {
+  return page.$$eval("#messages .msg .text", (els) => els.map((el) => el.textContent));
+}
+
+/** The seqs of the stored messages shown, top to bottom. */
+export function shownSeqs(page) {
+  return page.$$eval("#messages .msg", (els) => els.map((el) => Number(el.dataset.seq)));
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+}
+
+/**
+ * Sends `count` messages into `room` as a fresh guest over a real WebSocket opened by the
+ * browser (the server's Origin check needs a page on its own origin), each awaited until
+ * acked. Returns the acks' seqs.
+ */
+export async function seedMessages(person, base, room, texts) {
+  const { page } = person;
+  await page.goto(`${base}/version`);
+  return page.evaluate(
+    async ({ room, texts }) => {
+      const session = await (await fetch("/api/session", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json();
+      const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws`);
+      const frames = [];
+      let wake = null;
+      ws.onmessage = (e) => {
+        frames.push(JSON.parse(e.data));
+        wake?.();
+      };
+      const next = async (type) => {
+        for (;;) {
+          const i = frames.findIndex((f) => f.type === type || f.type === "error");
+          if (i >= 0) {
+            const [f] = frames.splice(i, 1);
+            if (f.type === "error") throw new Error(`seeding: server error ${f.code}: ${f.message}`);
+            return f;
+          }
+          await new Promise((r) => (wake = r));
+        }
+      };
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => reject(new Error("seeding: WebSocket failed to open"));
+      });
+      ws.send(JSON.stringify({ type: "hello", token: session.token }));
+      await next("welcome");
+      ws.send(JSON.stringify({ type: "join", room }));
+      await next("joined");
+      const seqs = [];
+      for (const text of texts) {
+        ws.send(JSON.stringify({ type: "send", room, client_msg_id: crypto.randomUUID(), text }));
+        seqs.push((await next("ack")).seq);
+      }
+      ws.close();
+      return seqs;
+    },
+    { room, texts },
+  );
+}

@@ -1,0 +1,451 @@
+//! ELBv2: finds the load balancer, the weighted listener and the blue/green target groups;
+//! reads and writes the listener's forward weights (both the plain `TargetGroupArn` and the
+//! `ForwardConfig` shape); keeps opsctl's memory (previous weights, stable colour) as
+//! listener tags; reports target health.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context as _, anyhow, bail};
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, Tag, TargetGroupStickinessConfig, TargetGroupTuple,
+};
+use serde::Serialize;
+
+use super::SdkContext as _;
+use crate::weights::{Color, Weights};
+
+/// Listener tag holding the weights in force before the last change (`blue=100,green=0`).
+pub const TAG_PREVIOUS: &str = "opsctl:previous-weights";
+/// Listener tag holding the colour last marked stable (a shift that ended at 100 %).
+pub const TAG_STABLE: &str = "opsctl:stable";
+/// The tag that says which colour a target group or ECS service is.
+pub const TAG_COLOR: &str = "Color";
+
+/// A blue or green target group.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetGroup {
+    pub name: String,
+    pub arn: String,
+}
+
+/// Everything opsctl needs to know about the traffic split, found from the ALB name.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub alb_name: String,
+    pub listener_arn: String,
+    pub listener_port: i32,
+    /// The listener's default actions as read, so a write changes only the forward action.
+    actions: Vec<Action>,
+    /// Index of the forward action within `actions`.
+    forward: usize,
+    pub target_groups: BTreeMap<Color, TargetGroup>,
+    pub weights: Weights,
+    pub previous: Option<Weights>,
+    pub stable: Option<Color>,
+}
+
+impl Topology {
+    pub fn target_group(&self, color: Color) -> &TargetGroup {
+        // discover() fails unless both colours are present.
+        &self.target_groups[&color]
+    }
+}
+
+/// Finds ALB `alb_name`, its listener on `port` and the target groups tagged `Color`.
+pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Result<Topology> {
+    let lbs = client
+        .describe_load_balancers()
+        .names(alb_name)
+        .send()
+        .await;
+    let lb = match lbs {
+        Ok(out) => out.load_balancers.unwrap_or_default().into_iter().next(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_load_balancer_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(e).ctx(|| format!("describing load balancer {alb_name:?}")),
+    }
+    .ok_or_else(|| {
+        anyhow!("load balancer {alb_name:?} not found (check --alb / OPSCTL_ALB and AWS_REGION)")
+    })?;
+    let lb_arn = lb.load_balancer_arn.clone().unwrap_or_default();
+
+    let mut listeners = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = client
+            .describe_listeners()
+            .load_balancer_arn(&lb_arn)
+            .set_marker(marker)
+            .send()
+            .await
+            .ctx(|| format!("listing listeners of {alb_name:?}"))?;
+        listeners.extend(out.listeners.unwrap_or_default());
+        marker = out.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    let ports: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.port.map(|p| p.to_string()))
+        .collect();
+    let listener = listeners
+        .into_iter()
+        .find(|l| l.port == Some(port))
+        .ok_or_else(|| {
+            anyhow!(
+                "load balancer {alb_name:?} has no listener on port {port} (ports: {}; see --listener-port)",
+                if ports.is_empty() { "none".into() } else { ports.join(", ") }
+            )
+        })?;
+    let listener_arn = listener.listener_arn.clone().unwrap_or_default();
+    let actions = listener.default_actions.unwrap_or_default();
+    let forward = actions
+        .iter()
+        .position(|a| a.r#type == Some(ActionTypeEnum::Forward))
+        .ok_or_else(|| {
+            anyhow!("the listener on port {port} of {alb_name:?} has no forward default action")
+        })?;
+    let raw = forward_weights(&actions[forward]);
+
+    let target_groups = colored_target_groups(client, &lb_arn, lb.vpc_id.as_deref(), &raw)
+        .await
+        .with_context(|| format!("finding the blue and green target groups of {alb_name:?}"))?;
+
+    let weight_of = |c: Color| {
+        raw.iter()
+            .filter(|(arn, _)| *arn == target_groups[&c].arn)
+            .map(|(_, w)| *w)
+            .sum::<i32>()
+    };
+    if let Some((stray, _)) = raw
+        .iter()
+        .find(|(arn, w)| *w > 0 && !target_groups.values().any(|tg| &tg.arn == arn))
+    {
+        bail!(
+            "the listener on port {port} forwards to {stray}, which is neither the blue nor the green target group"
+        );
+    }
+    let weights = Weights::from_raw(weight_of(Color::Blue), weight_of(Color::Green))
+        .ok_or_else(|| anyhow!("the listener on port {port} gives every target group weight 0"))?;
+
+    let tags = tags_of(client, &listener_arn).await?;
+    let previous = match tags.get(TAG_PREVIOUS) {
+        Some(v) => {
+            Some(Weights::from_tag(v).map_err(|e| anyhow!("listener tag {TAG_PREVIOUS}: {e}"))?)
+        }
+        None => None,
+    };
+    let stable = tags.get(TAG_STABLE).and_then(|v| Color::from_tag(v));
+
+    Ok(Topology {
+        alb_name: alb_name.to_string(),
+        listener_arn,
+        listener_port: port,
+        actions,
+        forward,
+        target_groups,
+        weights,
+        previous,
+        stable,
+    })
+}
+
+/// (target group ARN, raw weight) of a forward action, whichever shape it has.
+fn forward_weights(action: &Action) -> Vec<(String, i32)> {
+    let tuples = action
+        .forward_config
+        .as_ref()
+        .map(|f| f.target_groups())
+        .unwrap_or_default();
+    if !tuples.is_empty() {
+        return tuples
+            .iter()
+            .filter_map(|t| Some((t.target_group_arn.clone()?, t.weight.unwrap_or(1))))
+            .collect();
+    }
+    action
+        .target_group_arn
+        .iter()
+        .map(|arn| (arn.clone(), 1))
+        .collect()
+}
+
+/// The blue and green target groups: first those attached to the load balancer or named by
+/// the listener; when a colour is still missing (a plain listener forwarding to one group),
+/// every target group in the load balancer's VPC.
+async fn colored_target_groups(
+    client: &Client,
+    lb_arn: &str,
+    vpc_id: Option<&str>,
+    listener_groups: &[(String, i32)],
+) -> anyhow::Result<BTreeMap<Color, TargetGroup>> {
+    let mut candidates: BTreeMap<String, String> = BTreeMap::new(); // arn -> name
+    let attached = client
+        .describe_target_groups()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await;
+    match attached {
+        Ok(out) => {
+            for tg in out.target_groups.unwrap_or_default() {
+                if let (Some(arn), Some(name)) = (tg.target_group_arn, tg.target_group_name) {
+                    candidates.insert(arn, name);
+                }
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_target_group_not_found_exception()) => {}
+        Err(e) => return Err(e).ctx(|| "listing the load balancer's target groups".into()),
+    }
+    for (arn, _) in listener_groups {
+        candidates.entry(arn.clone()).or_default();
+    }
+    let mut found = by_color(client, &candidates).await?;
+    if found.len() < Color::ALL.len() {
+        let mut all = BTreeMap::new();
+        let mut marker = None;
+        loop {
+            let out = client
+                .describe_target_groups()
+                .set_marker(marker)
+                .send()
+                .await
+                .ctx(|| "listing target groups".into())?;
+            for tg in out.target_groups.unwrap_or_default() {
+                if vpc_id.is_some() && tg.vpc_id.as_deref() != vpc_id {
+                    continue;
+                }
+                if let (Some(arn), Some(name)) = (tg.target_group_arn, tg.target_group_name) {
+                    all.insert(arn, name);
+                }
+            }
+            marker = out.next_marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+        for (color, tgs) in by_color(client, &all).await? {
+            found.entry(color).or_insert(tgs);
+        }
+    }
+    let mut result = BTreeMap::new();
+    for color in Color::ALL {
+        let mut tgs = found.remove(&color).unwrap_or_default();
+        // Several of one colour: the one the listener forwards to wins, else it is ambiguous.
+        if tgs.len() > 1 {
+            tgs.retain(|tg| listener_groups.iter().any(|(arn, _)| *arn == tg.arn));
+        }
+        match tgs.len() {
+            0 => bail!("no target group tagged {TAG_COLOR}={color}"),
+            1 => {
+                result.insert(color, tgs.remove(0));
+            }
+            _ => bail!(
+                "several target groups tagged {TAG_COLOR}={color}: {}",
+                tgs.iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    Ok(result)
+}
+
+/// Groups target groups by their `Color` tag; names missing from `arns` are looked up.
+async fn by_color(
+    client: &Client,
+    arns: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<Color, Vec<TargetGroup>>> {
+    let mut out: BTreeMap<Color, Vec<TargetGroup>> = BTreeMap::new();
+    let keys: Vec<&String> = arns.keys().collect();
+    // DescribeTags takes at most 20 ARNs.
+    for chunk in keys.chunks(20) {
+        let tags = client
+            .describe_tags()
+            .set_resource_arns(Some(chunk.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .ctx(|| "reading target group tags".into())?;
+        for desc in tags.tag_descriptions.unwrap_or_default() {
+            let Some(arn) = desc.resource_arn else {
+                continue;
+            };
+            let color = desc
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .find(|t| t.key.as_deref() == Some(TAG_COLOR))
+                .and_then(|t| t.value.as_deref().and_then(Color::from_tag));
+            if let Some(color) = color {
+                let mut name = arns.get(&arn).cloned().unwrap_or_default();
+                if name.is_empty() {
+                    // "arn:...:targetgroup/NAME/ID"
+                    name = arn.split('/').nth(1).unwrap_or(&arn).to_string();
+                }
+                out.entry(color)
+                    .or_default()
+                    .push(TargetGroup { name, arn });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tags of one resource as a map.
+async fn tags_of(client: &Client, arn: &str) -> anyhow::Result<HashMap<String, String>> {
+    let out = client
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await
+        .ctx(|| format!("reading the tags of {arn}"))?;
+    Ok(out
+        .tag_descriptions
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|d| d.tags.unwrap_or_default())
+        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+        .collect())
+}
+
+/// Writes `weights` into the listener's forward action (always as a `ForwardConfig`),
+/// keeping its other actions and its stickiness settings.
+pub async fn set_weights(client: &Client, topo: &Topology, weights: Weights) -> anyhow::Result<()> {
+    let old = &topo.actions[topo.forward];
+    let stickiness = old
+        .forward_config
+        .as_ref()
+        .and_then(|f| f.target_group_stickiness_config.clone())
+        .unwrap_or_else(|| {
+            TargetGroupStickinessConfig::builder()
+                .enabled(false)
+                .build()
+        });
+    let tuples = Color::ALL
+        .into_iter()
+        .map(|c| {
+            TargetGroupTuple::builder()
+                .target_group_arn(&topo.target_group(c).arn)
+                .weight(i32::from(weights.get(c)))
+                .build()
+        })
+        .collect();
+    let forward = Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .set_order(old.order)
+        .forward_config(
+            ForwardActionConfig::builder()
+                .set_target_groups(Some(tuples))
+                .target_group_stickiness_config(stickiness)
+                .build(),
+        )
+        .build();
+    let mut actions = topo.actions.clone();
+    actions[topo.forward] = forward;
+    client
+        .modify_listener()
+        .listener_arn(&topo.listener_arn)
+        .set_default_actions(Some(actions))
+        .send()
+        .await
+        .ctx(|| {
+            format!(
+                "setting weights {weights} on listener {}",
+                topo.listener_arn
+            )
+        })?;
+    Ok(())
+}
+
+/// Sets listener tags (opsctl's memory between runs).
+pub async fn tag_listener(
+    client: &Client,
+    topo: &Topology,
+    tags: &[(&str, String)],
+) -> anyhow::Result<()> {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
+        .collect();
+    client
+        .add_tags()
+        .resource_arns(&topo.listener_arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .ctx(|| format!("tagging listener {}", topo.listener_arn))?;
+    Ok(())
+}
+
+/// Removes listener tags.
+pub async fn untag_listener(client: &Client, topo: &Topology, keys: &[&str]) -> anyhow::Result<()> {
+    client
+        .remove_tags()
+        .resource_arns(&topo.listener_arn)
+        .set_tag_keys(Some(keys.iter().map(|k| k.to_string()).collect()))
+        .send()
+        .await
+        .ctx(|| format!("untagging listener {}", topo.listener_arn))?;
+    Ok(())
+}
+
+/// One registered target and its health.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealth {
+    pub id: String,
+    pub port: Option<i32>,
+    /// `healthy`, `unhealthy`, `initial`, `draining`, `unused`, `unavailable`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+impl TargetHealth {
+    pub fn healthy(&self) -> bool {
+        self.state == "healthy"
+    }
+}
+
+/// Health of every target registered in `tg`.
+pub async fn target_health(client: &Client, tg: &TargetGroup) -> anyhow::Result<Vec<TargetHealth>> {
+    let out = client
+        .describe_target_health()
+        .target_group_arn(&tg.arn)
+        .send()
+        .await
+        .ctx(|| format!("reading target health of {}", tg.name))?;
+    Ok(out
+        .target_health_descriptions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let health = d.target_health;
+            TargetHealth {
+                id: d
+                    .target
+                    .as_ref()
+                    .and_then(|t| t.id.clone())
+                    .unwrap_or_default(),
+                port: d.target.as_ref().and_then(|t| t.port),
+                state: health
+                    .as_ref()
+                    .and_then(|h| h.state.as_ref())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                reason: health
+                    .as_ref()
+                    .and_then(|h| h.reason.as_ref())
+                    .map(|r| r.as_str().to_string()),
+                description: health.and_then(|h| h.description),
+            }
+        })
+        .collect())
+}

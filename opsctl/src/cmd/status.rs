@@ -1,0 +1,56 @@
+//! `opsctl status`: weights, target health, ECS services and live connections per colour.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+
+use crate::aws::{dynamodb, elbv2};
+use crate::context::Context;
+use crate::output::{ColorStatus, Status};
+use crate::weights::Color;
+
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let status = gather(ctx).await?;
+    ctx.out.emit(&status)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads everything `status` (and `watch`) shows.
+pub async fn gather(ctx: &Context) -> anyhow::Result<Status> {
+    let topo = ctx.topology().await?;
+    let mut services = ctx.services().await?;
+    let table = ctx
+        .global
+        .table_prefix
+        .as_deref()
+        .map(dynamodb::connections_table);
+    let mut colors = Vec::new();
+    for color in Color::ALL {
+        let tg = topo.target_group(color);
+        let targets = elbv2::target_health(&ctx.clients.elb, tg).await?;
+        let live_connections = match &table {
+            Some(t) => Some(dynamodb::live_connections(&ctx.clients.dynamodb, t, color).await?),
+            None => None,
+        };
+        colors.push(ColorStatus {
+            color,
+            weight: topo.weights.get(color),
+            target_group: tg.name.clone(),
+            healthy_targets: targets.iter().filter(|t| t.healthy()).count(),
+            total_targets: targets.len(),
+            service: services
+                .remove(&color)
+                .ok_or_else(|| anyhow!("no ECS service for {color}"))?,
+            live_connections,
+        });
+    }
+    Ok(Status {
+        alb: topo.alb_name.clone(),
+        listener_port: topo.listener_port,
+        listener_arn: topo.listener_arn.clone(),
+        weights: topo.weights,
+        previous_weights: topo.previous,
+        stable: topo.stable,
+        colors,
+    })
+}

@@ -1,0 +1,165 @@
+//! A real moto server (the AWS APIs, DynamoDB included) for one test: started on a free
+//! loopback port, stopped when dropped. Shared by the DynamoDB test files (`mod moto;`).
+//!
+//! moto is started from its own venv's Python, serving ONE request at a time. `moto_server`
+//! itself serves requests on threads, and its DynamoDB is not thread-safe: two concurrent
+//! `TransactWriteItems` can both pass the same condition, and a cancelled one restores a
+//! snapshot of the whole table taken before a concurrent commit, losing it. Real DynamoDB
+//! checks conditions atomically; served serially, moto does too.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::Credentials;
+use chat_server::store::dynamodb;
+
+pub const REGION: &str = "us-east-1";
+/// Store-call timeout for clients of moto (see [`Moto::client`]).
+pub const MOTO_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Moto {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+/// moto's server application, run by werkzeug without threads (argv[1] = port).
+const SERIAL_MOTO: &str = r#"
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
+           threaded=False, request_handler=MotoRequestHandler)
+"#;
+
+/// The Python of the venv that holds `moto_server` (from `MOTO_SERVER`).
+fn moto_python() -> std::path::PathBuf {
+    let server = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
+        panic!(
+            "MOTO_SERVER is not set: run the tests through ./scripts/test.sh \
+             (or `source scripts/test-env.sh` first)"
+        )
+    });
+    let python = std::path::Path::new(&server).with_file_name("python");
+    assert!(
+        python.exists(),
+        "{} not found next to MOTO_SERVER={server}",
+        python.display()
+    );
+    python
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers.
+    pub async fn start() -> Moto {
+        for _ in 0..5 {
+            let mut moto = Moto {
+                child: None,
+                port: free_port(),
+            };
+            if moto.spawn().await {
+                return moto;
+            }
+        }
+        panic!("moto_server did not start on any of 5 free ports");
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment a child process needs to reach this moto with dummy credentials.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// A DynamoDB client with the server's own settings, pointed here; with a long timeout,
+    /// as moto on a busy 2-core machine answers far slower than DynamoDB.
+    pub async fn client(&self) -> Client {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .load()
+            .await;
+        dynamodb::client(&sdk, MOTO_TIMEOUT)
+    }
+
+    /// Kills moto (its state is lost, like a DynamoDB endpoint going away).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh moto on the same port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.spawn().await {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not restart on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Spawns moto on `self.port`; false when it exited before answering (port taken).
+    async fn spawn(&mut self) -> bool {
+        let child = Command::new(moto_python())
+            .args(["-c", SERIAL_MOTO, &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning moto_server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().expect("polling moto_server").is_some() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on port {} within 60 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,57 @@
+output "name" {
+  description = "Name of the ALB (OPSCTL_ALB)."
+  value       = aws_lb.this.name
+}
+
+output "arn" {
+  description = "ARN of the ALB."
+  value       = aws_lb.this.arn
+}
+
+output "arn_suffix" {
+  description = "ARN suffix of the ALB (CloudWatch LoadBalancer dimension)."
+  value       = aws_lb.this.arn_suffix
+}
+
+output "dns_name" {
+  description = "DNS name of the ALB."
+  value       = aws_lb.this.dns_name
+}
+
+output "security_group_id" {
+  description = "Security group of the ALB (tasks admit traffic from it)."
+  value       = aws_security_group.this.id
+}
+
+output "listener_port" {
+  description = "Port of the production listener whose weights opsctl shifts (opsctl --listener-port)."
+  value       = local.listener_port
+}
+
+output "listener_protocol" {
+  description = "Protocol CloudFront uses to reach the production listener."
+  value       = local.https ? "https" : "http"
+}
+
+output "test_listener_url" {
+  description = "URL of the test listener (green only)."
+  value       = "${lower(local.test_protocol)}://${aws_lb.this.dns_name}:${var.test_listener_port}"
+}
+
+output "target_group_arns" {
+  description = "Target group ARN per colour."
+  value       = { for color, tg in aws_lb_target_group.this : color => tg.arn }
+
+  # ECS refuses a service whose target group no listener uses yet: hand the ARNs out only then.
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener.test]
+}
+
+output "target_group_arn_suffixes" {
+  description = "Target group ARN suffix per colour (CloudWatch TargetGroup dimension)."
+  value       = { for color, tg in aws_lb_target_group.this : color => tg.arn_suffix }
+}
+
+output "log_bucket_id" {
+  description = "S3 bucket holding access logs (ALB, and S3 server access logs under s3/)."
+  value       = aws_s3_bucket.logs.id
+}

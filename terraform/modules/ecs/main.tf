@@ -1,0 +1,249 @@
+# The ECS cluster and one Fargate service per colour. Each task runs chat-server and an AWS
+# OpenTelemetry collector sidecar that forwards traces to X-Ray. Terraform creates the first task
+# definition revision; `opsctl deploy` registers the next ones, so services ignore later changes.
+
+data "aws_region" "current" {}
+
+locals {
+  colors = toset(["blue", "green"])
+
+  # chat-server's admin listener (metrics) stays on loopback; only CHAT_LISTEN faces the ALB.
+  base_environment = [
+    { name = "CHAT_LISTEN", value = "0.0.0.0:${var.container_port}" },
+    { name = "CHAT_ADMIN_LISTEN", value = "127.0.0.1:9090" },
+    { name = "CHAT_DYNAMODB_TABLE_PREFIX", value = var.table_prefix },
+    { name = "CHAT_DRAIN_SECS", value = tostring(var.drain_secs) },
+    { name = "AWS_REGION", value = data.aws_region.current.name },
+    { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://localhost:4318" },
+    { name = "OTEL_SERVICE_NAME", value = "chat-server" },
+  ]
+  origins_environment = length(var.allowed_origins) > 0 ? [
+    { name = "CHAT_ALLOWED_ORIGINS", value = join(",", var.allowed_origins) },
+  ] : []
+
+  # Secrets reach the container as environment variables, read by the execution role at start.
+  secrets = [
+    { name = "CHAT_TOKEN_SECRET", valueFrom = var.token_secret_parameter_arn },
+    { name = "CHAT_REDIS_URL", valueFrom = var.redis_url_parameter_arn },
+  ]
+
+  chat_environment = concat(local.base_environment, local.origins_environment)
+
+  capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
+
+  chat_container = {
+    name                   = "chat"
+    image                  = var.image
+    essential              = true
+    readonlyRootFilesystem = true
+    portMappings = [
+      { name = "http", containerPort = var.container_port, protocol = "tcp" },
+    ]
+    secrets = local.secrets
+    # The runtime image has no shell or curl: chat-server probes its own /healthz.
+    healthCheck = {
+      command     = ["CMD", "/chat-server", "healthcheck", "--url", "http://127.0.0.1:${var.container_port}${var.health_check_path}"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 15
+    }
+    # ECS waits this long after SIGTERM before SIGKILL: longer than the drain window.
+    stopTimeout = var.stop_timeout
+    # One file descriptor per WebSocket.
+    ulimits = [
+      { name = "nofile", softLimit = 65536, hardLimit = 65536 },
+    ]
+    dependsOn = [
+      { containerName = "aws-otel-collector", condition = "START" },
+    ]
+  }
+
+  otel_container = {
+    name  = "aws-otel-collector"
+    image = var.otel_collector_image
+    # Tracing is best effort: a collector crash must not stop the chat.
+    essential              = false
+    readonlyRootFilesystem = true
+    # OTLP in (gRPC 4317, HTTP 4318 on localhost), X-Ray out; the config ships in the image.
+    command           = ["--config=/etc/ecs/ecs-xray.yaml"]
+    memoryReservation = 64
+    environment = [
+      { name = "AWS_REGION", value = data.aws_region.current.name },
+    ]
+  }
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = local.capacity_provider
+    weight            = 1
+  }
+}
+
+################################################################################
+# Security group of the tasks
+################################################################################
+
+resource "aws_security_group" "this" {
+  name_prefix = "${var.name}-tasks-"
+  description = "chat-server tasks: traffic from the ALB only; egress to AWS APIs and Redis."
+  vpc_id      = var.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-tasks" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb" {
+  security_group_id            = aws_security_group.this.id
+  description                  = "HTTP, WebSocket and health checks from the ALB"
+  referenced_security_group_id = var.alb_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  security_group_id = aws_security_group.this.id
+  description       = "AWS APIs (DynamoDB, X-Ray, SSM, ECR, CloudWatch Logs) over HTTPS"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "redis" {
+  security_group_id = aws_security_group.this.id
+  description       = "ElastiCache (TLS) inside the VPC"
+  cidr_ipv4         = var.vpc_cidr
+  ip_protocol       = "tcp"
+  from_port         = var.redis_port
+  to_port           = var.redis_port
+
+  tags = var.tags
+}
+
+################################################################################
+# Task definitions and services, one per colour
+################################################################################
+
+resource "aws_ecs_task_definition" "this" {
+  for_each = local.colors
+
+  family                   = "${var.name}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = var.execution_role_arn
+  task_role_arn            = var.task_role_arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  # The chat container's colour and log stream are per service; the rest is shared.
+  container_definitions = jsonencode([
+    merge(local.chat_container, {
+      environment = concat(local.chat_environment, [{ name = "CHAT_COLOR", value = each.key }])
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = var.log_group_name
+          awslogs-region        = data.aws_region.current.name
+          awslogs-stream-prefix = each.key
+        }
+      }
+    }),
+    merge(local.otel_container, {
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = var.log_group_name
+          awslogs-region        = data.aws_region.current.name
+          awslogs-stream-prefix = "${each.key}-otel"
+        }
+      }
+    }),
+  ])
+
+  tags = merge(var.tags, { Color = each.key })
+
+  lifecycle {
+    precondition {
+      condition     = var.stop_timeout > var.drain_secs
+      error_message = "stop_timeout must exceed drain_secs, or ECS kills tasks before they finish draining."
+    }
+  }
+}
+
+resource "aws_ecs_service" "this" {
+  for_each = local.colors
+
+  name             = "${var.name}-${each.key}"
+  cluster          = aws_ecs_cluster.this.id
+  task_definition  = aws_ecs_task_definition.this[each.key].arn
+  desired_count    = var.desired_counts[each.key]
+  platform_version = "LATEST"
+
+  capacity_provider_strategy {
+    capacity_provider = local.capacity_provider
+    weight            = 1
+  }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [aws_security_group.this.id]
+    assign_public_ip = var.assign_public_ip
+  }
+
+  load_balancer {
+    target_group_arn = var.target_group_arns[each.key]
+    container_name   = "chat"
+    container_port   = var.container_port
+  }
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  health_check_grace_period_seconds  = 30
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+  wait_for_steady_state   = false
+
+  tags = merge(var.tags, { Color = each.key })
+
+  lifecycle {
+    # opsctl deploy registers new revisions; terraform must not roll them back.
+    ignore_changes = [task_definition]
+  }
+
+  depends_on = [aws_ecs_cluster_capacity_providers.this]
+}

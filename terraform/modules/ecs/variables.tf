@@ -1,0 +1,158 @@
+variable "name" {
+  description = "Name of the cluster and prefix of services and task families."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the tasks' security group."
+  type        = string
+}
+
+variable "vpc_cidr" {
+  description = "CIDR of the VPC (egress to Redis)."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets the tasks run in (private with NAT, or public with assign_public_ip)."
+  type        = list(string)
+}
+
+variable "assign_public_ip" {
+  description = "Give tasks public IPs (needed in public subnets without NAT)."
+  type        = bool
+  default     = false
+}
+
+variable "alb_security_group_id" {
+  description = "Security group of the ALB; the only source allowed to reach the tasks."
+  type        = string
+}
+
+variable "target_group_arns" {
+  description = "Target group ARN per colour (keys blue and green)."
+  type        = map(string)
+}
+
+variable "image" {
+  description = "chat-server image URI (repository:tag) of the first task definition revision."
+  type        = string
+}
+
+variable "otel_collector_image" {
+  description = "AWS Distro for OpenTelemetry collector image (the tracing sidecar)."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.45.1"
+}
+
+variable "cpu" {
+  description = "Task CPU units (256 = 0.25 vCPU)."
+  type        = number
+  default     = 256
+}
+
+variable "memory" {
+  description = "Task memory in MiB, shared by chat-server and the collector."
+  type        = number
+  default     = 512
+}
+
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64 (Graviton, about 20 % cheaper; the image must be built for it)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture must be X86_64 or ARM64."
+  }
+}
+
+variable "desired_counts" {
+  description = "Running tasks per colour (keys blue and green)."
+  type        = map(number)
+  default     = { blue = 1, green = 1 }
+}
+
+variable "use_fargate_spot" {
+  description = "Run tasks on FARGATE_SPOT (about 70 % cheaper; tasks can be reclaimed with a 2-minute warning, which the drain handles)."
+  type        = bool
+  default     = false
+}
+
+variable "container_port" {
+  description = "Port chat-server listens on (CHAT_LISTEN) and the target groups send to."
+  type        = number
+  default     = 8080
+}
+
+variable "health_check_path" {
+  description = "Path of chat-server's liveness endpoint."
+  type        = string
+  default     = "/healthz"
+}
+
+variable "redis_port" {
+  description = "Port of the Redis replication group."
+  type        = number
+  default     = 6379
+}
+
+variable "execution_role_arn" {
+  description = "Role ECS uses to pull the image, read the secrets and write logs."
+  type        = string
+}
+
+variable "task_role_arn" {
+  description = "Role chat-server and the collector act as (DynamoDB tables, X-Ray)."
+  type        = string
+}
+
+variable "log_group_name" {
+  description = "CloudWatch log group of both containers."
+  type        = string
+}
+
+variable "table_prefix" {
+  description = "CHAT_DYNAMODB_TABLE_PREFIX: prefix of the three DynamoDB tables."
+  type        = string
+}
+
+variable "token_secret_parameter_arn" {
+  description = "SSM SecureString parameter holding CHAT_TOKEN_SECRET."
+  type        = string
+}
+
+variable "redis_url_parameter_arn" {
+  description = "SSM SecureString parameter holding CHAT_REDIS_URL (rediss://:token@host:6379)."
+  type        = string
+}
+
+variable "drain_secs" {
+  description = "CHAT_DRAIN_SECS: seconds over which a stopping task spreads its reconnect frames."
+  type        = number
+  default     = 10
+}
+
+variable "stop_timeout" {
+  description = "Seconds between SIGTERM and SIGKILL; must exceed drain_secs."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.stop_timeout <= 120
+    error_message = "Fargate allows a stopTimeout of at most 120 seconds."
+  }
+}
+
+variable "allowed_origins" {
+  description = "CHAT_ALLOWED_ORIGINS; empty = chat-server's default (same host, which CloudFront keeps by forwarding Host)."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

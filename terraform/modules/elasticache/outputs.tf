@@ -1,0 +1,24 @@
+output "primary_endpoint" {
+  description = "Primary endpoint address of the replication group (follows failover)."
+  value       = aws_elasticache_replication_group.this.primary_endpoint_address
+}
+
+output "port" {
+  description = "Port of the replication group."
+  value       = var.port
+}
+
+output "url_parameter_arn" {
+  description = "SSM SecureString parameter with the rediss:// URL (CHAT_REDIS_URL)."
+  value       = aws_ssm_parameter.url.arn
+}
+
+output "url_parameter_name" {
+  description = "Name of the SSM parameter with CHAT_REDIS_URL."
+  value       = aws_ssm_parameter.url.name
+}
+
+output "security_group_id" {
+  description = "Security group of the replication group."
+  value       = aws_security_group.this.id
+}

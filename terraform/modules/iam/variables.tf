@@ -1,0 +1,25 @@
+variable "name" {
+  description = "Name prefix of the roles."
+  type        = string
+}
+
+variable "table_arns" {
+  description = "ARNs of the DynamoDB tables chat-server may use (and their indexes)."
+  type        = list(string)
+}
+
+variable "secret_parameter_arns" {
+  description = "SSM parameters the execution role reads into the container (CHAT_TOKEN_SECRET, CHAT_REDIS_URL)."
+  type        = list(string)
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key encrypting the tables and parameters."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

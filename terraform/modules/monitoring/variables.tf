@@ -1,0 +1,49 @@
+variable "name" {
+  description = "Name prefix of the log group and alarms."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key encrypting the log group."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch keeps task logs."
+  type        = number
+  default     = 365
+}
+
+variable "alb_arn_suffix" {
+  description = "ARN suffix of the ALB (LoadBalancer dimension)."
+  type        = string
+}
+
+variable "target_group_arn_suffixes" {
+  description = "ARN suffix of each colour's target group (TargetGroup dimension)."
+  type        = map(string)
+}
+
+variable "error_threshold" {
+  description = "5xx responses per minute, two minutes in a row, that raise an error alarm."
+  type        = number
+  default     = 5
+}
+
+variable "latency_p95_threshold_seconds" {
+  description = "p95 target response time, three minutes in a row, that raises the latency alarm."
+  type        = number
+  default     = 0.5
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm changes state (e.g. an SNS topic); empty = none."
+  type        = list(string)
+  default     = []
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,201 @@
+"""The task definition configures chat-server only with variables it reads, on the ports and
+health check path it serves, and drains within the stop timeout."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from conftest import COLORS, MODULES, ROOT, help_default, resolve
+
+ECS_MAIN = MODULES / "ecs" / "main.tf"
+# What the task must set for chat-server to run as one of many tasks on AWS.
+REQUIRED = {
+    "CHAT_LISTEN",
+    "CHAT_ADMIN_LISTEN",
+    "CHAT_DYNAMODB_TABLE_PREFIX",
+    "CHAT_REDIS_URL",
+    "CHAT_COLOR",
+    "CHAT_TOKEN_SECRET",
+    "CHAT_DRAIN_SECS",
+}
+
+
+def env_names_in_task_definition() -> set[str]:
+    """Every CHAT_* name the ECS module sets, whatever expression builds the list."""
+    return set(re.findall(r'name\s*=\s*\\?"(CHAT_[A-Z0-9_]+)\\?"', ECS_MAIN.read_text()))
+
+
+def ecs_value(value, root, modules):
+    return resolve(value, "ecs", root, modules["ecs"])
+
+
+def test_every_chat_variable_is_one_chat_server_reads(server_env_vars):
+    names = env_names_in_task_definition()
+    assert REQUIRED <= names, f"task definition misses {sorted(REQUIRED - names)}"
+    unknown = names - server_env_vars
+    assert not unknown, f"task definition sets {sorted(unknown)}, which chat-server --help does not list"
+
+
+def test_secrets_come_from_parameters_not_plain_environment(modules):
+    locals_ = modules["ecs"]["locals"]
+    secret_names = {s["name"] for s in locals_["secrets"]}
+    plain_names = {e["name"] for e in locals_["base_environment"]}
+    assert {"CHAT_TOKEN_SECRET", "CHAT_REDIS_URL"} <= secret_names
+    assert not (secret_names & plain_names)
+    for secret in locals_["secrets"]:
+        assert secret["valueFrom"].startswith("${var."), secret
+
+
+def test_redis_url_is_tls_on_6379(modules):
+    """CHAT_REDIS_URL as stored in SSM: rediss:// (transit encryption is on), port 6379."""
+    parameter = modules["elasticache"]["resource"]["aws_ssm_parameter"]["url"]
+    assert parameter["type"] == "SecureString"
+    assert parameter["value"].startswith("rediss://")
+    assert parameter["value"].endswith(":${var.port}")
+    assert modules["elasticache"]["variable"]["port"]["default"] == 6379
+    group = modules["elasticache"]["resource"]["aws_elasticache_replication_group"]["this"]
+    assert group["transit_encryption_enabled"] is True
+    assert group["at_rest_encryption_enabled"] is True
+    assert group["automatic_failover_enabled"] is True
+    assert group["multi_az_enabled"] is True
+
+
+def test_listen_addresses(root, modules, server_help):
+    env = {e["name"]: e["value"] for e in modules["ecs"]["locals"]["base_environment"]}
+    port = ecs_value("${var.container_port}", root, modules)
+    default_port = int(help_default(server_help, "CHAT_LISTEN").rsplit(":", 1)[1])
+    assert port == default_port, "the task's port differs from chat-server's default CHAT_LISTEN port"
+    assert env["CHAT_LISTEN"] == "0.0.0.0:${var.container_port}", "the ALB reaches the task only on 0.0.0.0"
+    assert env["CHAT_ADMIN_LISTEN"].startswith("127.0.0.1:"), "the admin listener must stay on loopback"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318"
+
+    chat = modules["ecs"]["locals"]["chat_container"]
+    assert [p["containerPort"] for p in chat["portMappings"]] == ["${var.container_port}"]
+
+
+def test_ports_and_health_path_match_target_groups(root, modules, healthcheck_default_url):
+    health = urlparse(healthcheck_default_url)
+    alb = modules["alb"]
+    tg = alb["resource"]["aws_lb_target_group"]["this"]
+    assert resolve(tg["port"], "alb", root, alb) == health.port
+    assert resolve(tg["health_check"][0]["path"], "alb", root, alb) == health.path
+    assert tg["target_type"] == "ip", "awsvpc tasks register by IP"
+    assert ecs_value("${var.container_port}", root, modules) == health.port
+    assert ecs_value("${var.health_check_path}", root, modules) == health.path
+
+
+def test_container_health_check_runs_chat_server_healthcheck(modules, server_help):
+    assert re.search(r"^\s+healthcheck\b", server_help, re.M), "chat-server has no healthcheck subcommand"
+    command = modules["ecs"]["locals"]["chat_container"]["healthCheck"]["command"]
+    assert command[:3] == ["CMD", "/chat-server", "healthcheck"]
+    assert command[3:] == ["--url", "http://127.0.0.1:${var.container_port}${var.health_check_path}"]
+
+
+def test_drain_fits_stop_timeout_and_deregistration(root, modules, server_help):
+    drain_default = int(help_default(server_help, "CHAT_DRAIN_SECS"))
+    drain = ecs_value("${var.drain_secs}", root, modules)
+    stop = ecs_value("${var.stop_timeout}", root, modules)
+    dereg = resolve("${var.deregistration_delay}", "alb", root, modules["alb"])
+    assert drain == drain_default, "Terraform's drain window differs from chat-server's default"
+    assert stop > drain, f"stopTimeout {stop} s must exceed the drain window {drain} s"
+    assert stop <= 120, "Fargate allows a stopTimeout of at most 120 s"
+    assert dereg > drain, f"deregistration delay {dereg} s must exceed the drain window {drain} s"
+    assert modules["ecs"]["locals"]["chat_container"]["stopTimeout"] == "${var.stop_timeout}"
+
+
+def test_idle_timeout_outlives_server_pings(root, modules):
+    """The server pings every HEARTBEAT (server/src/hub.rs); the ALB must not cut in between."""
+    hub = (ROOT / "server" / "src" / "hub.rs").read_text()
+    match = re.search(r"HEARTBEAT: Duration = Duration::from_secs\((\d+)\)", hub)
+    assert match, "server/src/hub.rs no longer defines HEARTBEAT as Duration::from_secs(N)"
+    ping = int(match.group(1))
+    idle = resolve(modules["alb"]["resource"]["aws_lb"]["this"]["idle_timeout"], "alb", root, modules["alb"])
+    assert idle >= 3 * ping, f"ALB idle timeout {idle} s should survive a couple of lost pings (every {ping} s)"
+
+
+def test_services_and_target_groups_are_tagged_by_color(modules):
+    ecs = modules["ecs"]["resource"]
+    alb = modules["alb"]["resource"]
+    assert modules["ecs"]["locals"]["colors"] == '${toset(["blue", "green"])}'
+    assert modules["alb"]["locals"]["colors"] == '${toset(["blue", "green"])}'
+    for resource in (
+        ecs["aws_ecs_service"]["this"],
+        ecs["aws_ecs_task_definition"]["this"],
+        alb["aws_lb_target_group"]["this"],
+    ):
+        assert resource["for_each"] == "${local.colors}"
+        assert resource["tags"] == "${merge(var.tags, {Color = each.key})}"
+    service = ecs["aws_ecs_service"]["this"]
+    assert service["name"] == "${var.name}-${each.key}"
+    assert service["load_balancer"][0]["target_group_arn"] == "${var.target_group_arns[each.key]}"
+    assert service["load_balancer"][0]["container_name"] == modules["ecs"]["locals"]["chat_container"]["name"]
+    breaker = service["deployment_circuit_breaker"][0]
+    assert breaker == {"enable": True, "rollback": True}
+    assert "task_definition" in service["lifecycle"][0]["ignore_changes"][0]
+    task = ecs["aws_ecs_task_definition"]["this"]
+    assert 'value = each.key' in task["container_definitions"] and "CHAT_COLOR" in task["container_definitions"]
+
+
+def test_listener_weights_belong_to_opsctl(modules):
+    listeners = modules["alb"]["resource"]["aws_lb_listener"]
+    for name in ("http", "https"):
+        assert "default_action" in listeners[name]["lifecycle"][0]["ignore_changes"][0], name
+    forwards = [listeners["https"]["default_action"][0]] + [
+        d["default_action"]["content"][0]
+        for d in listeners["http"]["dynamic"]
+        if d["default_action"]["content"][0]["type"] == "forward"
+    ]
+    assert len(forwards) == 2, "both production listeners forward (80 without a certificate, 443 with one)"
+    for action in forwards:
+        groups = action["forward"][0]["target_group"]
+        assert [g["arn"] for g in groups] == [f'${{aws_lb_target_group.this["{c}"].arn}}' for c in COLORS]
+        assert [g["weight"] for g in groups] == [f'${{var.initial_weights["{c}"]}}' for c in COLORS]
+    weights = modules["alb"]["variable"]["initial_weights"]["default"]
+    assert weights == {"blue": 100, "green": 0}, "at creation blue takes all traffic; opsctl shifts it"
+    test = listeners["test"]
+    assert test["default_action"][0]["target_group_arn"] == '${aws_lb_target_group.this["green"].arn}'
+    assert "lifecycle" not in test, "the test listener always forwards to green; terraform keeps it so"
+
+
+def test_cloudfront_sends_dynamic_paths_to_the_alb_uncached(modules):
+    cdn = modules["cdn"]
+    dist = cdn["resource"]["aws_cloudfront_distribution"]["this"]
+    paths = cdn["locals"]["dynamic_paths"]
+    for path in ("/ws", "/api/*", "/version"):
+        assert path in paths
+    behaviour = dist["dynamic"][0]["ordered_cache_behavior"]
+    assert behaviour["for_each"] == "${local.dynamic_paths}"
+    content = behaviour["content"][0]
+    assert content["target_origin_id"] == "${local.alb_origin_id}"
+    assert content["cache_policy_id"] == "${local.cache_disabled}"
+    assert content["origin_request_policy_id"] == "${local.all_viewer}"
+    assert cdn["locals"]["cache_disabled"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+    assert cdn["locals"]["all_viewer"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"
+    assert (ROOT / "frontend" / dist["default_root_object"]).is_file(), "CloudFront's root object is not in frontend/"
+    default = dist["default_cache_behavior"][0]
+    assert default["target_origin_id"] == "${local.s3_origin_id}"
+    s3_origin = [o for o in dist["origin"] if o["origin_id"] == "${local.s3_origin_id}"][0]
+    assert s3_origin["origin_access_control_id"] == "${aws_cloudfront_origin_access_control.this.id}"
+
+
+def test_task_role_reaches_only_the_chat_tables(modules, root):
+    statements = modules["iam"]["data"]["aws_iam_policy_document"]["task"]["statement"]
+    dynamo = [s for s in statements if any(a.startswith("dynamodb:") for a in s["actions"])]
+    assert len(dynamo) == 1
+    assert dynamo[0]["resources"] == '${concat(var.table_arns, [for arn in var.table_arns : "${arn}/index/*"])}'
+    assert root["module"]["iam"]["table_arns"] == "${module.dynamodb.table_arns}"
+    for statement in statements:
+        if statement["resources"] == ["*"]:
+            assert all(a.startswith("xray:") for a in statement["actions"]), statement
+
+
+def test_outputs_for_operators_and_opsctl(root):
+    needed = {
+        "alb_name", "alb_dns_name", "listener_port", "test_listener_url", "cloudfront_domain_name",
+        "cluster_name", "service_names", "table_prefix", "ecr_repository_url", "redis_endpoint", "alarm_names",
+    }
+    missing = needed - set(root["output"])
+    assert not missing, f"missing outputs: {sorted(missing)}"
+    for color in COLORS:
+        assert color in root["variable"]["desired_counts"]["default"]
