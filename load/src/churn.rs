@@ -49,10 +49,8 @@ pub async fn run(
                 let token = &tokens[n % tokens.len()];
                 match client::member(&dialer, n, token, "churn").await {
                     Ok(mut ws) => {
-                        samples.record(
-                            0,
-                            u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX),
-                        );
+                        let took = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        samples.record(0, took, stats.now_us());
                         let _ = ws.write_frame(Frame::close(1000, b"")).await;
                         // Wait (bounded) for the server's close so its side is gone too.
                         let _ = tokio::time::timeout(Duration::from_secs(2), async {
