@@ -61,7 +61,9 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
     let (pre_tx, pre_rx) = mpsc::channel::<Outbound>(8);
     let hello = tokio::time::timeout(
         Duration::from_secs(HELLO_TIMEOUT_SECS),
-        read_text(&mut reader, &pre_tx),
+        read_text(&mut reader, &|f| {
+            let _ = pre_tx.try_send(Outbound::Frame(f));
+        }),
     )
     .await;
     let user = match hello {
@@ -120,10 +122,10 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
 }
 
 /// Reads the next complete text message. `Ok(None)`: the peer closed. `Err(code)`: a
-/// protocol violation to close with.
+/// protocol violation to close with. Replies the reader owes (pongs, errors) go to `out`.
 async fn read_text<S>(
     reader: &mut FragmentCollectorRead<S>,
-    out: &mpsc::Sender<Outbound>,
+    out: &impl Fn(Bytes),
 ) -> Result<Option<String>, u16>
 where
     S: tokio::io::AsyncRead + Unpin,
@@ -132,7 +134,7 @@ where
         let frame = reader
             .read_frame(&mut |frame: Frame<'_>| {
                 // Obligated replies (pongs) go through the queue like everything else.
-                let _ = out.try_send(Outbound::Frame(conn::encode(frame)));
+                out(conn::encode(frame));
                 std::future::ready(Ok::<(), std::io::Error>(()))
             })
             .await;
@@ -166,7 +168,7 @@ where
                     ),
                     None,
                 );
-                let _ = out.try_send(Outbound::Frame(conn::text_frame(&json)));
+                out(conn::text_frame(&json));
             }
             OpCode::Close => return Ok(None),
             _ => {}
@@ -188,17 +190,17 @@ where
         RateLimiter::direct(Quota::per_second(limits.rate_per_sec).allow_burst(limits.rate_burst));
     let mut strikes = 0u32;
     let mut strike_window = Instant::now();
-    // Control replies (pongs) share the connection's queue.
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Outbound>(4);
+    // Control replies (pongs) share the connection's queue (no queue of their own: a
+    // channel per connection costs ~1.5 KiB even when idle).
+    let reply = |f: Bytes| {
+        conn.push(f);
+    };
     loop {
         let next = tokio::select! {
             biased;
             _ = conn.cancelled().cancelled() => return None,
-            r = tokio::time::timeout(IDLE_TIMEOUT, read_text(reader, &ctl_tx)) => r,
+            r = tokio::time::timeout(IDLE_TIMEOUT, read_text(reader, &reply)) => r,
         };
-        while let Ok(Outbound::Frame(f)) = ctl_rx.try_recv() {
-            conn.push(f);
-        }
         let text = match next {
             Err(_) => return Some(close::POLICY),
             Ok(Err(code)) => return Some(code),
