@@ -357,23 +357,7 @@ impl Hub {
             self.record_connection(conn);
             if first_of_user {
                 let online = members.len().max(1);
-                let json = ServerFrame::Presence {
-                    room: room_name,
-                    online,
-                    joined: Some(&conn.user),
-                    left: None,
-                }
-                .to_json();
-                self.emit(
-                    &room,
-                    RoomEvent {
-                        kind: EventKind::Presence {
-                            user_id: conn.user.id,
-                        },
-                        json,
-                    },
-                )
-                .await;
+                self.announce(&room, &conn.user, online, true).await;
             }
             return Ok(());
         }
@@ -421,23 +405,7 @@ impl Hub {
                 .await
                 .map(|m| m.len())
                 .unwrap_or(0);
-            let json = ServerFrame::Presence {
-                room: room_name,
-                online,
-                joined: None,
-                left: Some(&conn.user),
-            }
-            .to_json();
-            self.emit(
-                &room,
-                RoomEvent {
-                    kind: EventKind::Presence {
-                        user_id: conn.user.id,
-                    },
-                    json,
-                },
-            )
-            .await;
+            self.announce(&room, &conn.user, online, false).await;
         }
         if !self.is_draining() {
             self.record_connection(conn);
@@ -515,6 +483,19 @@ impl Hub {
             // Other tasks catch up from the store when their link returns.
             tracing::debug!(error = %e, "Could not publish message");
         }
+    }
+
+    /// Tells the room (here and on other tasks) that `user` joined or left it.
+    async fn announce(&self, room: &Room, user: &User, online: usize, joined: bool) {
+        let json = ServerFrame::Presence {
+            room: &room.name,
+            online,
+            joined: joined.then_some(user),
+            left: (!joined).then_some(user),
+        }
+        .to_json();
+        let kind = EventKind::Presence { user_id: user.id };
+        self.emit(room, RoomEvent { kind, json }).await;
     }
 
     async fn emit(&self, room: &Room, event: RoomEvent) {
