@@ -23,6 +23,8 @@ _need_apt() { # package, binary
 }
 _need_apt redis-server redis-server
 _need_apt openssl openssl
+_need_apt jq jq
+_need_apt curl curl
 _need_apt chromium chromium
 
 # The venv lives outside the clone and is rebuilt when the requirements change.

@@ -196,21 +196,21 @@ impl Hub {
     }
 
     /// Forgets a connection whose socket ended: leaves its rooms.
+    /// The record is removed before the connection leaves the map, so a draining task
+    /// (which waits for the map to empty) never exits with live-looking records behind it.
     pub async fn disconnect(&self, conn: &Arc<Conn>) {
-        if self.conns.lock().remove(&conn.id).is_none() {
+        if !self.conns.lock().contains_key(&conn.id) {
             return;
         }
-        self.metrics.connections_open.dec();
         for room in conn.rooms() {
-            self.leave(conn, &room).await;
+            self.leave_room(conn, &room, false).await;
         }
-        let store = Arc::clone(&self.store);
-        let key = conn.key.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.remove_connection(&key).await {
-                tracing::debug!(error = %e, "Could not remove connection record");
-            }
-        });
+        if let Err(e) = self.store.remove_connection(&conn.key).await {
+            tracing::debug!(error = %e, "Could not remove connection record");
+        }
+        if self.conns.lock().remove(&conn.id).is_some() {
+            self.metrics.connections_open.dec();
+        }
     }
 
     fn record_connection(&self, conn: &Conn) {
@@ -366,6 +366,11 @@ impl Hub {
     /// Removes `conn` from `room`; announces the user's departure when it was their last
     /// connection there.
     pub async fn leave(&self, conn: &Arc<Conn>, room_name: &str) -> bool {
+        self.leave_room(conn, room_name, true).await
+    }
+
+    /// `leave`, re-recording the connection's rooms in the store when `record`.
+    async fn leave_room(&self, conn: &Arc<Conn>, room_name: &str, record: bool) -> bool {
         if !conn.remove_room(room_name) {
             return false;
         }
@@ -407,7 +412,7 @@ impl Hub {
                 .unwrap_or(0);
             self.announce(&room, &conn.user, online, false).await;
         }
-        if !self.is_draining() {
+        if record && !self.is_draining() {
             self.record_connection(conn);
         }
         true
