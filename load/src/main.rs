@@ -235,15 +235,8 @@ async fn scenario(command: Command, common: &Common) -> Result<Row> {
                 members,
                 senders,
             }];
-            let mut traffic =
-                Traffic::start(dialer, tokens, &plan, common.concurrency, common.inflight).await?;
-            let secs = traffic
-                .phase(0, rate, duration, Duration::from_secs(3))
-                .await?;
-            traffic.stop().await;
-            let r = traffic.result(0, rate, secs);
+            let r = steady(dialer, tokens, &plan, common, rate, duration, &mut row).await?;
             row.scenario = "fanout".into();
-            fill(&mut row, &traffic, &r);
             row.result = format!("{} msg/s to {members} members", r.target_rate);
         }
         Command::Rooms {
@@ -260,15 +253,8 @@ async fn scenario(command: Command, common: &Common) -> Result<Row> {
                     senders: room_size,
                 })
                 .collect();
-            let mut traffic =
-                Traffic::start(dialer, tokens, &plan, common.concurrency, common.inflight).await?;
-            let secs = traffic
-                .phase(0, rate, duration, Duration::from_secs(3))
-                .await?;
-            traffic.stop().await;
-            let r = traffic.result(0, rate, secs);
+            let r = steady(dialer, tokens, &plan, common, rate, duration, &mut row).await?;
             row.scenario = "rooms".into();
-            fill(&mut row, &traffic, &r);
             row.result = format!("{:.0} acked sends/s", r.acked_per_s);
         }
         Command::Max {
@@ -385,6 +371,27 @@ fn dropped(traffic: &Traffic) -> u64 {
         .stats
         .dropped
         .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One steady phase at `rate` over `plan`: connect, run, stop, and fill `row` with the result.
+async fn steady(
+    dialer: Arc<client::Dialer>,
+    tokens: Arc<Vec<String>>,
+    plan: &[RoomPlan],
+    common: &Common,
+    rate: f64,
+    duration: f64,
+    row: &mut Row,
+) -> Result<PhaseResult> {
+    let mut traffic =
+        Traffic::start(dialer, tokens, plan, common.concurrency, common.inflight).await?;
+    let secs = traffic
+        .phase(0, rate, duration, Duration::from_secs(3))
+        .await?;
+    traffic.stop().await;
+    let r = traffic.result(0, rate, secs);
+    fill(row, &traffic, &r);
+    Ok(r)
 }
 
 fn fill(row: &mut Row, traffic: &Traffic, r: &PhaseResult) {

@@ -97,17 +97,7 @@ async fn a_message_is_acked_and_reaches_every_member_including_the_sender() {
 async fn welcome_names_the_server() {
     let s = TestServer::start(&[]).await;
     let tok = session(&s.url(""), json!({"nickname": "Al"})).await;
-    let mut ws = Client::raw(&s.ws_url()).await;
-    ws.send(Message::text(
-        json!({"type": "hello", "token": tok["token"]}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let mut c = Client {
-        ws,
-        user: json!(null),
-        token: String::new(),
-    };
+    let mut c = Client::hello(&s.ws_url(), tok["token"].as_str().unwrap()).await;
     let w = c.recv().await;
     assert_eq!(w["type"], "welcome");
     assert_eq!(w["user"]["nickname"], "Al");
@@ -372,17 +362,7 @@ async fn flooding_is_rate_limited_then_closed_with_1008() {
 #[tokio::test]
 async fn a_forged_token_gets_unauthorized_and_4401() {
     let s = TestServer::start(&[]).await;
-    let mut ws = Client::raw(&s.ws_url()).await;
-    ws.send(Message::text(
-        json!({"type": "hello", "token": "eyJpZCI6MX0.c2ln"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let mut c = Client {
-        ws,
-        user: json!(null),
-        token: String::new(),
-    };
+    let mut c = Client::hello(&s.ws_url(), "eyJpZCI6MX0.c2ln").await;
     let e = c.recv().await;
     assert_eq!(e["code"], "unauthorized");
     assert_eq!(close_code(&mut c.ws).await, 4401);

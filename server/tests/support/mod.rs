@@ -229,18 +229,23 @@ impl Client {
         Self::with_token(ws_url, s["token"].as_str().expect("token")).await
     }
 
-    pub async fn with_token(ws_url: &str, token: &str) -> Self {
+    /// Opens a WebSocket and sends `hello` with `token`, without waiting for the answer.
+    pub async fn hello(ws_url: &str, token: &str) -> Self {
         let mut ws = Self::raw(ws_url).await;
         ws.send(Message::text(
             json!({"type": "hello", "token": token}).to_string(),
         ))
         .await
         .expect("send hello");
-        let mut c = Self {
+        Self {
             ws,
             user: Value::Null,
             token: token.to_string(),
-        };
+        }
+    }
+
+    pub async fn with_token(ws_url: &str, token: &str) -> Self {
+        let mut c = Self::hello(ws_url, token).await;
         let welcome = c.recv_type("welcome").await;
         c.user = welcome["user"].clone();
         c
