@@ -26,9 +26,9 @@ async fn a_one_second_fanout_run_reports_deliveries() {
         "1000",
     ])
     .expect("valid flags");
-    cli.config.validate().expect("valid config");
+    let settings = cli.config.validate().expect("valid config");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = chat_server::app::start(cli.config, async {
+    let running = chat_server::app::start(settings, async {
         let _ = stopped.await;
     })
     .await

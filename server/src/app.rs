@@ -1,21 +1,21 @@
-//! Building and running the server: choose the store and fanout from the config, bind both
-//! listeners, serve until the shutdown future resolves, then drain.
+//! Building and running the server from its [`Settings`]: build the store, fanout and hub
+//! (anything that can fail at start fails here, before a port is bound), bind both listeners,
+//! serve until the shutdown future resolves, then drain.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::Tokens;
-use crate::config::Config;
+use crate::config::Settings;
 use crate::fanout::local::LocalFanout;
 use crate::fanout::redis::RedisFanout;
 use crate::fanout::{Fanout, SinkRef};
+use crate::http::AppState;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::protocol::ServerInfo;
@@ -23,15 +23,6 @@ use crate::store::Store;
 use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::ws::Limits;
-
-/// What every request handler shares.
-pub struct AppState {
-    pub hub: Arc<Hub>,
-    pub tokens: Tokens,
-    pub limits: Limits,
-    /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
-    pub allowed_origins: Vec<String>,
-}
 
 /// A started server.
 pub struct Running {
@@ -50,61 +41,55 @@ impl Running {
     }
 }
 
-/// The store the config asks for.
-pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    if let Some(prefix) = &config.dynamodb_table_prefix {
-        let client = dynamodb::client_from_env(config.dynamodb_timeout()).await;
-        return Ok(Arc::new(DynamoStore::new(client, prefix)));
+/// The store the settings ask for.
+pub async fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(dynamo) = &settings.dynamodb {
+        let client = dynamodb::client_from_env(dynamo.timeout).await;
+        return Ok(Arc::new(DynamoStore::new(client, &dynamo.table_prefix)));
     }
-    let dir = config.data_dir.clone();
+    let dir = settings.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
         .await
         .context("opening the embedded store")?
         .with_context(|| {
             format!(
                 "opening the embedded store in {}",
-                config.data_dir.display()
+                settings.data_dir.display()
             )
         })?;
     Ok(Arc::new(store))
 }
 
-/// The fanout the config asks for, given the hub's sink.
+/// The fanout the settings ask for, given the hub's sink.
 /// Never waits for Redis: a task started while it is down serves and becomes ready later.
-pub fn build_fanout(config: &Config, sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
-    if let Some(url) = &config.redis_url {
-        let ttl = Duration::from_secs(config.presence_ttl_secs);
-        return Ok(Box::new(RedisFanout::new(url, ttl, sink)?));
+pub fn build_fanout(settings: &Settings, sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
+    if let Some(redis) = &settings.redis {
+        return Ok(Box::new(RedisFanout::new(
+            &redis.url,
+            redis.presence_ttl,
+            sink,
+        )?));
     }
     Ok(Box::new(LocalFanout::new()))
 }
 
-/// Binds, builds and starts serving. `shutdown` resolving starts the drain.
+/// Builds, binds and starts serving. `shutdown` resolving starts the drain.
 pub async fn start(
-    config: Config,
+    settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding CHAT_LISTEN {}", config.listen))?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| format!("binding CHAT_ADMIN_LISTEN {}", config.admin_listen))?;
-    let addr = listener.local_addr()?;
-    let admin_addr = admin.local_addr()?;
-
-    let store = build_store(&config).await?;
-    let tokens = Tokens::load(config.token_secret.as_deref(), &config.data_dir)?;
+    let store = build_store(&settings).await?;
+    let tokens = Tokens::load(settings.token_secret.as_deref(), &settings.data_dir)?;
     let metrics = Arc::new(Metrics::new());
     let info = ServerInfo {
-        color: config.color.clone(),
+        color: settings.color.clone(),
         version: env!("CARGO_PKG_VERSION"),
-        task: config.task_id(),
+        task: settings.task_id.clone(),
     };
     let mut fanout_error = None;
     let hub = Hub::new(
-        store,
-        |sink| match build_fanout(&config, sink) {
+        Arc::clone(&store),
+        |sink| match build_fanout(&settings, sink) {
             Ok(f) => f,
             Err(e) => {
                 fanout_error = Some(e);
@@ -113,19 +98,30 @@ pub async fn start(
         },
         info,
         Arc::clone(&metrics),
-        config.outbound_queue as usize,
+        settings.outbound_queue.get(),
     );
     if let Some(e) = fanout_error {
         return Err(e);
     }
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding CHAT_LISTEN {}", settings.listen))?;
+    let admin = TcpListener::bind(settings.admin_listen)
+        .await
+        .with_context(|| format!("binding CHAT_ADMIN_LISTEN {}", settings.admin_listen))?;
+    let addr = listener.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+
     let state = Arc::new(AppState {
         hub: Arc::clone(&hub),
-        tokens,
+        store: Arc::clone(&store),
+        tokens: Arc::new(tokens),
         limits: Limits {
-            rate_per_sec: NonZeroU32::new(config.rate_per_sec).unwrap_or(NonZeroU32::MIN),
-            rate_burst: NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN),
+            rate_per_sec: settings.rate_per_sec,
+            rate_burst: settings.rate_burst,
         },
-        allowed_origins: config.allowed_origins.clone(),
+        allowed_origins: settings.allowed_origins.clone(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -133,8 +129,8 @@ pub async fn start(
         .with_graceful_shutdown(wait_true(stop_rx.clone()));
     let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
-    let drain = Duration::from_secs(config.drain_secs);
-    tracing::info!(%addr, %admin_addr, store = hub.store().name(), fanout = hub.fanout().name(), color = %config.color, "Serving");
+    let drain = settings.drain;
+    tracing::info!(%addr, %admin_addr, store = store.name(), fanout = hub.fanout().name(), color = %settings.color, "Serving");
 
     let task = tokio::spawn(async move {
         let public = tokio::spawn(async move { public.await });

@@ -9,10 +9,19 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, Span};
 
-use crate::conn::{self, Conn};
-use crate::hub::Hub;
-use crate::protocol::{ErrorCode, Invalid, ServerFrame};
-use crate::store::{Appended, NewMessage};
+use crate::conn::Conn;
+use crate::metrics::Metrics;
+use crate::protocol::{ChatMessage, ErrorCode, Refusal, ServerFrame};
+use crate::store::{Appended, NewMessage, Store};
+
+/// Where the commit loop reports each newly stored message (the hub: deliver, then publish).
+#[async_trait::async_trait]
+pub trait CommitSink: Send + Sync {
+    async fn committed(&self, message: &ChatMessage);
+}
+
+/// The sink as the loop holds it: the loop ends once the sink is gone.
+pub type CommitSinkRef = Weak<dyn CommitSink>;
 
 /// Most sends in one store call.
 const MAX_BATCH: usize = 512;
@@ -32,16 +41,16 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the loop; it ends when the hub is gone.
-    pub fn start(hub: Weak<Hub>) -> Self {
+    /// Starts the loop; it ends when the sink is gone.
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, sink: CommitSinkRef) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(hub, rx));
+        tokio::spawn(run(Loop { store, metrics }, sink, rx));
         Self { tx }
     }
 
     /// Queues a send; refuses it when the store is too far behind. Each send is traced as
     /// its own root span, linked to the current span (the connection's).
-    pub fn submit(&self, conn: Arc<Conn>, message: NewMessage) -> Result<(), Invalid> {
+    pub fn submit(&self, conn: Arc<Conn>, message: NewMessage) -> Result<(), Refusal> {
         let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None, "chat.send");
         if !span.is_disabled() {
             span.follows_from(Span::current());
@@ -49,7 +58,7 @@ impl Committer {
         self.tx
             .try_send(Job::Send(conn, message, span))
             .map_err(|_| {
-                Invalid::new(
+                Refusal::new(
                     ErrorCode::Unavailable,
                     "the server is saving too many messages; retry shortly",
                 )
@@ -65,10 +74,16 @@ impl Committer {
     }
 }
 
-async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
+/// What the loop itself owns.
+struct Loop {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+async fn run(hub: Loop, sink: CommitSinkRef, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let Some(hub) = hub.upgrade() else { return };
+        let Some(sink) = sink.upgrade() else { return };
         let mut senders = Vec::with_capacity(jobs.len());
         let mut batch = Vec::with_capacity(jobs.len());
         let mut spans = Vec::with_capacity(jobs.len());
@@ -87,11 +102,7 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
             let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
             let started = Instant::now();
             hub.metrics.store_batch_size.observe(batch.len() as f64);
-            let results = hub
-                .store()
-                .append(batch)
-                .instrument(store_span(&spans))
-                .await;
+            let results = hub.store.append(batch).instrument(store_span(&spans)).await;
             hub.metrics
                 .store_append_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -99,20 +110,17 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
                 match result {
                     Ok(appended) => {
                         let m = appended.message();
-                        conn.push(conn::text_frame(
-                            &ServerFrame::Ack {
-                                room: &m.room,
-                                client_msg_id: &m.client_msg_id,
-                                seq: m.seq,
-                            }
-                            .to_json(),
-                        ));
+                        conn.send(&ServerFrame::Ack {
+                            room: &m.room,
+                            client_msg_id: &m.client_msg_id,
+                            seq: m.seq,
+                        });
                         match &appended {
                             Appended::Stored(m) => {
                                 hub.metrics.messages_in.inc();
                                 let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
                                 let started = Instant::now();
-                                hub.committed(m).instrument(publish).await;
+                                sink.committed(m).instrument(publish).await;
                                 hub.metrics
                                     .fanout_publish_seconds
                                     .observe(started.elapsed().as_secs_f64());
@@ -125,14 +133,11 @@ async fn run(hub: Weak<Hub>, mut rx: mpsc::Receiver<Job>) {
                     Err(e) => {
                         hub.metrics.sends_failed.inc();
                         tracing::warn!(error = %e, "Send not stored");
-                        conn.push(conn::text_frame(
-                            &ServerFrame::Error {
-                                code: ErrorCode::Unavailable,
-                                message: "the message was not saved; retry with the same client_msg_id",
-                                client_msg_id: Some(id),
-                            }
-                            .to_json(),
-                        ));
+                        conn.send(&ServerFrame::Error {
+                            code: ErrorCode::Unavailable,
+                            message: "the message was not saved; retry with the same client_msg_id",
+                            client_msg_id: Some(id),
+                        });
                     }
                 }
             }

@@ -1,8 +1,11 @@
-//! One `Config`, parsed from flags and their environment variables and validated once at start,
-//! before any port is bound. A bad value exits 2 with a line naming the variable.
+//! One `Config`, parsed from flags and their environment variables, and validated once at
+//! start into the typed [`Settings`] the server runs with, before any port is bound. A bad
+//! value exits 2 with a line naming the variable.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -118,14 +121,56 @@ impl ConfigError {
     }
 }
 
+/// What [`Config::validate`] proved: the settings the server runs with, each in the type it
+/// is used as. Only [`Config::validate`] makes one.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Embedded store location, and where a generated token secret is kept.
+    pub data_dir: PathBuf,
+    /// DynamoDB instead of the embedded store.
+    pub dynamodb: Option<DynamoSettings>,
+    /// Redis for cross-task fanout and presence instead of the in-process fanout.
+    pub redis: Option<RedisSettings>,
+    pub color: String,
+    pub token_secret: Option<String>,
+    pub allowed_origins: Vec<String>,
+    /// Window over which a drain spreads its 1012 closes.
+    pub drain: Duration,
+    pub task_id: String,
+    pub rate_per_sec: NonZeroU32,
+    pub rate_burst: NonZeroU32,
+    /// Frames a connection's outbound queue holds.
+    pub outbound_queue: NonZeroUsize,
+}
+
+/// The DynamoDB store's settings.
+#[derive(Debug, Clone)]
+pub struct DynamoSettings {
+    pub table_prefix: String,
+    /// How long one call may take, SDK retries included.
+    pub timeout: Duration,
+}
+
+/// The Redis fanout's settings.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    pub url: String,
+    /// How long a task's presence outlives its last heartbeat.
+    pub presence_ttl: Duration,
+}
+
 impl Config {
     /// The DynamoDB call timeout ([`Config::dynamodb_timeout_ms`]).
-    pub fn dynamodb_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.dynamodb_timeout_ms)
+    pub fn dynamodb_timeout(&self) -> Duration {
+        Duration::from_millis(self.dynamodb_timeout_ms)
     }
 
-    /// Checks what clap cannot: relations between values and URL shapes.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what clap cannot (relations between values, URL shapes) and returns the typed
+    /// settings.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
         if let Some(prefix) = &self.dynamodb_table_prefix {
             if prefix.is_empty()
                 || !prefix
@@ -152,16 +197,20 @@ impl Config {
                 "must be at least 16 characters",
             ));
         }
-        if let Some(url) = &self.redis_url
-            && !(url.starts_with("redis://")
+        if let Some(url) = &self.redis_url {
+            let scheme_ok = url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
-                || url.starts_with("unix://"))
-        {
-            return Err(ConfigError::new(
-                "CHAT_REDIS_URL",
-                format!("{url:?} is not a redis:// or rediss:// URL"),
-            ));
+                || url.starts_with("unix://");
+            if !scheme_ok {
+                return Err(ConfigError::new(
+                    "CHAT_REDIS_URL",
+                    format!("{url:?} is not a redis:// or rediss:// URL"),
+                ));
+            }
+            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+                return Err(ConfigError::new("CHAT_REDIS_URL", e.to_string()));
+            }
         }
         for origin in &self.allowed_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
@@ -174,11 +223,38 @@ impl Config {
         if self.color.is_empty() || self.color.len() > 32 {
             return Err(ConfigError::new("CHAT_COLOR", "must be 1-32 characters"));
         }
-        Ok(())
+        let non_zero = |var: &'static str, v: u32| {
+            NonZeroU32::new(v).ok_or_else(|| ConfigError::new(var, "must be at least 1"))
+        };
+        Ok(Settings {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            data_dir: self.data_dir.clone(),
+            dynamodb: self
+                .dynamodb_table_prefix
+                .clone()
+                .map(|table_prefix| DynamoSettings {
+                    table_prefix,
+                    timeout: self.dynamodb_timeout(),
+                }),
+            redis: self.redis_url.clone().map(|url| RedisSettings {
+                url,
+                presence_ttl: Duration::from_secs(self.presence_ttl_secs),
+            }),
+            color: self.color.clone(),
+            token_secret: self.token_secret.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            drain: Duration::from_secs(self.drain_secs),
+            task_id: self.task_id(),
+            rate_per_sec: non_zero("CHAT_RATE_PER_SEC", self.rate_per_sec)?,
+            rate_burst: non_zero("CHAT_RATE_BURST", self.rate_burst)?,
+            outbound_queue: NonZeroUsize::new(self.outbound_queue as usize)
+                .ok_or_else(|| ConfigError::new("CHAT_OUTBOUND_QUEUE", "must be at least 1"))?,
+        })
     }
 
     /// The task id from config, or `host-pid`.
-    pub fn task_id(&self) -> String {
+    fn task_id(&self) -> String {
         self.task_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME")
                 .ok()

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::protocol::User;
+use crate::protocol::{Refusal, ServerFrame, User};
 
 /// What the writer task sends next.
 #[derive(Debug)]
@@ -75,6 +75,16 @@ impl Conn {
         }
     }
 
+    /// Queues one server frame (see [`Conn::push`]).
+    pub fn send(&self, frame: &ServerFrame<'_>) -> bool {
+        self.push(server_frame(frame))
+    }
+
+    /// Queues the `error` frame of `refusal`; `client_msg_id` names a refused send.
+    pub fn refuse(&self, refusal: &Refusal, client_msg_id: Option<&str>) -> bool {
+        self.send(&refusal.frame(client_msg_id))
+    }
+
     /// Queues `frame` then a close with `code`, so the client reads the frame first; closes at
     /// once when the queue has no room.
     pub fn push_then_close(&self, frame: Bytes, code: u16) {
@@ -126,6 +136,11 @@ impl Conn {
     pub fn rooms(&self) -> Vec<String> {
         self.rooms.lock().clone()
     }
+}
+
+/// A server frame as a WebSocket text frame, encoded once (to share between recipients).
+pub fn server_frame(frame: &ServerFrame<'_>) -> Bytes {
+    text_frame(&frame.to_json())
 }
 
 /// Frames a server-to-client (unmasked) WebSocket text frame around `json`, once.

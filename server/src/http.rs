@@ -16,13 +16,24 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::app::AppState;
-use crate::auth;
+use crate::auth::{self, Tokens};
 use crate::hub::Hub;
 use crate::protocol::{
-    DEFAULT_HISTORY, ErrorCode, Invalid, MAX_HISTORY_LIMIT, User, validate_nickname, validate_room,
+    DEFAULT_HISTORY, ErrorCode, MAX_HISTORY_LIMIT, Refusal, User, validate_nickname, validate_room,
 };
-use crate::store::HistoryQuery;
+use crate::store::{HistoryQuery, Store};
+use crate::ws::Limits;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    /// The store, for the routes that read it directly (sessions, history, readiness).
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<Tokens>,
+    pub limits: Limits,
+    /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
+    pub allowed_origins: Vec<String>,
+}
 
 /// The web client, embedded in the binary (read from disk in debug builds).
 #[derive(rust_embed::Embed)]
@@ -87,10 +98,10 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
 }
 
 /// An error answer: `{"error":{"code","message"}}` with a status.
-pub struct ApiError(StatusCode, Invalid);
+pub struct ApiError(StatusCode, Refusal);
 
-impl From<Invalid> for ApiError {
-    fn from(e: Invalid) -> Self {
+impl From<Refusal> for ApiError {
+    fn from(e: Refusal) -> Self {
         let status = match e.code {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -112,7 +123,7 @@ impl IntoResponse for ApiError {
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    Invalid::new(ErrorCode::BadRequest, message).into()
+    Refusal::new(ErrorCode::BadRequest, message).into()
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -122,9 +133,9 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let hub = &app.hub;
     let mut failing = Vec::new();
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), hub.store().check()).await;
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), app.store.check()).await;
     if !matches!(check, Ok(Ok(()))) {
-        failing.push(hub.store().name());
+        failing.push(app.store.name());
     }
     if !hub.fanout().is_ready() {
         failing.push(hub.fanout().name());
@@ -173,12 +184,7 @@ async fn session(
             ..user
         },
         None => {
-            let id = app.hub.store().next_user_id().await.map_err(|e| {
-                Invalid::new(
-                    ErrorCode::Unavailable,
-                    format!("could not create a user: {e}"),
-                )
-            })?;
+            let id = app.store.next_user_id().await.map_err(Refusal::from)?;
             User {
                 id,
                 nickname: nickname.unwrap_or_else(|| auth::default_nickname(id)),
@@ -217,8 +223,7 @@ async fn history(
         )));
     }
     let page = app
-        .hub
-        .store()
+        .store
         .history(
             &room,
             HistoryQuery {
@@ -228,7 +233,7 @@ async fn history(
             },
         )
         .await
-        .map_err(|e| Invalid::new(ErrorCode::Unavailable, e.to_string()))?;
+        .map_err(Refusal::from)?;
     Ok(Json(
         json!({"messages": page.messages, "has_more": page.has_more}),
     ))
@@ -276,7 +281,7 @@ async fn websocket(
         bad_request("/ws needs a WebSocket upgrade (Sec-WebSocket-Key, Sec-WebSocket-Version: 13)")
     })?;
     if !origin_allowed(&app.allowed_origins, &headers) {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::Forbidden,
             "this Origin may not open a WebSocket here (CHAT_ALLOWED_ORIGINS)",
         )
@@ -284,7 +289,7 @@ async fn websocket(
     }
     if app.hub.is_draining() {
         return Err(
-            Invalid::new(ErrorCode::Unavailable, "this task is draining; reconnect").into(),
+            Refusal::new(ErrorCode::Unavailable, "this task is draining; reconnect").into(),
         );
     }
     let (response, fut) = upgrade
@@ -292,7 +297,13 @@ async fn websocket(
         .map_err(|e| bad_request(format!("WebSocket upgrade failed: {e}")))?;
     // The connection's span is a child of the upgrade request's (the current span).
     let span = tracing::info_span!(target: crate::telemetry::TARGET, "ws.connection");
-    tokio::spawn(crate::ws::serve(app, fut).instrument(span));
+    let serve = crate::ws::serve(
+        Arc::clone(&app.hub),
+        Arc::clone(&app.tokens),
+        app.limits,
+        fut,
+    );
+    app.hub.spawn_connection(serve.instrument(span));
     Ok(response.into_response())
 }
 
@@ -303,7 +314,7 @@ async fn index() -> Response {
 async fn static_file(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path.starts_with("api/") {
-        return ApiError::from(Invalid::new(
+        return ApiError::from(Refusal::new(
             ErrorCode::NotFound,
             format!("no route {}", uri.path()),
         ))
@@ -330,7 +341,7 @@ fn serve_embedded(path: &str) -> Response {
             )
                 .into_response()
         }
-        None => ApiError::from(Invalid::new(
+        None => ApiError::from(Refusal::new(
             ErrorCode::NotFound,
             format!("no file /{path}"),
         ))

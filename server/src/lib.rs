@@ -1,16 +1,20 @@
-//! chat-server: a lean WebSocket chat server.
+//! chat-server: a lean WebSocket chat server. The contract it serves is `docs/PROTOCOL.md`.
 //!
-//! # Layout
-//! - [`config`]: flags and environment variables, validated once at start.
-//! - [`app`]: builds the store, fanout and hub from the config; serves; drains on shutdown.
-//! - [`protocol`]: the frames and limits of the public contract; pure, fuzzable.
-//! - [`http`]: the HTTP routes (health, version, sessions, history, rooms, web client, metrics).
+//! # Layout (each module imports only those below it)
+//! - [`config`]: flags and environment variables, validated once into typed [`config::Settings`].
+//! - [`app`]: builds the store, fanout and hub from the settings, binds, serves, drains.
+//! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]).
 //! - [`ws`]: one WebSocket connection: hello, read loop, rate limit, writer task.
+//! - [`hub`]: rooms -> local connections. `hub/mod.rs` the API (join, leave, send, typing,
+//!   delivery); `hub/room.rs` the pure in-order state machine; `hub/repair.rs` gap repair from
+//!   the store; `hub/lifecycle.rs` heartbeat and drain.
+//! - [`commit`]: group commit of sends to the store, then ack; reports stored messages to a
+//!   [`commit::CommitSink`] (the hub).
 //! - [`conn`]: a connection as the hub sees it: bounded queue of pre-encoded frames, close.
-//! - [`hub`]: rooms -> local connections; in-order delivery; presence; drain.
-//! - [`commit`]: group commit of sends to the store, then ack and broadcast.
-//! - [`store`]: the `Store` seam (messages, seq, idempotency, user counter, live connections).
-//! - [`fanout`]: the `Fanout` seam (events to other tasks, presence across tasks).
+//! - [`store`]: the `Store` seam; `embedded` (redb) and `dynamodb/` (items, append, reads,
+//!   connections, admin, counts).
+//! - [`fanout`]: the `Fanout` seam (events to other tasks, presence across tasks); `local`, `redis`.
+//! - [`protocol`]: the frames, codes and limits of the contract; pure, fuzzable.
 //! - [`auth`]: guest tokens (HMAC-SHA256), avatars, default nicknames.
 //! - [`metrics`]: Prometheus metrics for the admin listener.
 //! - [`telemetry`]: JSON logs and X-Ray traces (OpenTelemetry over OTLP to the ADOT sidecar).

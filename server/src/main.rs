@@ -42,10 +42,13 @@ fn main() -> ExitCode {
             create_tables(&prefix, cli.config.dynamodb_timeout())
         }
         Some(Command::Serve) | None => {
-            if let Err(e) = cli.config.validate() {
-                eprintln!("chat-server: config error: {e}");
-                return ExitCode::from(2);
-            }
+            let settings = match cli.config.validate() {
+                Ok(settings) => settings,
+                Err(e) => {
+                    eprintln!("chat-server: config error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let telemetry = match chat_server::telemetry::init("chat-server", &cli.config.color) {
                 Ok(guard) => guard,
                 Err(e) => {
@@ -60,7 +63,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let result = runtime.block_on(serve(cli.config));
+            let result = runtime.block_on(serve(settings));
             // Flush buffered spans only after every task has stopped.
             drop(runtime);
             drop(telemetry);
@@ -145,8 +148,8 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn serve(config: chat_server::config::Config) -> anyhow::Result<()> {
-    let running = chat_server::app::start(config, shutdown_signal()).await?;
+async fn serve(settings: chat_server::config::Settings) -> anyhow::Result<()> {
+    let running = chat_server::app::start(settings, shutdown_signal()).await?;
     running.wait().await
 }
 

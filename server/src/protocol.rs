@@ -1,5 +1,6 @@
-//! The frames and limits of the public contract (PROTOCOL.md sections 2–3) as serde types,
-//! with the validation every entry point shares. Pure: no I/O, safe to fuzz.
+//! The frames, error codes, close codes and limits of the public contract
+//! (`docs/PROTOCOL.md`, which a test here keeps complete) as serde types and constants, with
+//! the validation every entry point shares. Pure: no I/O, safe to fuzz.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,16 @@ pub const HELLO_TIMEOUT_SECS: u64 = 10;
 
 /// WebSocket close codes the server uses.
 pub mod close {
+    /// Every close code with its name, as `docs/PROTOCOL.md` lists them.
+    pub const ALL: [(&str, u16); 6] = [
+        ("NORMAL", NORMAL),
+        ("INVALID_UTF8", INVALID_UTF8),
+        ("POLICY", POLICY),
+        ("TOO_BIG", TOO_BIG),
+        ("DRAINING", DRAINING),
+        ("UNAUTHORIZED", UNAUTHORIZED),
+    ];
+
     pub const NORMAL: u16 = 1000;
     pub const INVALID_UTF8: u16 = 1007;
     pub const POLICY: u16 = 1008;
@@ -59,6 +70,9 @@ pub struct ChatMessage {
     pub ts: i64,
     pub client_msg_id: String,
 }
+
+/// The `type` of every [`ClientFrame`].
+pub const CLIENT_FRAME_TYPES: [&str; 6] = ["hello", "join", "leave", "send", "typing", "ping"];
 
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -160,26 +174,50 @@ pub enum ErrorCode {
     Forbidden,
 }
 
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotJoined,
+        ErrorCode::InvalidRoom,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::InvalidNickname,
+        ErrorCode::NotFound,
+        ErrorCode::Forbidden,
+    ];
+}
+
 /// A request that breaks a rule of the contract, with the code and a message naming the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct Invalid {
+pub struct Refusal {
     pub code: ErrorCode,
     pub message: String,
 }
 
-impl Invalid {
+impl Refusal {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
+
+    /// The `error` frame that tells the client; `client_msg_id` names a refused send.
+    pub fn frame<'a>(&'a self, client_msg_id: Option<&'a str>) -> ServerFrame<'a> {
+        ServerFrame::Error {
+            code: self.code,
+            message: &self.message,
+            client_msg_id,
+        }
+    }
 }
 
 /// Decodes one client text frame. Unknown fields are ignored; unknown types and bad shapes
 /// are `bad_request` naming what was wrong.
-pub fn decode_client_frame(text: &str) -> Result<ClientFrame, Invalid> {
+pub fn decode_client_frame(text: &str) -> Result<ClientFrame, Refusal> {
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => Ok(frame),
         Err(err) => {
@@ -188,29 +226,26 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, Invalid> {
                 .ok()
                 .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
             let message = match kind {
-                Some(kind)
-                    if !["hello", "join", "leave", "send", "typing", "ping"]
-                        .contains(&kind.as_str()) =>
-                {
+                Some(kind) if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) => {
                     format!("unknown frame type {kind:?}")
                 }
                 Some(kind) => format!("invalid {kind:?} frame: {err}"),
                 None => format!("a frame must be a JSON object with a string \"type\": {err}"),
             };
-            Err(Invalid::new(ErrorCode::BadRequest, message))
+            Err(Refusal::new(ErrorCode::BadRequest, message))
         }
     }
 }
 
 /// Room ids: 1–64 of `[A-Za-z0-9_-]`.
-pub fn validate_room(room: &str) -> Result<(), Invalid> {
+pub fn validate_room(room: &str) -> Result<(), Refusal> {
     if room.is_empty()
         || room.len() > MAX_ROOM_LEN
         || !room
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::InvalidRoom,
             format!("room id must be 1-{MAX_ROOM_LEN} characters of A-Z a-z 0-9 _ -"),
         ));
@@ -219,11 +254,11 @@ pub fn validate_room(room: &str) -> Result<(), Invalid> {
 }
 
 /// Nicknames: 2–15 characters after trimming, no control characters. Returns the trimmed name.
-pub fn validate_nickname(nickname: &str) -> Result<String, Invalid> {
+pub fn validate_nickname(nickname: &str) -> Result<String, Refusal> {
     let trimmed = nickname.trim();
     let chars = trimmed.chars().count();
     if !NICKNAME_CHARS.contains(&chars) {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::InvalidNickname,
             format!(
                 "nickname must be {}-{} characters after trimming, got {chars}",
@@ -233,7 +268,7 @@ pub fn validate_nickname(nickname: &str) -> Result<String, Invalid> {
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::InvalidNickname,
             "nickname must not contain control characters",
         ));
@@ -242,16 +277,16 @@ pub fn validate_nickname(nickname: &str) -> Result<String, Invalid> {
 }
 
 /// Message text: 1–2000 characters.
-pub fn validate_text(text: &str) -> Result<(), Invalid> {
+pub fn validate_text(text: &str) -> Result<(), Refusal> {
     if text.trim().is_empty() {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::BadRequest,
             "text must not be empty",
         ));
     }
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::TooLarge,
             format!("text is {chars} characters; the limit is {MAX_TEXT_CHARS}"),
         ));
@@ -260,12 +295,12 @@ pub fn validate_text(text: &str) -> Result<(), Invalid> {
 }
 
 /// `client_msg_id`: 1–64 printable ASCII characters (a UUID fits).
-pub fn validate_client_msg_id(id: &str) -> Result<(), Invalid> {
+pub fn validate_client_msg_id(id: &str) -> Result<(), Refusal> {
     if id.is_empty()
         || id.len() > MAX_CLIENT_MSG_ID_LEN
         || !id.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(Invalid::new(
+        return Err(Refusal::new(
             ErrorCode::BadRequest,
             format!("client_msg_id must be 1-{MAX_CLIENT_MSG_ID_LEN} printable ASCII characters"),
         ));
@@ -398,5 +433,203 @@ mod tests {
                 prop_assert_eq!(r, room);
             }
         }
+    }
+
+    /// `docs/PROTOCOL.md` lists every frame type, error code, close code and limit of this
+    /// module, each limit with its value: adding one here without documenting it fails.
+    #[test]
+    fn protocol_doc_lists_every_frame_code_and_limit() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let row = |first: &str| {
+            doc.lines()
+                .find(|l| l.starts_with(&format!("| {first} |")))
+                .unwrap_or_else(|| panic!("docs/PROTOCOL.md has no table row for {first}"))
+        };
+        let mut missing = Vec::new();
+
+        // Client frames: every variant has its type in CLIENT_FRAME_TYPES.
+        let client_type = |f: &ClientFrame| match f {
+            ClientFrame::Hello { .. } => "hello",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Ping => "ping",
+        };
+        for t in CLIENT_FRAME_TYPES {
+            let json = match t {
+                "hello" => r#"{"type":"hello","token":"t"}"#.to_string(),
+                "join" | "leave" | "typing" => format!(r#"{{"type":"{t}","room":"r"}}"#),
+                "send" => r#"{"type":"send","room":"r","client_msg_id":"c","text":"x"}"#.into(),
+                _ => format!(r#"{{"type":"{t}"}}"#),
+            };
+            let frame = decode_client_frame(&json).expect("every client type decodes");
+            assert_eq!(client_type(&frame), t);
+        }
+        let client_doc = doc
+            .split("### Client frames")
+            .nth(1)
+            .and_then(|rest| rest.split("### Server frames").next())
+            .unwrap_or_default();
+        for t in CLIENT_FRAME_TYPES {
+            if !client_doc.contains(&format!("| `{t}` |")) {
+                missing.push(format!("client frame {t}"));
+            }
+        }
+
+        // Server frames: one of each variant (the match makes a new variant fail to compile
+        // until it is added here).
+        let user = User {
+            id: 1,
+            nickname: "Al".into(),
+            avatar: "fox".into(),
+        };
+        let info = ServerInfo {
+            color: "blue".into(),
+            version: "0",
+            task: "t".into(),
+        };
+        let message = ChatMessage {
+            room: "r".into(),
+            seq: 1,
+            user: user.clone(),
+            text: "x".into(),
+            ts: 0,
+            client_msg_id: "c".into(),
+        };
+        let frames = [
+            ServerFrame::Welcome {
+                user: &user,
+                server: &info,
+            },
+            ServerFrame::Joined {
+                room: "r",
+                last_seq: 0,
+                online: 0,
+                members: &[],
+                messages: &[],
+                has_more: false,
+            },
+            ServerFrame::Ack {
+                room: "r",
+                client_msg_id: "c",
+                seq: 1,
+            },
+            ServerFrame::Message(&message),
+            ServerFrame::Presence {
+                room: "r",
+                online: 1,
+                joined: None,
+                left: None,
+            },
+            ServerFrame::Typing {
+                room: "r",
+                user: &user,
+            },
+            ServerFrame::Error {
+                code: ErrorCode::BadRequest,
+                message: "m",
+                client_msg_id: None,
+            },
+            ServerFrame::Reconnect {
+                reason: "draining",
+                retry_after_ms: 0,
+            },
+            ServerFrame::Pong,
+        ];
+        for frame in &frames {
+            match frame {
+                ServerFrame::Welcome { .. }
+                | ServerFrame::Joined { .. }
+                | ServerFrame::Ack { .. }
+                | ServerFrame::Message(_)
+                | ServerFrame::Presence { .. }
+                | ServerFrame::Typing { .. }
+                | ServerFrame::Error { .. }
+                | ServerFrame::Reconnect { .. }
+                | ServerFrame::Pong => {}
+            }
+        }
+        let server_doc = doc.split("### Server frames").nth(1).unwrap_or_default();
+        for frame in &frames {
+            let json: serde_json::Value =
+                serde_json::from_slice(&frame.to_json()).expect("frames are JSON");
+            let t = json["type"].as_str().expect("frames have a type");
+            if !server_doc.contains(&format!("| `{t}` |")) {
+                missing.push(format!("server frame {t}"));
+            }
+        }
+
+        // Error codes (the match makes a new variant fail to compile until it is in ALL).
+        for code in ErrorCode::ALL {
+            match code {
+                ErrorCode::BadRequest
+                | ErrorCode::Unauthorized
+                | ErrorCode::NotJoined
+                | ErrorCode::InvalidRoom
+                | ErrorCode::TooLarge
+                | ErrorCode::RateLimited
+                | ErrorCode::Unavailable
+                | ErrorCode::InvalidNickname
+                | ErrorCode::NotFound
+                | ErrorCode::Forbidden => {}
+            }
+            let name = serde_json::to_value(code).expect("codes serialise");
+            let name = name.as_str().expect("codes are strings");
+            if !doc.lines().any(|l| l.starts_with(&format!("| `{name}` |"))) {
+                missing.push(format!("error code {name}"));
+            }
+        }
+
+        // Close codes: number and name on one row.
+        for (name, code) in close::ALL {
+            let line = row(&code.to_string());
+            if !line.contains(&format!("`{name}`")) {
+                missing.push(format!("close code {code} {name}"));
+            }
+        }
+
+        // Limits: name and value on one row.
+        let limits = [
+            ("MAX_FRAME_BYTES", MAX_FRAME_BYTES.to_string()),
+            ("MAX_TEXT_CHARS", MAX_TEXT_CHARS.to_string()),
+            ("MAX_ROOM_LEN", MAX_ROOM_LEN.to_string()),
+            (
+                "NICKNAME_CHARS",
+                format!("{}–{}", NICKNAME_CHARS.start(), NICKNAME_CHARS.end()),
+            ),
+            ("MAX_CLIENT_MSG_ID_LEN", MAX_CLIENT_MSG_ID_LEN.to_string()),
+            ("DEFAULT_HISTORY", DEFAULT_HISTORY.to_string()),
+            ("MAX_HISTORY_LIMIT", MAX_HISTORY_LIMIT.to_string()),
+            ("MAX_JOIN_CATCH_UP", MAX_JOIN_CATCH_UP.to_string()),
+            ("HELLO_TIMEOUT_SECS", HELLO_TIMEOUT_SECS.to_string()),
+        ];
+        // Every constant of this file is in the lists above: a new one must be documented.
+        let source = include_str!("protocol.rs");
+        for line in source.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("pub const ") else {
+                continue;
+            };
+            let name = rest.split(':').next().unwrap_or_default();
+            let known = name == "CLIENT_FRAME_TYPES"
+                || name == "ALL"
+                || limits.iter().any(|(n, _)| *n == name)
+                || close::ALL.iter().any(|(n, _)| *n == name);
+            assert!(
+                known,
+                "constant {name} is neither a listed limit nor a close code"
+            );
+        }
+        for (name, value) in &limits {
+            let line = row(&format!("`{name}`"));
+            if !line.contains(&format!("| {value} |")) {
+                missing.push(format!("limit {name} = {value}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/PROTOCOL.md is missing: {}",
+            missing.join(", ")
+        );
     }
 }

@@ -14,11 +14,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
-use crate::app::AppState;
+use crate::auth::Tokens;
 use crate::conn::{self, Conn, Outbound};
 use crate::hub::Hub;
 use crate::protocol::{
-    ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, Invalid, MAX_FRAME_BYTES, ServerFrame, close,
+    ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, MAX_FRAME_BYTES, Refusal, ServerFrame, close,
     decode_client_frame,
 };
 
@@ -39,10 +39,9 @@ pub struct Limits {
     pub rate_burst: NonZeroU32,
 }
 
-/// Serves one upgraded connection to its end.
-pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
-    let hub = &app.hub;
-    let limits = app.limits;
+/// Serves one upgraded connection to its end: `tokens` check its hello, `hub` serves it.
+pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: UpgradeFut) {
+    let hub = &hub;
     let ws = match upgrade.await {
         Ok(ws) => ws,
         Err(e) => {
@@ -68,7 +67,7 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
     .await;
     let user = match hello {
         Ok(Ok(Some(text))) => match decode_client_frame(&text) {
-            Ok(ClientFrame::Hello { token }) => app.tokens.verify(&token),
+            Ok(ClientFrame::Hello { token }) => tokens.verify(&token),
             _ => None,
         },
         Ok(Err(code)) => {
@@ -81,14 +80,11 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
     };
     let Some(user) = user else {
         tracing::debug!("WebSocket refused: no valid hello");
-        let json = error_json(
-            &Invalid::new(
-                ErrorCode::Unauthorized,
-                "the first frame must be {\"type\":\"hello\",\"token\":…} with a valid token, within 10 s",
-            ),
-            None,
+        let refusal = Refusal::new(
+            ErrorCode::Unauthorized,
+            "the first frame must be {\"type\":\"hello\",\"token\":…} with a valid token, within 10 s",
         );
-        let _ = pre_tx.try_send(Outbound::Frame(conn::text_frame(&json)));
+        let _ = pre_tx.try_send(Outbound::Frame(conn::server_frame(&refusal.frame(None))));
         let _ = pre_tx.try_send(Outbound::Close(close::UNAUTHORIZED));
         drop(pre_tx);
         write_loop(write, pre_rx, None).await;
@@ -99,13 +95,10 @@ pub async fn serve(app: Arc<AppState>, upgrade: UpgradeFut) {
 
     let (conn, rx) = hub.connect(user);
     let writer = tokio::spawn(write_loop(write, rx, Some(Arc::clone(&conn))));
-    conn.push(conn::text_frame(
-        &ServerFrame::Welcome {
-            user: &conn.user,
-            server: &hub.info,
-        }
-        .to_json(),
-    ));
+    conn.send(&ServerFrame::Welcome {
+        user: &conn.user,
+        server: &hub.info,
+    });
     let code = read_loop(hub, &conn, limits, &mut reader).await;
     tracing::debug!(user_id = conn.user.id, close_code = ?code, "WebSocket closed");
     if let Some(code) = code {
@@ -161,14 +154,11 @@ where
                 if frame.payload.len() > MAX_FRAME_BYTES {
                     return Err(close::TOO_BIG);
                 }
-                let json = error_json(
-                    &Invalid::new(
-                        ErrorCode::BadRequest,
-                        "frames must be text (JSON), not binary",
-                    ),
-                    None,
+                let refusal = Refusal::new(
+                    ErrorCode::BadRequest,
+                    "frames must be text (JSON), not binary",
                 );
-                out(conn::text_frame(&json));
+                out(conn::server_frame(&refusal.frame(None)));
             }
             OpCode::Close => return Ok(None),
             _ => {}
@@ -210,7 +200,7 @@ where
         let frame = match decode_client_frame(&text) {
             Ok(frame) => frame,
             Err(err) => {
-                conn.push(conn::text_frame(&error_json(&err, None)));
+                conn.refuse(&err, None);
                 continue;
             }
         };
@@ -224,7 +214,7 @@ where
             if strikes > MAX_STRIKES {
                 return Some(close::POLICY);
             }
-            let err = Invalid::new(
+            let err = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
                     "more than {} frames per second; slow down",
@@ -236,12 +226,12 @@ where
                 ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.as_str()),
                 _ => None,
             };
-            conn.push(conn::text_frame(&error_json(&err, id)));
+            conn.refuse(&err, id);
             continue;
         }
         let result = match frame {
             ClientFrame::Hello { .. } => Err((
-                Invalid::new(ErrorCode::BadRequest, "hello was already received"),
+                Refusal::new(ErrorCode::BadRequest, "hello was already received"),
                 None,
             )),
             ClientFrame::Join { room, after } => {
@@ -252,7 +242,7 @@ where
                     Ok(())
                 } else {
                     Err((
-                        Invalid::new(ErrorCode::NotJoined, format!("not joined to room {room:?}")),
+                        Refusal::new(ErrorCode::NotJoined, format!("not joined to room {room:?}")),
                         None,
                     ))
                 }
@@ -268,23 +258,14 @@ where
             }
             ClientFrame::Typing { room } => hub.typing(conn, &room).await.map_err(|e| (e, None)),
             ClientFrame::Ping => {
-                conn.push(conn::text_frame(&ServerFrame::Pong.to_json()));
+                conn.send(&ServerFrame::Pong);
                 Ok(())
             }
         };
         if let Err((err, id)) = result {
-            conn.push(conn::text_frame(&error_json(&err, id.as_deref())));
+            conn.refuse(&err, id.as_deref());
         }
     }
-}
-
-fn error_json(err: &Invalid, client_msg_id: Option<&str>) -> Bytes {
-    ServerFrame::Error {
-        code: err.code,
-        message: &err.message,
-        client_msg_id,
-    }
-    .to_json()
 }
 
 /// Drains the queue onto the socket: one write per frame when the queue is short, gathered

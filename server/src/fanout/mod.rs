@@ -10,7 +10,7 @@ use std::sync::Weak;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::protocol::User;
+use crate::protocol::{ErrorCode, Refusal, User};
 
 pub mod local;
 pub mod redis;
@@ -51,6 +51,18 @@ pub type SinkRef = Weak<dyn FanoutSink>;
 pub enum FanoutError {
     #[error("fanout unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A fanout failure as the client sees it: `unavailable`, with no backend detail (which is
+/// logged here instead).
+impl From<FanoutError> for Refusal {
+    fn from(e: FanoutError) -> Self {
+        tracing::warn!(error = %e, "Fanout call failed");
+        Refusal::new(
+            ErrorCode::Unavailable,
+            "presence across tasks is unavailable; retry shortly",
+        )
+    }
 }
 
 /// Cross-task events and presence. Every method is safe to call from many tasks at once.

@@ -143,7 +143,7 @@ impl RedisFanout {
     ) -> anyhow::Result<Self> {
         // rediss:// needs a process-wide rustls provider; keep one that another part installed.
         if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
         let commands = ConnectionManager::new_lazy_with_config(
             client.clone(),

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::protocol::{ChatMessage, User};
+use crate::protocol::{ChatMessage, ErrorCode, Refusal, User};
 
 pub mod dynamodb;
 pub mod embedded;
@@ -86,6 +86,18 @@ pub enum StoreError {
     /// The backend answered with something this code cannot read.
     #[error("store data corrupt: {0}")]
     Corrupt(String),
+}
+
+/// A store failure as the client sees it: `unavailable`, with no backend detail (which is
+/// logged here instead).
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "Store call failed");
+        Refusal::new(
+            ErrorCode::Unavailable,
+            "the message store is unavailable; retry shortly",
+        )
+    }
 }
 
 /// Durable state. Every method is safe to call from many tasks at once.

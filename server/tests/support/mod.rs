@@ -61,9 +61,9 @@ impl TestServer {
         ];
         args.extend_from_slice(extra);
         let cli = Cli::try_parse_from(args).expect("valid test flags");
-        cli.config.validate().expect("valid test config");
+        let settings = cli.config.validate().expect("valid test config");
         let (stop, stopped) = oneshot::channel();
-        let running = chat_server::app::start(cli.config, async {
+        let running = chat_server::app::start(settings, async {
             let _ = stopped.await;
         })
         .await
@@ -539,7 +539,7 @@ impl RedisServer {
     }
 
     async fn tls_client(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         self.fanout_client()
             .get_multiplexed_async_connection()
             .await

@@ -1,0 +1,170 @@
+//! Item encoding: how messages, idempotency records and keys look as DynamoDB items, and
+//! how SDK errors and malformed items become [`StoreError`]s. Pure: no calls.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::protocol::{ChatMessage, User};
+use crate::store::{IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError};
+
+/// One DynamoDB item.
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(super) fn unavailable<E, R>(what: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(format!("dynamodb {what}: {}", DisplayErrorContext(e)))
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        other => Err(StoreError::Corrupt(format!(
+            "attribute {name} should be a string, found {other:?}"
+        ))),
+    }
+}
+
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} = {v:?} is out of range"))),
+        other => Err(StoreError::Corrupt(format!(
+            "attribute {name} should be a number, found {other:?}"
+        ))),
+    }
+}
+
+pub(super) fn idempotency_key(user_id: u64, client_msg_id: &str) -> Item {
+    HashMap::from([
+        ("room".into(), s(format!("idem#{user_id}#{client_msg_id}"))),
+        ("seq".into(), n(0)),
+    ])
+}
+
+pub(super) fn message_key(room: &str, seq: u64) -> Item {
+    HashMap::from([("room".into(), s(room)), ("seq".into(), n(seq))])
+}
+
+pub(super) fn message_item(m: &ChatMessage) -> Item {
+    HashMap::from([
+        ("room".into(), s(&m.room)),
+        ("seq".into(), n(m.seq)),
+        ("user_id".into(), n(m.user.id)),
+        ("nickname".into(), s(&m.user.nickname)),
+        ("avatar".into(), s(&m.user.avatar)),
+        ("text".into(), s(&m.text)),
+        ("ts".into(), n(m.ts)),
+        ("client_msg_id".into(), s(&m.client_msg_id)),
+    ])
+}
+
+pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> {
+    Ok(ChatMessage {
+        room: get_s(item, "room")?.to_string(),
+        seq: get_n(item, "seq")?,
+        user: User {
+            id: get_n(item, "user_id")?,
+            nickname: get_s(item, "nickname")?.to_string(),
+            avatar: get_s(item, "avatar")?.to_string(),
+        },
+        text: get_s(item, "text")?.to_string(),
+        ts: get_n(item, "ts")?,
+        client_msg_id: get_s(item, "client_msg_id")?.to_string(),
+    })
+}
+
+pub(super) fn idempotency_item(m: &ChatMessage) -> Item {
+    let mut item = idempotency_key(m.user.id, &m.client_msg_id);
+    item.insert("orig_room".into(), s(&m.room));
+    item.insert("orig_seq".into(), n(m.seq));
+    item.insert("orig_ts".into(), n(m.ts));
+    let expires_ms = m.ts.saturating_add(IDEMPOTENCY_WINDOW_MS);
+    item.insert("expires_at".into(), n(expires_ms.div_euclid(1000) + 1));
+    item
+}
+
+/// An idempotency key with the send time that decides whether an earlier record still counts.
+#[derive(Debug, Clone)]
+pub(super) struct KeyProbe {
+    pub(super) user_id: u64,
+    pub(super) client_msg_id: String,
+    pub(super) ts: i64,
+}
+
+impl KeyProbe {
+    pub(super) fn of(m: &NewMessage) -> Self {
+        Self {
+            user_id: m.user.id,
+            client_msg_id: m.client_msg_id.clone(),
+            ts: m.ts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> ChatMessage {
+        ChatMessage {
+            room: "lobby".into(),
+            seq: 42,
+            user: User {
+                id: 7,
+                nickname: "otto".into(),
+                avatar: "otter".into(),
+            },
+            text: "hi ✓".into(),
+            ts: 1_763_800_000_123,
+            client_msg_id: "c-1".into(),
+        }
+    }
+
+    #[test]
+    fn message_items_round_trip() {
+        let m = message();
+        assert_eq!(message_from_item(&message_item(&m)).ok(), Some(m));
+    }
+
+    #[test]
+    fn idempotency_record_points_at_the_message_and_expires_after_the_window() {
+        let m = message();
+        let item = idempotency_item(&m);
+        assert_eq!(get_s(&item, "room").ok(), Some("idem#7#c-1"));
+        assert_eq!(get_n::<u64>(&item, "seq").ok(), Some(0));
+        assert_eq!(get_s(&item, "orig_room").ok(), Some("lobby"));
+        assert_eq!(get_n::<u64>(&item, "orig_seq").ok(), Some(42));
+        assert!(
+            !item.contains_key("user_id"),
+            "must stay out of the by-user index"
+        );
+        let expires: i64 = get_n(&item, "expires_at").unwrap_or_default();
+        assert!(expires * 1000 >= m.ts + IDEMPOTENCY_WINDOW_MS);
+        assert!(expires * 1000 < m.ts + IDEMPOTENCY_WINDOW_MS + 2000);
+    }
+
+    #[test]
+    fn corrupt_items_name_the_attribute() {
+        let mut item = message_item(&message());
+        item.insert("seq".into(), s("x"));
+        let e = message_from_item(&item)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("seq"), "{e}");
+    }
+}

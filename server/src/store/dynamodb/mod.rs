@@ -1,0 +1,180 @@
+//! The distributed store: DynamoDB, shared by every task of every colour. The tables are
+//! [`schema::tables`]; this folder is the only code that reads or writes them, and
+//! [`create_tables`] is the only code (besides Terraform) that creates them.
+//!
+//! Rooms: [`items`] (item encoding), [`append`] (the group-commit write path), [`reads`]
+//! (history, last seq), [`connections`] (live connection records), [`admin`] (create the
+//! tables), [`counts`] (request counts); this file holds the client and the `Store` impl.
+//!
+//! Item shapes (README "DynamoDB tables" has the full story):
+//! - `{prefix}user-counter`: `{name: "users", value}` draws user ids; `{name: "room#{room}", value}`
+//!   is a room's highest allocated seq. Both move only by `UpdateItem ADD`, so they are atomic
+//!   across tasks.
+//! - `{prefix}messages`: a message is `{room, seq, user_id, nickname, avatar, text, ts,
+//!   client_msg_id}`. Its idempotency record lives in the same table as
+//!   `{room: "idem#{user_id}#{client_msg_id}", seq: 0, orig_room, orig_seq, orig_ts, expires_at}`
+//!   (no `user_id`, so it stays out of the `by-user` index; `expires_at` lets TTL drop it).
+//! - `{prefix}connections`: `{conn_id, user_id, rooms, task, color, connected_at, expires_at}`.
+//!
+//! `append` is a group commit: one counter `UpdateItem ADD n` per room reserves a block of seqs,
+//! then one `TransactWriteItems` per 50 messages writes each message together with its
+//! idempotency record, the record conditioned on not existing. A duplicate racing from another
+//! task cancels the transaction; the records are then read back and the loser answers
+//! `Duplicate` with the original. Seqs reserved for messages that turned out to be duplicates
+//! are never used: seq is strictly increasing per room, not gapless.
+
+mod admin;
+mod append;
+mod connections;
+mod counts;
+mod items;
+mod reads;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+
+use super::schema;
+use super::{Appended, ConnectionRecord, HistoryPage, HistoryQuery, NewMessage, Store, StoreError};
+pub use admin::create_tables;
+pub use connections::{CONNECTION_REFRESH, CONNECTION_TTL};
+use counts::Counters;
+pub use counts::{Op, RequestCounts};
+
+/// The counter item that draws user ids.
+const USERS_COUNTER: &str = "users";
+
+/// How long one store call may take, retries included, unless configured otherwise: a dead
+/// endpoint fails `send` with `unavailable` within this, rather than hanging it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The SDK settings of every DynamoDB client the server makes: each call (retries included)
+/// ends within `timeout`; throttling and transient errors are retried with the SDK's
+/// exponential backoff inside that budget.
+pub fn client(sdk: &SdkConfig, timeout: Duration) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1).min(timeout))
+                .operation_attempt_timeout(timeout * 2 / 3)
+                .operation_timeout(timeout)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// A client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`, …).
+pub async fn client_from_env(timeout: Duration) -> Client {
+    client(
+        &aws_config::defaults(BehaviorVersion::latest()).load().await,
+        timeout,
+    )
+}
+
+/// Full table names for one prefix.
+#[derive(Debug, Clone)]
+struct Tables {
+    messages: String,
+    connections: String,
+    counters: String,
+}
+
+/// The `Store` on DynamoDB.
+pub struct DynamoStore {
+    client: Client,
+    tables: Arc<Tables>,
+    counters: Arc<Counters>,
+    /// When each connection of this process last had its expiry written.
+    refreshed: parking_lot::Mutex<HashMap<String, Instant>>,
+    /// [`CONNECTION_REFRESH`] unless a test shortens it.
+    refresh_every: Duration,
+}
+
+impl DynamoStore {
+    /// A store on the tables `{prefix}messages`, `{prefix}connections`, `{prefix}user-counter`
+    /// (build `client` with [`client`] or [`client_from_env`]).
+    pub fn new(client: Client, prefix: &str) -> Self {
+        Self {
+            client,
+            tables: Arc::new(Tables {
+                messages: format!("{prefix}{}", schema::MESSAGES),
+                connections: format!("{prefix}{}", schema::CONNECTIONS),
+                counters: format!("{prefix}{}", schema::USER_COUNTER),
+            }),
+            counters: Arc::default(),
+            refreshed: parking_lot::Mutex::default(),
+            refresh_every: CONNECTION_REFRESH,
+        }
+    }
+
+    /// Rewrites connection expiries at most this often (default [`CONNECTION_REFRESH`]).
+    pub fn with_connection_refresh(mut self, every: Duration) -> Self {
+        self.refresh_every = every;
+        self
+    }
+
+    /// The requests sent so far, per API operation.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.counters.snapshot()
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    fn name(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.read_check().await
+    }
+
+    async fn next_user_id(&self) -> Result<u64, StoreError> {
+        self.add_to_counter(USERS_COUNTER, 1).await
+    }
+
+    async fn append(&self, batch: Vec<NewMessage>) -> Vec<Result<Appended, StoreError>> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        self.append_batch(batch).await
+    }
+
+    async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.read_history(room, query).await
+    }
+
+    async fn last_seq(&self, room: &str) -> Result<u64, StoreError> {
+        self.read_last_seq(room).await
+    }
+
+    async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {
+        self.write_connection(conn).await
+    }
+
+    async fn touch_connections(&self, conn_ids: &[String]) -> Result<(), StoreError> {
+        self.touch(conn_ids).await
+    }
+
+    async fn remove_connection(&self, conn_id: &str) -> Result<(), StoreError> {
+        self.delete_connection(conn_id).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every write is durable when its call returns.
+        Ok(())
+    }
+}
