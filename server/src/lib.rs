@@ -29,10 +29,12 @@ pub mod conn;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod inbound;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod ws;
 
 /// Milliseconds since the Unix epoch.

@@ -359,15 +359,15 @@ async fn apply_subscriptions(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
     applied: &mut HashSet<String>,
-) -> RedisResult<bool> {
+) -> RedisResult<Vec<String>> {
     let desired = shared.desired.lock().clone();
     let mut pipe = ::redis::pipe();
     let mut n = 0;
-    let mut added = false;
+    let mut added = Vec::new();
     for room in desired.difference(applied) {
         pipe.cmd("SSUBSCRIBE").arg(channel(room)).ignore();
         n += 1;
-        added = true;
+        added.push(room.clone());
     }
     for room in applied.difference(&desired) {
         pipe.cmd("SUNSUBSCRIBE").arg(channel(room)).ignore();
@@ -457,13 +457,15 @@ async fn run_link(shared: Arc<Shared>, client: Client) {
                 () = shared.changed.notified() => {
                     match apply_subscriptions(&shared, &mut conn, &mut applied).await {
                         // A message published between the hub's join (which read the store)
-                        // and this subscription would be missed: catch up once more.
-                        Ok(true) => {
-                            if let Some(sink) = shared.sink.upgrade() {
-                                sink.resync();
+                        // and this subscription would be missed: catch the new rooms up once
+                        // more (only them: one new room must not cost a read of every room).
+                        Ok(added) => {
+                            if !added.is_empty()
+                                && let Some(sink) = shared.sink.upgrade()
+                            {
+                                sink.resync_rooms(&added);
                             }
                         }
-                        Ok(false) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "Redis subscribe failed");
                             break;

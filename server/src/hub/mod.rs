@@ -18,18 +18,20 @@ mod room;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::commit::{CommitSink, Committer};
-use crate::conn::{self, Conn, Outbound};
+use crate::conn::{self, Conn, Outbound, QueueLimits};
 use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_CATCH_UP, Refusal, ServerFrame, ServerInfo,
-    User, validate_client_msg_id, validate_room, validate_text,
+    ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP,
+    MAX_ROOMS_PER_CONNECTION, Refusal, ServerFrame, ServerInfo, User, validate_client_msg_id,
+    validate_room, validate_text,
 };
 use crate::store::{ConnectionRecord, HistoryQuery, NewMessage, Store};
 pub use lifecycle::HEARTBEAT;
@@ -51,8 +53,10 @@ pub struct Hub {
     me: std::sync::Weak<Hub>,
     pub info: ServerInfo,
     pub metrics: Arc<Metrics>,
-    /// Outbound queue capacity of each connection.
-    pub queue_capacity: usize,
+    /// Outbound queue bounds of each connection.
+    pub queue: QueueLimits,
+    /// How often every connection is pinged (silence for three intervals ends it).
+    pub ping_every: Duration,
 }
 
 impl Hub {
@@ -62,7 +66,8 @@ impl Hub {
         make_fanout: impl FnOnce(crate::fanout::SinkRef) -> Box<dyn Fanout>,
         info: ServerInfo,
         metrics: Arc<Metrics>,
-        queue_capacity: usize,
+        queue: QueueLimits,
+        ping_every: Duration,
     ) -> Arc<Self> {
         let hub = Arc::new_cyclic(|me: &std::sync::Weak<Hub>| {
             let sink: crate::fanout::SinkRef = me.clone();
@@ -79,7 +84,8 @@ impl Hub {
                 me: me.clone(),
                 info,
                 metrics,
-                queue_capacity,
+                queue,
+                ping_every,
             }
         });
         hub.spawn_heartbeat();
@@ -92,10 +98,17 @@ impl Hub {
 
     /// Registers an authenticated connection and returns it with its outbound queue.
     pub fn connect(&self, user: User) -> (Arc<Conn>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let (tx, rx) = mpsc::channel(self.queue.frames);
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let key = format!("{}/{id}", self.info.task);
-        let conn = Arc::new(Conn::new(id, key, user, tx, Arc::clone(&self.metrics)));
+        let conn = Arc::new(Conn::new(
+            id,
+            key,
+            user,
+            tx,
+            self.queue.bytes,
+            Arc::clone(&self.metrics),
+        ));
         self.conns.lock().insert(id, Arc::clone(&conn));
         self.metrics.connections_opened.inc();
         self.metrics.connections_open.inc();
@@ -159,7 +172,9 @@ impl Hub {
     }
 
     /// Joins `conn` to `room` and queues the `joined` frame; with `after`, every message
-    /// above it (up to the catch-up limit), else the latest page.
+    /// above it (up to the catch-up limits), else the latest page. A room the connection is
+    /// already in is answered from memory ([`Hub::rejoin`]); a connection in
+    /// [`MAX_ROOMS_PER_CONNECTION`] rooms is refused `too_many_rooms`.
     pub async fn join(
         &self,
         conn: &Arc<Conn>,
@@ -167,12 +182,33 @@ impl Hub {
         after: Option<u64>,
     ) -> Result<(), Refusal> {
         validate_room(room_name)?;
-        let newly = conn.add_room(room_name);
-        let result = self.join_inner(conn, room_name, after, newly).await;
-        if result.is_err() && newly {
+        if !conn.add_room(room_name, MAX_ROOMS_PER_CONNECTION)? {
+            return self.rejoin(conn, room_name).await;
+        }
+        let result = self.join_inner(conn, room_name, after).await;
+        if result.is_err() {
             conn.remove_room(room_name);
         }
         result
+    }
+
+    /// A repeated `join`: the room's current seq and members, no messages and no store read
+    /// (the connection already receives every message live), so repeating it costs little.
+    async fn rejoin(&self, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
+        let members = self.fanout.presence(room_name).await?;
+        let last_seq = self
+            .room(room_name)
+            .and_then(|r| r.state.lock().last_seq)
+            .unwrap_or(0);
+        conn.send(&ServerFrame::Joined {
+            room: room_name,
+            last_seq,
+            online: members.len(),
+            members: &members,
+            messages: &[],
+            has_more: false,
+        });
+        Ok(())
     }
 
     async fn join_inner(
@@ -180,11 +216,8 @@ impl Hub {
         conn: &Arc<Conn>,
         room_name: &str,
         after: Option<u64>,
-        newly: bool,
     ) -> Result<(), Refusal> {
-        if newly {
-            self.fanout.presence_add(room_name, &conn.user).await?;
-        }
+        self.fanout.presence_add(room_name, &conn.user).await?;
         let members = self.fanout.presence(room_name).await?;
         loop {
             let room = self.room_or_create(room_name);
@@ -201,7 +234,10 @@ impl Hub {
                     limit: DEFAULT_HISTORY,
                 },
             };
-            let page = self.store.history(room_name, query).await?;
+            let mut page = self.store.history(room_name, query).await?;
+            if after.is_some() && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
+                page.has_more = true;
+            }
             // With more to page, the client catches up over REST; deliver live from here on.
             let seen = if page.has_more && after.is_some() {
                 page.messages.last().map_or(store_last, |m| m.seq)
@@ -231,10 +267,6 @@ impl Hub {
                     continue;
                 }
                 conn.push(frame);
-                if !newly {
-                    // A repeated join refreshes the client's view; membership is unchanged.
-                    return Ok(());
-                }
                 st.members.push(Member {
                     conn: Arc::clone(conn),
                     floor: seen,
@@ -433,6 +465,22 @@ impl Hub {
     }
 }
 
+/// Keeps the first messages whose JSON fits in `max` bytes (at least one); true when any
+/// were dropped.
+fn truncate_to_bytes(messages: &mut Vec<ChatMessage>, max: usize) -> bool {
+    let mut total = 0;
+    let keep = messages
+        .iter()
+        .position(|m| {
+            total += serde_json::to_vec(m).map_or(0, |v| v.len() + 1);
+            total > max
+        })
+        .map_or(messages.len(), |i| i.max(1));
+    let dropped = keep < messages.len();
+    messages.truncate(keep);
+    dropped
+}
+
 #[async_trait::async_trait]
 impl CommitSink for Hub {
     async fn committed(&self, message: &ChatMessage) {
@@ -446,6 +494,10 @@ impl FanoutSink for Hub {
     }
 
     fn resync(&self) {
-        self.resync_rooms();
+        self.resync_all();
+    }
+
+    fn resync_rooms(&self, rooms: &[String]) {
+        self.resync_named(rooms);
     }
 }
