@@ -11,6 +11,7 @@ import { Presence } from "./js/presence.js";
 import { paintAvatar } from "./js/avatar.js";
 import { backoffDelay } from "./js/backoff.js";
 import { checkNickname, checkText } from "./js/validate.js";
+import { Attention } from "./js/attention.js";
 
 const $ = (id) => document.getElementById(id);
 /** What `join` without `after` returns: a full page means older ones may exist. */
@@ -83,6 +84,7 @@ async function openRoom({ room, title }) {
     onError: showComposerError,
   });
   const presence = new Presence({ countEl: $("online-count"), listEl: $("member-list"), typingEl: $("typing"), me });
+  const attention = new Attention({ title: `${title} · Chat`, roomTitle: title, room, bell: $("notify-toggle"), me, onError: showComposerError });
 
   let firstJoin = true;
   let unauthorizedAt = 0;
@@ -102,7 +104,7 @@ async function openRoom({ room, title }) {
       firstJoin = false;
       timeline.showInitial(messages, messages.length >= FIRST_PAGE && messages[0].seq > 1);
     } else {
-      timeline.addLive(messages);
+      attention.saw(timeline.addLive(messages));
     }
     // More than one catch-up's worth was missed: page the rest over HTTP.
     let more = Boolean(f.has_more);
@@ -110,7 +112,7 @@ async function openRoom({ room, title }) {
       try {
         const page = await getHistory(apiBase, room, { after: conn.lastSeq, limit: 200 });
         for (const m of page.messages) conn.saw(m.seq);
-        timeline.addLive(page.messages);
+        attention.saw(timeline.addLive(page.messages));
         more = page.has_more && page.messages.length > 0;
       } catch (err) {
         showComposerError(`Could not catch up on missed messages: ${err.message}`);
@@ -119,7 +121,7 @@ async function openRoom({ room, title }) {
     }
   });
   conn.addEventListener("message", (e) => {
-    timeline.addLive([e.detail]);
+    attention.saw(timeline.addLive([e.detail]));
     presence.stoppedTyping(e.detail.user);
     presence.rename(e.detail.user);
   });

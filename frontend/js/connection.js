@@ -7,6 +7,7 @@
 // ack, outbox (an entry changed), server-error, unauthorized.
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { newId } from "./ids.js";
 
 const HEARTBEAT_MS = 25000;
 /** No frame (not even our ping's pong) for this long: the socket is dead, reconnect. */
@@ -78,7 +79,7 @@ export class ChatConnection extends EventTarget {
 
   /** Queues a message; it is sent now if joined, else as soon as the room is joined again. */
   send(text) {
-    const entry = { client_msg_id: crypto.randomUUID(), text, state: "pending", error: null };
+    const entry = { client_msg_id: newId(), text, state: "pending", error: null };
     this.outbox.set(entry.client_msg_id, entry);
     this.#emitOutbox(entry);
     this.#pump();
