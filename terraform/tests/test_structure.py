@@ -23,6 +23,7 @@ UNTAGGABLE = {
     "aws_route",
     "aws_route_table_association",
     "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_cors_configuration",
     "aws_s3_bucket_logging",
     "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy",

@@ -104,6 +104,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       days_after_initiation = 1
     }
   }
+
+  # Shared images (uploads.tf): gone after the event; their old versions follow after 7 days.
+  rule {
+    id     = "expire-uploads"
+    status = "Enabled"
+
+    filter {
+      prefix = local.uploads_prefix
+    }
+
+    expiration {
+      days = var.uploads_expire_days
+    }
+  }
 }
 
 resource "aws_s3_bucket_logging" "this" {
