@@ -12,6 +12,7 @@ import { paintAvatar } from "./js/avatar.js";
 import { backoffDelay } from "./js/backoff.js";
 import { checkNickname, checkText } from "./js/validate.js";
 import { Attention } from "./js/attention.js";
+import { checkImageFile, uploadImage } from "./js/uploads.js";
 
 const $ = (id) => document.getElementById(id);
 /** What `join` without `after` returns: a full page means older ones may exist. */
@@ -155,6 +156,7 @@ async function openRoom({ room, title }) {
   });
 
   wireComposer(conn);
+  wireImages(conn, apiBase, () => session.token);
   conn.start();
 }
 
@@ -192,6 +194,68 @@ function wireComposer(conn) {
     input.value = "";
     grow();
     input.focus();
+  });
+}
+
+/** Images: picked with the button, pasted, or dropped on the room; each is sent as a message. */
+function wireImages(conn, apiBase, token) {
+  const input = $("image-input");
+  const status = $("upload-status");
+  let busy = false;
+  const share = async (file) => {
+    const check = checkImageFile(file);
+    if (!check.ok) {
+      showComposerError(check.message);
+      return;
+    }
+    if (busy) {
+      showComposerError("One image at a time: wait for the current one to finish uploading.");
+      return;
+    }
+    busy = true;
+    showComposerError("");
+    status.textContent = `Uploading ${file.name || "image"}…`;
+    status.hidden = false;
+    try {
+      const attachment = await uploadImage(apiBase, token(), file);
+      conn.send("", attachment);
+    } catch (err) {
+      showComposerError(`Could not share ${file.name || "the image"}: ${err.message}`);
+    } finally {
+      busy = false;
+      status.hidden = true;
+      status.textContent = "";
+    }
+  };
+  $("attach-button").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => {
+    const [file] = input.files;
+    input.value = "";
+    if (file) share(file);
+  });
+  $("composer-input").addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) {
+      event.preventDefault();
+      share(file);
+    }
+  });
+  const room = $("room");
+  room.addEventListener("dragover", (event) => {
+    if ([...(event.dataTransfer?.types || [])].includes("Files")) {
+      event.preventDefault();
+      room.dataset.dropping = "true";
+    }
+  });
+  room.addEventListener("dragleave", (event) => {
+    if (event.target === room || !room.contains(event.relatedTarget)) delete room.dataset.dropping;
+  });
+  room.addEventListener("drop", (event) => {
+    const file = event.dataTransfer?.files?.[0];
+    delete room.dataset.dropping;
+    if (!file) return;
+    event.preventDefault();
+    share(file);
   });
 }
 

@@ -8,6 +8,11 @@ import { paintAvatar } from "./avatar.js";
 import { SeqList } from "./seqlist.js";
 import { linkify } from "./linkify.js";
 import { continues, dayKey, dayLabel } from "./daygroups.js";
+import { fitBox } from "./uploads.js";
+
+/** The largest box an image is shown in, in CSS pixels (it keeps its aspect ratio). */
+const IMAGE_MAX_W = 320;
+const IMAGE_MAX_H = 320;
 
 /** Within this many pixels of the bottom counts as "at the bottom". */
 const BOTTOM_SLACK = 48;
@@ -121,7 +126,7 @@ export class Timeline {
     let li = this.pending.get(entry.client_msg_id);
     const isNew = !li;
     if (isNew) {
-      li = this.#render({ user: this.me(), text: entry.text, ts: Date.now() }, true);
+      li = this.#render({ user: this.me(), text: entry.text, attachment: entry.attachment, ts: Date.now() }, true);
       li.classList.add("pending");
       li.dataset.clientMsgId = entry.client_msg_id;
       const status = document.createElement("p");
@@ -214,7 +219,9 @@ export class Timeline {
     const text = document.createElement("p");
     text.className = "text";
     text.append(...linkNodes(m.text ?? ""));
-    bubble.append(meta, text);
+    bubble.append(meta);
+    if (m.attachment) bubble.append(imageFigure(m.attachment, m.user));
+    if (m.text || !m.attachment) bubble.append(text);
     li.append(avatar, bubble);
     return li;
   }
@@ -238,6 +245,41 @@ export class Timeline {
   /** A page too short to scroll could never trigger loading older ones: load until it scrolls. */
   #fillViewport() {
     if (this.hasOlder && this.scroller.scrollHeight <= this.scroller.clientHeight + TOP_TRIGGER) this.loadOlder();
+  }
+}
+
+/**
+ * An attached image at its final size from the start (width/height from the server, so the
+ * list does not jump when it loads); a click opens it full size in a new tab.
+ */
+function imageFigure(att, user) {
+  const box = fitBox(att.width, att.height, IMAGE_MAX_W, IMAGE_MAX_H);
+  const a = document.createElement("a");
+  a.className = "attachment";
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  const img = document.createElement("img");
+  img.width = box.width;
+  img.height = box.height;
+  img.loading = "lazy";
+  img.decoding = "async";
+  img.alt = `Image from ${user?.nickname ?? "someone"} (${att.width}×${att.height})`;
+  const href = safeImageUrl(att.url);
+  if (href) {
+    a.href = href;
+    img.src = href;
+  }
+  a.append(img);
+  return a;
+}
+
+/** Only http(s) URLs (absolute, or relative to this page) are loaded as images. */
+function safeImageUrl(url) {
+  try {
+    const u = new URL(String(url ?? ""), document.baseURI);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+  } catch {
+    return null;
   }
 }
 

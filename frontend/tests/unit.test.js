@@ -13,6 +13,7 @@ import { linkify, safeHref } from "../js/linkify.js";
 import { continues, dayKey, dayLabel, GROUP_GAP_MS } from "../js/daygroups.js";
 import { titleWithUnread, notificationText } from "../js/attention.js";
 import { newId } from "../js/ids.js";
+import { checkImageFile, fitBox, IMAGE_MAX_BYTES } from "../js/uploads.js";
 
 test("endpoints default to the page's origin and follow its scheme", () => {
   assert.deepEqual(endpoints({ origin: "http://127.0.0.1:8080" }), { apiBase: "http://127.0.0.1:8080", wsUrl: "ws://127.0.0.1:8080/ws" });
@@ -152,4 +153,16 @@ test("ids: randomUUID when present, else a v4 UUID from getRandomValues or Math.
   }
   assert.equal(seen.size, 2000, "no repeats");
   assert.match(newId(), UUID_V4, "the default crypto");
+});
+
+test("images: types and size checked before uploading; the box reserved keeps the aspect ratio", () => {
+  assert.deepEqual(checkImageFile({ name: "a.png", type: "image/png", size: 1000 }), { ok: true });
+  assert.equal(checkImageFile({ name: "a.webp", type: "image/webp", size: IMAGE_MAX_BYTES }).ok, true, "exactly 5 MB");
+  assert.match(checkImageFile({ name: "b.png", type: "image/png", size: IMAGE_MAX_BYTES + 1 }).message, /at most 5 MB \(b\.png is 5\.0 MB\)/);
+  assert.match(checkImageFile({ name: "c.svg", type: "image/svg+xml", size: 10 }).message, /Only JPEG, PNG, GIF and WebP.*c\.svg is image\/svg\+xml/);
+  assert.match(checkImageFile({ name: "d.png", type: "image/png", size: 0 }).message, /empty/);
+  assert.deepEqual(fitBox(640, 480, 320, 320), { width: 320, height: 240 });
+  assert.deepEqual(fitBox(100, 1000, 320, 320), { width: 32, height: 320 });
+  assert.deepEqual(fitBox(10, 20, 320, 320), { width: 10, height: 20 }, "small images are not enlarged");
+  assert.deepEqual(fitBox(0, 0, 320, 320), { width: 320, height: 240 });
 });

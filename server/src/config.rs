@@ -102,6 +102,20 @@ pub struct Config {
     /// Frames a connection's outbound queue holds before the client counts as too slow (closed 1008).
     #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..))]
     pub outbound_queue: u32,
+
+    /// S3 bucket for shared images (browsers upload to it through presigned URLs); unset =
+    /// files under `{CHAT_DATA_DIR}/uploads`, served by chat-server.
+    #[arg(long, env = "CHAT_UPLOADS_BUCKET")]
+    pub uploads_bucket: Option<String>,
+
+    /// Key prefix of images in the bucket.
+    #[arg(long, env = "CHAT_UPLOADS_PREFIX", default_value = "uploads/")]
+    pub uploads_prefix: String,
+
+    /// Public URL the bucket's images are served from, ending at the prefix (e.g.
+    /// `https://d123.cloudfront.net/uploads/`); required with `CHAT_UPLOADS_BUCKET`.
+    #[arg(long, env = "CHAT_UPLOADS_PUBLIC_URL")]
+    pub uploads_public_url: Option<String>,
 }
 
 /// A configuration value that cannot work, named by its variable.
@@ -143,6 +157,21 @@ pub struct Settings {
     pub rate_burst: NonZeroU32,
     /// Frames a connection's outbound queue holds.
     pub outbound_queue: NonZeroUsize,
+    /// Where shared images are kept.
+    pub uploads: UploadSettings,
+}
+
+/// Where shared images are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadSettings {
+    /// Files under this directory, served by chat-server at `/uploads/`.
+    Embedded { dir: PathBuf },
+    /// An S3 bucket; objects `{prefix}{name}` served at `{public_base}{name}`.
+    S3 {
+        bucket: String,
+        prefix: String,
+        public_base: String,
+    },
 }
 
 /// The DynamoDB store's settings.
@@ -223,6 +252,7 @@ impl Config {
         if self.color.is_empty() || self.color.len() > 32 {
             return Err(ConfigError::new("CHAT_COLOR", "must be 1-32 characters"));
         }
+        let uploads = self.upload_settings()?;
         let non_zero = |var: &'static str, v: u32| {
             NonZeroU32::new(v).ok_or_else(|| ConfigError::new(var, "must be at least 1"))
         };
@@ -250,6 +280,52 @@ impl Config {
             rate_burst: non_zero("CHAT_RATE_BURST", self.rate_burst)?,
             outbound_queue: NonZeroUsize::new(self.outbound_queue as usize)
                 .ok_or_else(|| ConfigError::new("CHAT_OUTBOUND_QUEUE", "must be at least 1"))?,
+            uploads,
+        })
+    }
+
+    fn upload_settings(&self) -> Result<UploadSettings, ConfigError> {
+        let Some(bucket) = self.uploads_bucket.clone() else {
+            return Ok(UploadSettings::Embedded {
+                dir: self.data_dir.join("uploads"),
+            });
+        };
+        if bucket.is_empty() {
+            return Err(ConfigError::new("CHAT_UPLOADS_BUCKET", "must not be empty"));
+        }
+        let prefix = &self.uploads_prefix;
+        if !prefix.is_empty()
+            && (!prefix.ends_with('/')
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)))
+        {
+            return Err(ConfigError::new(
+                "CHAT_UPLOADS_PREFIX",
+                format!("{prefix:?} must end with / and use only A-Z a-z 0-9 _ - . /"),
+            ));
+        }
+        let public = self.uploads_public_url.clone().ok_or_else(|| {
+            ConfigError::new(
+                "CHAT_UPLOADS_PUBLIC_URL",
+                "required with CHAT_UPLOADS_BUCKET (the URL its images are served from)",
+            )
+        })?;
+        if !(public.starts_with("https://") || public.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "CHAT_UPLOADS_PUBLIC_URL",
+                format!("{public:?} is not an http(s):// URL"),
+            ));
+        }
+        let public_base = if public.ends_with('/') {
+            public
+        } else {
+            format!("{public}/")
+        };
+        Ok(UploadSettings::S3 {
+            bucket,
+            prefix: prefix.clone(),
+            public_base,
         })
     }
 

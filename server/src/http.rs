@@ -17,11 +17,14 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::auth::{self, Tokens};
+use crate::http_error::ApiError;
 use crate::hub::Hub;
 use crate::protocol::{
     DEFAULT_HISTORY, ErrorCode, MAX_HISTORY_LIMIT, Refusal, User, validate_nickname, validate_room,
 };
 use crate::store::{HistoryQuery, Store};
+use crate::uploads::Uploads;
+use crate::uploads::routes::UploadState;
 use crate::ws::Limits;
 
 /// What every request handler shares.
@@ -30,6 +33,8 @@ pub struct AppState {
     /// The store, for the routes that read it directly (sessions, history, readiness).
     pub store: Arc<dyn Store>,
     pub tokens: Arc<Tokens>,
+    /// Shared images: upload slots, checks, the embedded files.
+    pub uploads: Arc<Uploads>,
     pub limits: Limits,
     /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
     pub allowed_origins: Vec<String>,
@@ -55,8 +60,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/room/{room}", get(index))
         .fallback(static_file)
+        .with_state(Arc::clone(&state))
+        .merge(crate::uploads::routes::router(Arc::new(UploadState {
+            uploads: Arc::clone(&state.uploads),
+            tokens: Arc::clone(&state.tokens),
+        })))
         .layer(axum::middleware::from_fn(trace_request))
-        .with_state(state)
 }
 
 /// One X-Ray span per request, continuing the ALB's `X-Amzn-Trace-Id`. Named by the route
@@ -95,31 +104,6 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
         .with_state(hub)
-}
-
-/// An error answer: `{"error":{"code","message"}}` with a status.
-pub struct ApiError(StatusCode, Refusal);
-
-impl From<Refusal> for ApiError {
-    fn from(e: Refusal) -> Self {
-        let status = match e.code {
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.1.code, "message": self.1.message}});
-        (self.0, Json(body)).into_response()
-    }
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {

@@ -3,7 +3,10 @@
 //! # Layout (each module imports only those below it)
 //! - [`config`]: flags and environment variables, validated once into typed [`config::Settings`].
 //! - [`app`]: builds the store, fanout and hub from the settings, binds, serves, drains.
-//! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]).
+//! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]);
+//!   [`http_error`] the JSON error answer they (and the upload routes) give.
+//! - [`uploads`]: images in messages: upload slots, the check by bytes, the embedded or S3
+//!   backend, the signed attachment a `send` carries.
 //! - [`ws`]: one WebSocket connection: hello, read loop, rate limit, writer task.
 //! - [`hub`]: rooms -> local connections. `hub/mod.rs` the API (join, leave, send, typing,
 //!   delivery); `hub/room.rs` the pure in-order state machine; `hub/repair.rs` gap repair from
@@ -28,11 +31,13 @@ pub mod config;
 pub mod conn;
 pub mod fanout;
 pub mod http;
+pub mod http_error;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
 pub mod ws;
 
 /// Milliseconds since the Unix epoch.

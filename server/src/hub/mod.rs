@@ -28,8 +28,8 @@ use crate::conn::{self, Conn, Outbound};
 use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_CATCH_UP, Refusal, ServerFrame, ServerInfo,
-    User, validate_client_msg_id, validate_room, validate_text,
+    Attachment, ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_CATCH_UP, Refusal, ServerFrame,
+    ServerInfo, User, validate_client_msg_id, validate_room, validate_text,
 };
 use crate::store::{ConnectionRecord, HistoryQuery, NewMessage, Store};
 pub use lifecycle::HEARTBEAT;
@@ -309,13 +309,15 @@ impl Hub {
     }
 
     /// Accepts a `send`: validates it and queues it for the group commit. The ack (or an
-    /// `unavailable` error) follows when the store has answered.
+    /// `unavailable` error) follows when the store has answered. `attachment` was checked by
+    /// the caller (its signed token).
     pub fn send(
         &self,
         conn: &Arc<Conn>,
         room: String,
         client_msg_id: String,
         text: String,
+        attachment: Option<Attachment>,
     ) -> Result<(), Refusal> {
         validate_room(&room)?;
         validate_client_msg_id(&client_msg_id)?;
@@ -325,13 +327,14 @@ impl Hub {
                 format!("join room {room:?} before sending to it"),
             ));
         }
-        validate_text(&text)?;
+        validate_text(&text, attachment.is_some())?;
         let message = NewMessage {
             room,
             user: conn.user.clone(),
             client_msg_id,
             text,
             ts: crate::now_ms(),
+            attachment: attachment.map(Box::new),
         };
         self.committer.submit(Arc::clone(conn), message)
     }
