@@ -172,6 +172,7 @@ module "elasticache" {
   engine_version             = var.redis_engine_version
   parameter_group_name       = var.redis_parameter_group_name
   node_type                  = var.redis_node_type
+  shards                     = var.redis_shards
   kms_key_arn                = aws_kms_key.this.arn
 
   tags = local.tags

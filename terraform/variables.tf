@@ -216,9 +216,15 @@ variable "redis_parameter_group_name" {
 }
 
 variable "redis_node_type" {
-  description = "ElastiCache node type (two nodes: primary and replica)."
+  description = "ElastiCache node type (two nodes: primary and replica; in cluster mode two per shard)."
   type        = string
   default     = "cache.t4g.micro"
+}
+
+variable "redis_shards" {
+  description = "ElastiCache cluster mode: 0 = off (one primary and a replica); N > 0 = N shards of a primary and a replica each, rooms spread over them (CHAT_REDIS_URL becomes rediss+cluster://)."
+  type        = number
+  default     = 0
 }
 
 ################################################################################

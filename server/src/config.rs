@@ -62,7 +62,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_DYNAMODB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub dynamodb_timeout_ms: u64,
 
-    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`).
+    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`; a Redis
+    /// Cluster, e.g. ElastiCache in cluster mode: `redis+cluster://` or `rediss+cluster://`).
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -185,7 +186,8 @@ pub struct DynamoSettings {
 /// The Redis fanout's settings.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`), or
+    /// a Redis Cluster's (`redis+cluster://`, `rediss+cluster://`).
     pub url: String,
     /// How long a task's presence outlives its last heartbeat.
     pub presence_ttl: Duration,
@@ -230,15 +232,18 @@ impl Config {
             let scheme_ok = url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
-                || url.starts_with("unix://");
+                || url.starts_with("unix://")
+                || crate::fanout::redis::is_cluster_url(url);
             if !scheme_ok {
                 return Err(ConfigError::new(
                     "CHAT_REDIS_URL",
-                    format!("{url:?} is not a redis:// or rediss:// URL"),
+                    format!(
+                        "{url:?} is not a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL"
+                    ),
                 ));
             }
-            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
-                return Err(ConfigError::new("CHAT_REDIS_URL", e.to_string()));
+            if let Err(e) = crate::fanout::redis::check_url(url) {
+                return Err(ConfigError::new("CHAT_REDIS_URL", e));
             }
         }
         for origin in &self.allowed_origins {

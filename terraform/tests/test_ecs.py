@@ -51,7 +51,8 @@ def test_redis_url_is_tls_on_6379(modules):
     """CHAT_REDIS_URL as stored in SSM: rediss:// (transit encryption is on), port 6379."""
     parameter = modules["elasticache"]["resource"]["aws_ssm_parameter"]["url"]
     assert parameter["type"] == "SecureString"
-    assert parameter["value"].startswith("rediss://")
+    assert parameter["value"].startswith("${local.scheme}://")
+    assert modules["elasticache"]["locals"]["scheme"] == '${local.cluster ? "rediss+cluster" : "rediss"}'
     assert parameter["value"].endswith(":${var.port}")
     assert modules["elasticache"]["variable"]["port"]["default"] == 6379
     group = modules["elasticache"]["resource"]["aws_elasticache_replication_group"]["this"]
