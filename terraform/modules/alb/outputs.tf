@@ -35,7 +35,7 @@ output "listener_protocol" {
 
 output "test_listener_url" {
   description = "URL of the test listener (green only)."
-  value       = "${lower(local.test_protocol)}://${aws_lb.this.dns_name}:${var.test_listener_port}"
+  value       = "${lower(local.test_protocol)}://${local.https && var.domain_name != null ? var.domain_name : aws_lb.this.dns_name}:${var.test_listener_port}"
 }
 
 output "target_group_arns" {
