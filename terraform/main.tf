@@ -258,6 +258,7 @@ module "ecs" {
   drain_secs                 = var.drain_secs
   stop_timeout               = var.stop_timeout
   allowed_origins            = local.chat_origins
+  frame_ancestors            = var.frame_ancestors
   kms_key_arn                = aws_kms_key.this.arn
   log_retention_days         = var.log_retention_days
   metrics_log_group_name     = module.monitoring.metrics_log_group_name

@@ -111,6 +111,17 @@ def test_room_pages_are_embeddable_by_the_configured_origins(cdn, path):
     assert sent["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
+def test_chat_server_and_cloudfront_get_the_same_list(root_doc):
+    """chat-server sends the policy itself (CHAT_FRAME_ANCESTORS), from the variable CloudFront's
+    page policy is built from: the header is the same whichever of them writes it."""
+    ecs = parse_dir(MODULES / "ecs")
+    assert root_doc["module"]["ecs"]["frame_ancestors"] == "${var.frame_ancestors}"
+    assert root_doc["module"]["cdn"]["frame_ancestors"] == "${var.frame_ancestors}"
+    framing = ecs["locals"]["framing_environment"]
+    assert 'name = "CHAT_FRAME_ANCESTORS", value = join(",", var.frame_ancestors)' in framing
+    assert "local.framing_environment" in ecs["locals"]["chat_environment"]
+
+
 def test_cloudfront_keeps_the_frame_ancestors_chat_server_sends(cdn):
     """override = false: chat-server's own header (the same list) reaches the browser unchanged."""
     from_server = {"Content-Security-Policy": f"frame-ancestors 'self' {EMBEDDER}"}

@@ -22,6 +22,10 @@ locals {
   origins_environment = length(var.allowed_origins) > 0 ? [
     { name = "CHAT_ALLOWED_ORIGINS", value = join(",", var.allowed_origins) },
   ] : []
+  # The page's Content-Security-Policy frame-ancestors; CloudFront keeps what chat-server sends.
+  framing_environment = length(var.frame_ancestors) > 0 ? [
+    { name = "CHAT_FRAME_ANCESTORS", value = join(",", var.frame_ancestors) },
+  ] : []
 
   # Secrets reach the container as environment variables, read by the execution role at start.
   secrets = [
@@ -29,7 +33,7 @@ locals {
     { name = "CHAT_REDIS_URL", valueFrom = var.redis_url_parameter_arn },
   ]
 
-  chat_environment = concat(local.base_environment, local.origins_environment)
+  chat_environment = concat(local.base_environment, local.origins_environment, local.framing_environment)
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 

@@ -201,3 +201,9 @@ variable "metrics_log_group_name" {
   description = "Log group the collector's awsemf exporter writes (monitoring module)."
   type        = string
 }
+
+variable "frame_ancestors" {
+  description = "CHAT_FRAME_ANCESTORS: origins allowed to embed the page besides its own (the same list CloudFront's page policy carries)."
+  type        = list(string)
+  default     = []
+}
