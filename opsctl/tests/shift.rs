@@ -98,6 +98,51 @@ async fn plain_target_group_listener_is_read_and_shifted() {
     assert_eq!(stack.weights().await, (50, 50));
 }
 
+/// The Terraform's CloudFront-only listener: 403 by default, the weighted forward in the rule
+/// that checks the secret origin header. opsctl shifts the rule and leaves the 403 alone.
+#[tokio::test]
+async fn origin_verified_rule_is_read_and_shifted() {
+    let moto = Moto::start();
+    let stack = Stack::create(
+        &moto,
+        Options {
+            origin_rule: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(stack.weights().await, (100, 0));
+    let status = moto
+        .opsctl(&args(&["status", "--json"]))
+        .expect_code(0)
+        .json();
+    assert_eq!(status["weights"]["blue"], 100);
+
+    moto.opsctl(&args(&["shift", "40/60"])).expect_code(0);
+    assert_eq!(stack.weights().await, (40, 60));
+    moto.opsctl(&args(&["rollback"])).expect_code(0);
+    assert_eq!(stack.weights().await, (100, 0));
+
+    let listener = stack
+        .elb
+        .describe_listeners()
+        .listener_arns(&stack.listener_arn)
+        .send()
+        .await
+        .expect("describe listener")
+        .listeners
+        .and_then(|l| l.into_iter().next())
+        .expect("listener");
+    let default = &listener.default_actions()[0];
+    assert_eq!(
+        default
+            .fixed_response_config()
+            .and_then(|f| f.status_code()),
+        Some("403"),
+        "the listener's 403 for requests without the origin header must stay"
+    );
+}
+
 #[tokio::test]
 async fn refuses_to_shift_toward_a_colour_without_healthy_targets() {
     let moto = Moto::start();

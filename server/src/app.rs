@@ -24,6 +24,7 @@ use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::uploads::Uploads;
 use crate::uploads::backend::Backend;
+use crate::web::WebClient;
 use crate::ws::Limits;
 
 /// A started server.
@@ -109,7 +110,9 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let info = ServerInfo {
         color: settings.color.clone(),
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::build_info::VERSION,
+        git_sha: crate::build_info::GIT_SHA,
+        built_at: crate::build_info::BUILT_AT,
         task: settings.task_id.clone(),
     };
     let mut fanout_error = None;
@@ -149,6 +152,7 @@ pub async fn start(
             rate_burst: settings.rate_burst,
         },
         allowed_origins: settings.allowed_origins.clone(),
+        web: WebClient::new(&settings.color, &settings.frame_ancestors)?,
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 /// A lean WebSocket chat server. With no configuration it runs a single-node chat on an
 /// embedded on-disk store; with DynamoDB and Redis configured, many tasks act as one chat.
 #[derive(Debug, Parser)]
-#[command(name = "chat-server", version, about)]
+#[command(name = "chat-server", version = crate::build_info::LONG_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -84,6 +84,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Comma-separated origins allowed to embed the page (`/`, `/room/{room}`) in a frame besides
+    /// its own, e.g. `https://conf.example.com,https://*.example.org`: sent as
+    /// `Content-Security-Policy: frame-ancestors 'self' …`. Default: none.
+    #[arg(long, env = "CHAT_FRAME_ANCESTORS", value_delimiter = ',')]
+    pub frame_ancestors: Vec<String>,
+
     /// Seconds over which a draining task spreads its 1012 closes.
     #[arg(long, env = "CHAT_DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
@@ -151,6 +157,8 @@ pub struct Settings {
     pub color: String,
     pub token_secret: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// Origins allowed to frame the page besides its own (CSP frame-ancestors).
+    pub frame_ancestors: Vec<String>,
     /// Window over which a drain spreads its 1012 closes.
     pub drain: Duration,
     pub task_id: String,
@@ -254,6 +262,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(bad) = self.frame_ancestors.iter().find(|o| !is_frame_ancestor(o)) {
+            return Err(ConfigError::new(
+                "CHAT_FRAME_ANCESTORS",
+                format!(
+                    "{bad:?} is not an origin like https://conf.example.com or https://*.example.com"
+                ),
+            ));
+        }
         if self.color.is_empty() || self.color.len() > 32 {
             return Err(ConfigError::new("CHAT_COLOR", "must be 1-32 characters"));
         }
@@ -279,6 +295,7 @@ impl Config {
             color: self.color.clone(),
             token_secret: self.token_secret.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            frame_ancestors: self.frame_ancestors.clone(),
             drain: Duration::from_secs(self.drain_secs),
             task_id: self.task_id(),
             rate_per_sec: non_zero("CHAT_RATE_PER_SEC", self.rate_per_sec)?,
@@ -348,5 +365,55 @@ impl Config {
                 .unwrap_or_else(|| "host".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+}
+
+/// `http(s)://host[:port]`, the host lowercase letters, digits, dots and hyphens, optionally
+/// `*.`-prefixed: what a CSP source may be without letting a value add a directive (the same
+/// rule as Terraform's `frame_ancestors` validation).
+fn is_frame_ancestor(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let rest = rest.strip_prefix("*.").unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod frame_ancestor_tests {
+    use super::is_frame_ancestor;
+
+    #[test]
+    fn origins_pass_and_directives_do_not() {
+        for ok in [
+            "https://conf.example.com",
+            "http://127.0.0.1:8080",
+            "https://*.example.org",
+        ] {
+            assert!(is_frame_ancestor(ok), "{ok}");
+        }
+        for bad in [
+            "conf.example.com",
+            "https://x.example; script-src *",
+            "https://x.example/path",
+            "'none'",
+            "javascript:alert(1)",
+            "https://",
+            "https://X.example",
+            "https://x.example:123456",
+        ] {
+            assert!(!is_frame_ancestor(bad), "{bad}");
+        }
     }
 }

@@ -38,14 +38,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
     pub allowed_origins: Vec<String>,
+    /// The embedded web client of this build.
+    pub web: crate::web::WebClient,
 }
-
-/// The web client, embedded in the binary (read from disk in debug builds).
-#[derive(rust_embed::Embed)]
-#[folder = "../frontend/"]
-#[exclude = "tests/*"]
-#[exclude = "*/node_modules/*"]
-struct Frontend;
 
 /// The public router.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -59,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ws", get(websocket))
         .route("/", get(index))
         .route("/room/{room}", get(index))
+        .route("/assets/{build}/{*path}", get(asset))
         .fallback(static_file)
         .with_state(Arc::clone(&state))
         .merge(crate::uploads::routes::router(Arc::new(UploadState {
@@ -140,7 +136,13 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 
 async fn version(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let info = &app.hub.info;
-    Json(json!({"version": info.version, "color": info.color, "task": info.task}))
+    Json(json!({
+        "version": info.version,
+        "git_sha": info.git_sha,
+        "built_at": info.built_at,
+        "color": info.color,
+        "task": info.task,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -291,8 +293,32 @@ async fn websocket(
     Ok(response.into_response())
 }
 
-async fn index() -> Response {
-    serve_embedded("index.html")
+async fn index(State(app): State<Arc<AppState>>) -> Response {
+    app.web.page()
+}
+
+/// This build's web-client files: `/assets/<colour>-<build>/<path>`. Another build's path (a
+/// task of the other build during a rolling deploy) is 404 and must not be cached.
+async fn asset(
+    State(app): State<Arc<AppState>>,
+    Path((build, path)): Path<(String, String)>,
+) -> Response {
+    app.web.asset(&build, &path).unwrap_or_else(|| {
+        let mut response = no_file(&format!("assets/{build}/{path}"));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        response
+    })
+}
+
+fn no_file(path: &str) -> Response {
+    ApiError::from(Refusal::new(
+        ErrorCode::NotFound,
+        format!("no file /{path}"),
+    ))
+    .into_response()
 }
 
 async fn static_file(uri: Uri) -> Response {
@@ -304,33 +330,7 @@ async fn static_file(uri: Uri) -> Response {
         ))
         .into_response();
     }
-    serve_embedded(path)
-}
-
-fn serve_embedded(path: &str) -> Response {
-    match Frontend::get(path) {
-        Some(file) => {
-            let mime = file.metadata.mimetype().to_string();
-            let cache = if path.ends_with(".html") || path == "config.js" {
-                "no-cache"
-            } else {
-                "public, max-age=300"
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, cache.to_string()),
-                ],
-                file.data,
-            )
-                .into_response()
-        }
-        None => ApiError::from(Refusal::new(
-            ErrorCode::NotFound,
-            format!("no file /{path}"),
-        ))
-        .into_response(),
-    }
+    crate::web::plain_file(path).unwrap_or_else(|| no_file(path))
 }
 
 async fn render_metrics(State(hub): State<Arc<Hub>>) -> Response {

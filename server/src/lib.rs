@@ -21,11 +21,15 @@
 //! - [`auth`]: guest tokens (HMAC-SHA256), avatars, default nicknames.
 //! - [`metrics`]: Prometheus metrics for the admin listener.
 //! - [`telemetry`]: JSON logs and X-Ray traces (OpenTelemetry over OTLP to the ADOT sidecar).
+//! - [`web`]: the embedded web client: the page with its frame-ancestors, per-build versioned files.
+//! - [`build_info`]: git commit and build time baked in by build.rs (`--version`, `/version`,
+//!   `welcome`, `chat_build_info`).
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
+pub mod build_info;
 pub mod commit;
 pub mod config;
 pub mod conn;
@@ -38,6 +42,7 @@ pub mod protocol;
 pub mod store;
 pub mod telemetry;
 pub mod uploads;
+pub mod web;
 pub mod ws;
 
 /// Milliseconds since the Unix epoch.

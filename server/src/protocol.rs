@@ -56,6 +56,10 @@ pub struct User {
 pub struct ServerInfo {
     pub color: String,
     pub version: &'static str,
+    /// Git commit of the build (`unknown` when built without git).
+    pub git_sha: &'static str,
+    /// Build time, RFC 3339 UTC.
+    pub built_at: &'static str,
     pub task: String,
 }
 
@@ -523,6 +527,8 @@ mod tests {
         let info = ServerInfo {
             color: "blue".into(),
             version: "0",
+            git_sha: "0123",
+            built_at: "2026-01-01T00:00:00Z",
             task: "t".into(),
         };
         let message = ChatMessage {

@@ -15,6 +15,7 @@ MODULE_DIRS = [TERRAFORM] + [MODULES / m for m in MODULE_NAMES]
 UNTAGGABLE = {
     "aws_cloudfront_origin_access_control",
     "aws_cloudfront_response_headers_policy",
+    "aws_cloudwatch_dashboard",
     "aws_ecr_lifecycle_policy",
     "aws_ecs_cluster_capacity_providers",
     "aws_iam_role_policy",

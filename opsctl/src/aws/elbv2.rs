@@ -1,7 +1,9 @@
 //! ELBv2: finds the load balancer, the weighted listener and the blue/green target groups;
 //! reads and writes the listener's forward weights (both the plain `TargetGroupArn` and the
-//! `ForwardConfig` shape); keeps opsctl's memory (previous weights, stable colour) as
-//! listener tags; reports target health.
+//! `ForwardConfig` shape) — in its default action, or, when the default action refuses
+//! (the Terraform's CloudFront-only listener answers 403), in the one listener rule that
+//! forwards to several target groups; keeps opsctl's memory (previous weights, stable colour)
+//! as listener tags; reports target health.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,7 +37,9 @@ pub struct Topology {
     pub alb_name: String,
     pub listener_arn: String,
     pub listener_port: i32,
-    /// The listener's default actions as read, so a write changes only the forward action.
+    /// The rule holding the weighted forward, when the default action does not forward.
+    pub rule_arn: Option<String>,
+    /// The default actions (or the rule's actions) as read, so a write changes only the forward action.
     actions: Vec<Action>,
     /// Index of the forward action within `actions`.
     forward: usize,
@@ -104,12 +108,25 @@ pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Res
             )
         })?;
     let listener_arn = listener.listener_arn.clone().unwrap_or_default();
-    let actions = listener.default_actions.unwrap_or_default();
+    let mut actions = listener.default_actions.unwrap_or_default();
+    let mut rule_arn = None;
+    if !actions
+        .iter()
+        .any(|a| a.r#type == Some(ActionTypeEnum::Forward))
+    {
+        let (arn, rule_actions) = weighted_rule(client, &listener_arn).await?.ok_or_else(|| {
+            anyhow!(
+                "the listener on port {port} of {alb_name:?} has no forward default action and no rule forwarding to several target groups"
+            )
+        })?;
+        rule_arn = Some(arn);
+        actions = rule_actions;
+    }
     let forward = actions
         .iter()
         .position(|a| a.r#type == Some(ActionTypeEnum::Forward))
         .ok_or_else(|| {
-            anyhow!("the listener on port {port} of {alb_name:?} has no forward default action")
+            anyhow!("the listener on port {port} of {alb_name:?} has no forward action")
         })?;
     let raw = forward_weights(&actions[forward]);
 
@@ -147,6 +164,7 @@ pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Res
         alb_name: alb_name.to_string(),
         listener_arn,
         listener_port: port,
+        rule_arn,
         actions,
         forward,
         target_groups,
@@ -154,6 +172,46 @@ pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Res
         previous,
         stable,
     })
+}
+
+/// The one non-default rule of the listener whose forward action spreads over several target
+/// groups (the weighted blue/green forward), with its actions. Two such rules are ambiguous.
+async fn weighted_rule(
+    client: &Client,
+    listener_arn: &str,
+) -> anyhow::Result<Option<(String, Vec<Action>)>> {
+    let mut found = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = client
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .set_marker(marker)
+            .send()
+            .await
+            .ctx(|| format!("listing the rules of listener {listener_arn}"))?;
+        for rule in out.rules.unwrap_or_default() {
+            let actions = rule.actions.clone().unwrap_or_default();
+            let weighted = actions
+                .iter()
+                .any(|a| a.r#type == Some(ActionTypeEnum::Forward) && forward_weights(a).len() > 1);
+            if weighted && rule.is_default != Some(true) {
+                found.push((rule.rule_arn.unwrap_or_default(), actions));
+            }
+        }
+        marker = out.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    if found.len() > 1 {
+        let arns: Vec<&str> = found.iter().map(|(arn, _)| arn.as_str()).collect();
+        bail!(
+            "listener {listener_arn} has several rules forwarding to several target groups: {}",
+            arns.join(", ")
+        );
+    }
+    Ok(found.pop())
 }
 
 /// (target group ARN, raw weight) of a forward action, whichever shape it has.
@@ -350,6 +408,16 @@ pub async fn set_weights(client: &Client, topo: &Topology, weights: Weights) -> 
         .build();
     let mut actions = topo.actions.clone();
     actions[topo.forward] = forward;
+    if let Some(rule_arn) = &topo.rule_arn {
+        client
+            .modify_rule()
+            .rule_arn(rule_arn)
+            .set_actions(Some(actions))
+            .send()
+            .await
+            .ctx(|| format!("setting weights {weights} on rule {rule_arn}"))?;
+        return Ok(());
+    }
     client
         .modify_listener()
         .listener_arn(&topo.listener_arn)

@@ -26,7 +26,8 @@ use aws_sdk_ecs::types::{
     NetworkConfiguration, NetworkMode, PortMapping,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, Tag, TargetDescription,
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
+    HttpHeaderConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetDescription,
     TargetGroupTuple, TargetTypeEnum,
 };
 use ec2::Ec2;
@@ -238,6 +239,9 @@ pub struct Options {
     /// Listener shape: `ForwardConfig` with weights (as the Terraform), else a plain
     /// `TargetGroupArn` to blue.
     pub forward_config: bool,
+    /// As the Terraform's CloudFront-only listener: the default action answers 403 and a rule
+    /// matching the secret origin header holds the weighted forward.
+    pub origin_rule: bool,
     /// Desired tasks of the green service (moto runs `MOTO_RUNNING` of each).
     pub green_desired: i32,
 }
@@ -247,6 +251,7 @@ impl Default for Options {
         Options {
             green_targets: 2,
             forward_config: true,
+            origin_rule: false,
             green_desired: MOTO_RUNNING,
         }
     }
@@ -259,6 +264,8 @@ pub struct Stack {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub listener_arn: String,
+    /// The rule holding the weighted forward (`origin_rule`).
+    pub rule_arn: Option<String>,
     pub blue_tg: String,
     pub green_tg: String,
 }
@@ -356,12 +363,27 @@ impl Stack {
                 .target_group_arn(&blue_tg)
                 .build()
         };
+        let refuse = Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code("403")
+                    .content_type("text/plain")
+                    .message_body("Forbidden")
+                    .build(),
+            )
+            .build();
+        let (default_action, rule_action) = if opts.origin_rule {
+            (refuse, Some(action))
+        } else {
+            (action, None)
+        };
         let listener_arn = elb
             .create_listener()
             .load_balancer_arn(&lb_arn)
             .protocol(ProtocolEnum::Http)
             .port(80)
-            .default_actions(action)
+            .default_actions(default_action)
             .send()
             .await
             .expect("create listener")
@@ -369,6 +391,32 @@ impl Stack {
             .and_then(|l| l.into_iter().next())
             .and_then(|l| l.listener_arn)
             .expect("listener arn");
+        let mut rule_arn = None;
+        if let Some(action) = rule_action {
+            rule_arn = elb
+                .create_rule()
+                .listener_arn(&listener_arn)
+                .priority(100)
+                .conditions(
+                    RuleCondition::builder()
+                        .field("http-header")
+                        .http_header_config(
+                            HttpHeaderConditionConfig::builder()
+                                .http_header_name("X-Origin-Verify")
+                                .values("secret-a")
+                                .values("secret-b")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .actions(action)
+                .send()
+                .await
+                .expect("create rule")
+                .rules
+                .and_then(|r| r.into_iter().next())
+                .and_then(|r| r.rule_arn);
+        }
 
         ecs.create_cluster()
             .cluster_name(CLUSTER)
@@ -453,6 +501,7 @@ impl Stack {
             cloudwatch,
             dynamodb,
             listener_arn,
+            rule_arn,
             blue_tg,
             green_tg,
         };
@@ -460,20 +509,33 @@ impl Stack {
         stack
     }
 
-    /// The listener's (blue, green) weights as read back through the API.
+    /// The (blue, green) weights of the listener's forward (or of its origin rule) as read
+    /// back through the API.
     pub async fn weights(&self) -> (i32, i32) {
-        let listener = self
-            .elb
-            .describe_listeners()
-            .listener_arns(&self.listener_arn)
-            .send()
-            .await
-            .expect("describe listener")
-            .listeners
-            .and_then(|l| l.into_iter().next())
-            .expect("listener");
-        let action = listener
-            .default_actions()
+        let actions = if let Some(rule_arn) = &self.rule_arn {
+            self.elb
+                .describe_rules()
+                .rule_arns(rule_arn)
+                .send()
+                .await
+                .expect("describe rule")
+                .rules
+                .and_then(|r| r.into_iter().next())
+                .and_then(|r| r.actions)
+                .expect("rule actions")
+        } else {
+            self.elb
+                .describe_listeners()
+                .listener_arns(&self.listener_arn)
+                .send()
+                .await
+                .expect("describe listener")
+                .listeners
+                .and_then(|l| l.into_iter().next())
+                .and_then(|l| l.default_actions)
+                .expect("listener")
+        };
+        let action = actions
             .iter()
             .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
             .expect("forward action");
