@@ -51,7 +51,7 @@ impl Context {
             .map(crate::aws::dynamodb::connections_table)
             .ok_or_else(|| {
                 anyhow!(
-                    "weight changes take a lease in the connections table: pass --table-prefix PREFIX or set OPSCTL_TABLE_PREFIX (Terraform output opsctl_env)"
+                    "weight changes take a lease in the connections table: pass --table-prefix PREFIX or set OPSCTL_TABLE_PREFIX (Terraform output opsctl_environment)"
                 )
             })
     }

@@ -388,7 +388,7 @@ pub struct WeightChange {
     /// Why a check failed.
     pub failures: Vec<String>,
     pub alarms: Vec<AlarmState>,
-    /// Colour marked stable by this run.
+    /// Colour marked stable by this run (the one it moved traffic away from).
     pub marked_stable: Option<Color>,
     /// The change this run's lease displaced (`rollback`, `--force`).
     pub lease_taken_from: Option<String>,
@@ -505,7 +505,10 @@ impl Report for WeightChange {
             }
         }
         if let Some(c) = self.marked_stable {
-            s.push_str(&format!("\n  marked {} stable", out.color_name(c)));
+            s.push_str(&format!(
+                "\n  {} is the stable colour (rollback returns there)",
+                out.color_name(c)
+            ));
         }
         s
     }

@@ -224,8 +224,11 @@ async fn walk(
             // The way back, written only now that the new weights are in place; the
             // stable colour is the one that had everything before this rollout began.
             // One tag per call: moto keeps only one of several tags added at once.
-            if let Some(c) = report.before.sole() {
+            // A rollout begins when traffic leaves a sole colour: that colour is the stable
+            // one until the next rollout begins (a rollback back to it does not re-mark).
+            if let Some(c) = report.before.sole().filter(|_| plan.command != "rollback") {
                 elbv2::tag_listener(&ctx.clients.elb, topo, &[(TAG_STABLE, c.to_string())]).await?;
+                report.marked_stable = Some(c);
             }
             elbv2::tag_listener(
                 &ctx.clients.elb,
@@ -333,8 +336,8 @@ async fn restore(ctx: &Context, topo: &Topology, report: &mut WeightChange) -> a
     .await
 }
 
-/// After the last step: mark a sole colour stable, make sure a displaced change did not
-/// overwrite us, and wait for live connections when rebalancing.
+/// After the last step: make sure a displaced change did not overwrite us, and wait for
+/// live connections when rebalancing.
 async fn finish(
     ctx: &Context,
     topo: &Topology,
@@ -343,10 +346,6 @@ async fn finish(
     mut report: WeightChange,
 ) -> anyhow::Result<(WeightChange, ExitCode)> {
     let target = plan.target;
-    if let Some(color) = target.sole() {
-        elbv2::tag_listener(&ctx.clients.elb, topo, &[(TAG_STABLE, color.to_string())]).await?;
-        report.marked_stable = Some(color);
-    }
     if lease.displaced.is_some() {
         // The change we displaced may have had a write in flight: ours must stay in force.
         sleep(SETTLE).await;

@@ -42,7 +42,8 @@ async fn shift_and_undo_change_the_listener_weights() {
 
     moto.opsctl(&args(&["shift", "green"])).expect_code(0);
     assert_eq!(stack.weights().await, (0, 100));
-    assert_eq!(stack.listener_tags().await["opsctl:stable"], "green");
+    // Stable is the colour that had everything before this rollout began.
+    assert_eq!(stack.listener_tags().await["opsctl:stable"], "blue");
 
     // Back to the weights before the last shift; a second undo undoes the first.
     let run = moto.opsctl(&args(&["undo"]));
@@ -208,7 +209,7 @@ async fn healthy_stepped_shift_ends_at_the_target() {
         })
         .collect();
     assert_eq!(steps, vec![(70, 30), (40, 60), (10, 90), (0, 100)]);
-    assert_eq!(json["marked_stable"], "green");
+    assert_eq!(json["marked_stable"], "blue");
     assert_eq!(stack.weights().await, (0, 100));
     // Each change is also printed as before → after (on stderr under --json).
     assert!(

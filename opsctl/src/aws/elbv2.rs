@@ -17,7 +17,8 @@ use crate::weights::{Color, Weights};
 
 /// Listener tag holding the weights in force before the last change (`blue=100,green=0`).
 pub const TAG_PREVIOUS: &str = "opsctl:previous-weights";
-/// Listener tag holding the colour last marked stable (a shift that ended at 100 %).
+/// Listener tag holding the stable colour: the one that had 100 % when the current rollout
+/// began (written by the first weight change away from a sole colour).
 pub const TAG_STABLE: &str = "opsctl:stable";
 /// The tag that says which colour a target group or ECS service is.
 pub const TAG_COLOR: &str = "Color";
