@@ -89,11 +89,13 @@ output "alarm_names_by_color" {
 }
 
 output "opsctl_environment" {
-  description = "Environment for opsctl against this deployment."
+  description = "Environment for opsctl against this deployment (the table prefix is where the lease, the control record tasks watch and their fleet heartbeats live)."
   value = {
-    AWS_REGION     = var.region
-    OPSCTL_ALB     = module.alb.name
-    OPSCTL_CLUSTER = module.ecs.cluster_name
+    AWS_REGION           = var.region
+    OPSCTL_ALB           = module.alb.name
+    OPSCTL_CLUSTER       = module.ecs.cluster_name
+    OPSCTL_LISTENER_PORT = tostring(module.alb.listener_port)
+    OPSCTL_TABLE_PREFIX  = module.dynamodb.table_prefix
   }
 }
 

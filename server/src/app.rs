@@ -132,6 +132,12 @@ pub async fn start(
     if let Some(e) = fanout_error {
         return Err(e);
     }
+    if let Some(dynamo) = &settings.dynamodb {
+        // Fleet heartbeat and rebalancing toward the weights opsctl publishes.
+        let client = dynamodb::client_from_env(dynamo.timeout).await;
+        let table = format!("{}connections", dynamo.table_prefix);
+        crate::rebalance::spawn(Arc::clone(&hub), Arc::clone(&store), client, table);
+    }
 
     let listener = TcpListener::bind(settings.listen)
         .await

@@ -111,18 +111,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let hub = &app.hub;
-    let mut failing = Vec::new();
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), app.store.check()).await;
-    if !matches!(check, Ok(Ok(()))) {
-        failing.push(app.store.name());
-    }
-    if !hub.fanout().is_ready() {
-        failing.push(hub.fanout().name());
-    }
-    if hub.is_draining() {
-        failing.push("draining");
-    }
+    let failing = crate::readiness::failing(&app.store, &app.hub).await;
     if failing.is_empty() {
         Json(json!({"status": "ok"})).into_response()
     } else {

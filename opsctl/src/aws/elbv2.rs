@@ -19,7 +19,8 @@ use crate::weights::{Color, Weights};
 
 /// Listener tag holding the weights in force before the last change (`blue=100,green=0`).
 pub const TAG_PREVIOUS: &str = "opsctl:previous-weights";
-/// Listener tag holding the colour last marked stable (a shift that ended at 100 %).
+/// Listener tag holding the stable colour: the one that had 100 % when the current rollout
+/// began (written by the first weight change away from a sole colour).
 pub const TAG_STABLE: &str = "opsctl:stable";
 /// The tag that says which colour a target group or ECS service is.
 pub const TAG_COLOR: &str = "Color";
@@ -516,4 +517,39 @@ pub async fn target_health(client: &Client, tg: &TargetGroup) -> anyhow::Result<
             }
         })
         .collect())
+}
+
+/// The listener's weights now (one DescribeListeners call): what a stepped shift re-reads
+/// before each step to notice that someone else changed them.
+pub async fn current_weights(client: &Client, topo: &Topology) -> anyhow::Result<Weights> {
+    let out = client
+        .describe_listeners()
+        .listener_arns(&topo.listener_arn)
+        .send()
+        .await
+        .ctx(|| format!("reading listener {}", topo.listener_arn))?;
+    let listener = out
+        .listeners
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("listener {} is gone", topo.listener_arn))?;
+    let actions = listener.default_actions.unwrap_or_default();
+    let forward = actions
+        .iter()
+        .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
+        .ok_or_else(|| anyhow!("listener {} has no forward action", topo.listener_arn))?;
+    let raw = forward_weights(forward);
+    let weight_of = |c: Color| {
+        raw.iter()
+            .filter(|(arn, _)| *arn == topo.target_group(c).arn)
+            .map(|(_, w)| *w)
+            .sum::<i32>()
+    };
+    Weights::from_raw(weight_of(Color::Blue), weight_of(Color::Green)).ok_or_else(|| {
+        anyhow!(
+            "listener {} gives every target group weight 0",
+            topo.listener_arn
+        )
+    })
 }

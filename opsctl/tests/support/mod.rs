@@ -8,6 +8,10 @@
 #![allow(dead_code)]
 
 mod ec2;
+mod fault;
+
+#[allow(unused_imports)]
+pub use fault::FaultProxy;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -97,6 +101,16 @@ impl Moto {
 
     /// Starts opsctl against this moto without waiting.
     pub fn spawn_opsctl(&self, args: &[&str]) -> Running {
+        self.spawn_opsctl_via(&self.endpoint, args)
+    }
+
+    /// Runs opsctl with its AWS calls sent to `endpoint` (a fault proxy in front of moto).
+    pub fn opsctl_via(&self, endpoint: &str, args: &[&str]) -> Run {
+        self.spawn_opsctl_via(endpoint, args).wait()
+    }
+
+    /// Starts opsctl with its AWS calls sent to `endpoint`.
+    pub fn spawn_opsctl_via(&self, endpoint: &str, args: &[&str]) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsctl"));
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
@@ -105,7 +119,7 @@ impl Moto {
             }
         }
         cmd.args(args)
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
@@ -506,6 +520,7 @@ impl Stack {
             green_tg,
         };
         stack.set_alarm("OK").await;
+        stack.create_connections_table().await;
         stack
     }
 
@@ -601,8 +616,95 @@ impl Stack {
             .expect("set alarm state");
     }
 
+    /// Writes the fleet heartbeat item as tasks do: `(task, colour, connections, ready)`,
+    /// each beat fresh now (the whole item, as `server/src/rebalance.rs` keeps it).
+    pub async fn put_fleet(&self, tasks: &[(&str, &str, u64, bool)]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis();
+        let entries = tasks
+            .iter()
+            .map(|(task, color, conns, ready)| {
+                let entry = HashMap::from([
+                    ("color".to_string(), AttributeValue::S(color.to_string())),
+                    ("conns".to_string(), AttributeValue::N(conns.to_string())),
+                    ("ready".to_string(), AttributeValue::Bool(*ready)),
+                    ("at_ms".to_string(), AttributeValue::N(now.to_string())),
+                ]);
+                (task.to_string(), AttributeValue::M(entry))
+            })
+            .collect();
+        self.dynamodb
+            .put_item()
+            .table_name(format!("{PREFIX}connections"))
+            .item("conn_id", AttributeValue::S("fleet".into()))
+            .item("tasks", AttributeValue::M(entries))
+            .send()
+            .await
+            .expect("put fleet");
+    }
+
+    /// The control record opsctl writes for the tasks: (blue, green, rebalance).
+    pub async fn control(&self) -> Option<(i64, i64, bool)> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(format!("{PREFIX}connections"))
+            .key("conn_id", AttributeValue::S("opsctl#control".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get control")
+            .item?;
+        let num = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .expect("number")
+        };
+        let rebalance = item
+            .get("rebalance")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .expect("rebalance");
+        Some((num("blue"), num("green"), rebalance))
+    }
+
+    /// Sets a service's desired count, as an operator scaling it in would.
+    pub async fn set_desired(&self, service: &str, desired: i32) {
+        self.ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(service)
+            .desired_count(desired)
+            .send()
+            .await
+            .expect("update service");
+    }
+
+    /// Sets the listener's weights directly, as someone at the console would.
+    pub async fn set_weights_directly(&self, blue: i32, green: i32) {
+        let action = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(tuple(&self.blue_tg, blue))
+                    .target_groups(tuple(&self.green_tg, green))
+                    .build(),
+            )
+            .build();
+        self.elb
+            .modify_listener()
+            .listener_arn(&self.listener_arn)
+            .default_actions(action)
+            .send()
+            .await
+            .expect("modify listener");
+    }
+
     /// The chat server's connections table, as `server/src/store/schema.rs` defines it.
-    pub async fn create_connections_table(&self) {
+    async fn create_connections_table(&self) {
         let s = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)

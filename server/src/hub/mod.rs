@@ -86,6 +86,11 @@ impl Hub {
         hub
     }
 
+    /// The live connections of this task (for `rebalance`).
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        self.conns.lock().values().cloned().collect()
+    }
+
     pub fn fanout(&self) -> &dyn Fanout {
         &*self.fanout
     }
