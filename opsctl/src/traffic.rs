@@ -197,11 +197,11 @@ async fn walk(
     let bar = ctx.out.bar(steps.len() as u64, plan.command);
     let table = ctx.lease_table()?;
     for (i, next) in steps.iter().copied().enumerate() {
-        if i > 0 {
-            if let Some(stop) = interference(ctx, topo, lease, report.after, true).await? {
-                bar.finish_and_clear();
-                return Ok(stop);
-            }
+        if i > 0
+            && let Some(stop) = interference(ctx, topo, lease, report.after, true).await?
+        {
+            bar.finish_and_clear();
+            return Ok(stop);
         }
         if !plan.gates.force {
             let verdict = gates::check(ctx, topo, &next.receiving(), &plan.gates.alarms).await?;
@@ -245,11 +245,12 @@ async fn walk(
         };
         control::write_control(&ctx.clients.dynamodb, &table, control, &lease.owner).await?;
         bar.inc(1);
-        if !last && !plan.interval.is_zero() {
-            if let Some(stop) = bake(ctx, topo, lease, next, plan).await? {
-                bar.finish_and_clear();
-                return Ok(stop);
-            }
+        if !last
+            && !plan.interval.is_zero()
+            && let Some(stop) = bake(ctx, topo, lease, next, plan).await?
+        {
+            bar.finish_and_clear();
+            return Ok(stop);
         }
     }
     bar.finish_and_clear();

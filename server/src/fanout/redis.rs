@@ -74,7 +74,7 @@ impl RedisFanout {
         presence_ttl: Duration,
         sink: SinkRef,
     ) -> anyhow::Result<Self> {
-        Self::start(Endpoint::Single(client), presence_ttl, sink)
+        Self::start(Endpoint::Single(Box::new(client)), presence_ttl, sink)
     }
 
     fn start(endpoint: Endpoint, presence_ttl: Duration, sink: SinkRef) -> anyhow::Result<Self> {

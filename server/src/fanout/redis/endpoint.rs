@@ -72,8 +72,9 @@ fn cluster_seeds(url: &str) -> anyhow::Result<Vec<String>> {
 
 /// A Redis deployment the fanout can connect to.
 pub enum Endpoint {
-    Single(Client),
-    Cluster(ClusterClient),
+    /// Both boxed: either client is hundreds of bytes, and an endpoint is moved around.
+    Single(Box<Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 impl Endpoint {
@@ -81,7 +82,7 @@ impl Endpoint {
     pub fn parse(url: &str) -> anyhow::Result<Self> {
         if !is_cluster_url(url) {
             let client = Client::open(connection_info(url)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            return Ok(Self::Single(client));
+            return Ok(Self::Single(Box::new(client)));
         }
         let seeds = cluster_seeds(url)?
             .iter()
@@ -96,7 +97,7 @@ impl Endpoint {
             .max_retry_wait(u64::try_from(RETRY_MAX.as_millis()).unwrap_or(u64::MAX))
             .build()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Self::Cluster(client))
+        Ok(Self::Cluster(Box::new(client)))
     }
 
     /// A command connection that connects on first use and reconnects by itself.
@@ -104,7 +105,7 @@ impl Endpoint {
         Ok(match self {
             Self::Single(client) => Commands::Single(
                 ConnectionManager::new_lazy_with_config(
-                    client.clone(),
+                    (**client).clone(),
                     ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(CONNECT_TIMEOUT))
                         .set_response_timeout(Some(COMMAND_TIMEOUT))
