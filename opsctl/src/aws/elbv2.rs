@@ -519,22 +519,38 @@ pub async fn target_health(client: &Client, tg: &TargetGroup) -> anyhow::Result<
         .collect())
 }
 
-/// The listener's weights now (one DescribeListeners call): what a stepped shift re-reads
-/// before each step to notice that someone else changed them.
+/// The listener's weights now (one DescribeListeners call, or DescribeRules when the weighted
+/// forward sits in a rule behind the origin check): what a stepped shift re-reads before each
+/// step to notice that someone else changed them.
 pub async fn current_weights(client: &Client, topo: &Topology) -> anyhow::Result<Weights> {
-    let out = client
-        .describe_listeners()
-        .listener_arns(&topo.listener_arn)
-        .send()
-        .await
-        .ctx(|| format!("reading listener {}", topo.listener_arn))?;
-    let listener = out
-        .listeners
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("listener {} is gone", topo.listener_arn))?;
-    let actions = listener.default_actions.unwrap_or_default();
+    let actions = match &topo.rule_arn {
+        Some(rule_arn) => client
+            .describe_rules()
+            .rule_arns(rule_arn)
+            .send()
+            .await
+            .ctx(|| format!("reading rule {rule_arn}"))?
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("rule {rule_arn} is gone"))?
+            .actions
+            .unwrap_or_default(),
+        None => client
+            .describe_listeners()
+            .listener_arns(&topo.listener_arn)
+            .send()
+            .await
+            .ctx(|| format!("reading listener {}", topo.listener_arn))?
+            .listeners
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("listener {} is gone", topo.listener_arn))?
+            .default_actions
+            .unwrap_or_default(),
+    };
     let forward = actions
         .iter()
         .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
