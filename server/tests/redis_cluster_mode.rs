@@ -29,19 +29,7 @@ struct Trio {
 
 async fn trio(cluster: &Shards) -> Trio {
     let moto = Moto::start().await;
-    let out = std::process::Command::new(support::bin())
-        .arg("create-tables")
-        .env("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX)
-        // moto on a busy 2-core machine is far slower than DynamoDB.
-        .env("CHAT_DYNAMODB_TIMEOUT_MS", "30000")
-        .envs(moto.env())
-        .output()
-        .expect("running create-tables");
-    assert!(
-        out.status.success(),
-        "create-tables failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    moto.create_tables(&support::bin(), PREFIX);
     let mut tasks = Vec::new();
     for task in ["task-a", "task-b", "task-c"] {
         let mut env: Vec<(&str, String)> = moto.env();
