@@ -8,6 +8,9 @@
 //! secret and the old one as the previous key: tokens of the old key verify for a configured
 //! overlap from the task's start, and every renewal (`POST /api/session` with a token) hands
 //! out a token of the new key.
+//!
+//! The same sealing carries the uploads' slots and attachments ([`Tokens::seal`] with a
+//! [`Purpose`]): the purpose is signed too, so a token made for one use opens for no other.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::seq::IndexedRandom;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -55,19 +59,23 @@ impl Key {
         Self { id, mac }
     }
 
-    fn sign(&self, signed: &str) -> String {
+    fn mac(&self, purpose: Purpose, signed: &str) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
+        mac.update(purpose.prefix().as_bytes());
+        mac.update(b"\0");
         mac.update(signed.as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        mac
     }
 
-    fn verifies(&self, signed: &str, sig: &str) -> bool {
+    fn sign(&self, purpose: Purpose, signed: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(purpose, signed).finalize().into_bytes())
+    }
+
+    fn verifies(&self, purpose: Purpose, signed: &str, sig: &str) -> bool {
         let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else {
             return false;
         };
-        let mut mac = self.mac.clone();
-        mac.update(signed.as_bytes());
-        mac.verify_slice(&sig).is_ok()
+        self.mac(purpose, signed).verify_slice(&sig).is_ok()
     }
 }
 
@@ -160,12 +168,7 @@ impl Tokens {
             iat: now_ms,
             exp: now_ms.saturating_add(ttl_ms),
         };
-        let payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&claims).unwrap_or_else(|e| unreachable!("claims serialise: {e}")),
-        );
-        let signed = format!("{}.{payload}", self.current.id);
-        let sig = self.current.sign(&signed);
-        format!("{signed}.{sig}")
+        self.seal(Purpose::Guest, &claims)
     }
 
     /// The user a token was issued for, if it is well formed, signed with a key we accept,
@@ -175,6 +178,31 @@ impl Tokens {
     }
 
     fn verify_at(&self, token: &str, now_ms: i64) -> Option<User> {
+        let claims: Claims = self.open(Purpose::Guest, token)?;
+        if claims.exp <= now_ms {
+            return None;
+        }
+        Some(User {
+            id: claims.id,
+            nickname: claims.nickname,
+            avatar: claims.avatar,
+        })
+    }
+
+    /// `claims` as `kid.payload.signature` (base64url JSON, HMAC-SHA256 over the purpose, the
+    /// key id and the payload): readable by anyone, forgeable by no one without the key.
+    pub fn seal<T: Serialize>(&self, purpose: Purpose, claims: &T) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(claims).unwrap_or_else(|e| unreachable!("claims serialise: {e}")),
+        );
+        let signed = format!("{}.{payload}", self.current.id);
+        let sig = self.current.sign(purpose, &signed);
+        format!("{signed}.{sig}")
+    }
+
+    /// The claims of a token sealed by [`Tokens::seal`] for `purpose`, if it is signed with a
+    /// key we accept (the current one, or the previous one during its overlap).
+    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, token: &str) -> Option<T> {
         let (signed, sig) = token.rsplit_once('.')?;
         let (kid, payload) = signed.split_once('.')?;
         let key = if kid == self.current.id {
@@ -185,18 +213,31 @@ impl Tokens {
                 _ => return None,
             }
         };
-        if !key.verifies(signed, sig) {
+        if !key.verifies(purpose, signed, sig) {
             return None;
         }
-        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        if claims.exp <= now_ms {
-            return None;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+}
+
+/// What a sealed token is for; a token opens only for the purpose it was sealed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A guest's identity (`hello`, `POST /api/session`).
+    Guest,
+    /// An upload slot: who may put which image where.
+    Upload,
+    /// A verified image a `send` frame may attach.
+    Attachment,
+}
+
+impl Purpose {
+    fn prefix(self) -> &'static str {
+        match self {
+            Purpose::Guest => "guest",
+            Purpose::Upload => "upload",
+            Purpose::Attachment => "attachment",
         }
-        Some(User {
-            id: claims.id,
-            nickname: claims.nickname,
-            avatar: claims.avatar,
-        })
     }
 }
 
@@ -239,6 +280,23 @@ mod tests {
             nickname: "Bob".into(),
             avatar: "otter".into(),
         }
+    }
+
+    #[test]
+    fn sealed_claims_open_only_for_their_purpose() {
+        let tokens = Tokens::new(b"0123456789abcdef");
+        let sealed = tokens.seal(Purpose::Upload, &vec![1u64, 2, 3]);
+        assert_eq!(
+            tokens.open::<Vec<u64>>(Purpose::Upload, &sealed),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(tokens.open::<Vec<u64>>(Purpose::Attachment, &sealed), None);
+        assert_eq!(tokens.open::<Vec<u64>>(Purpose::Guest, &sealed), None);
+        // A guest token is no upload slot either.
+        assert_eq!(
+            tokens.open::<serde_json::Value>(Purpose::Upload, &tokens.issue(&user())),
+            None
+        );
     }
 
     #[test]
@@ -309,7 +367,7 @@ mod tests {
         // A token of the old `{payload}.{sig}` form (no key id, no expiry) is refused.
         let legacy_payload =
             URL_SAFE_NO_PAD.encode(br#"{"id":17,"nickname":"Bob","avatar":"otter","iat":0}"#);
-        let legacy_sig = tokens.current.sign(&legacy_payload);
+        let legacy_sig = tokens.current.sign(Purpose::Guest, &legacy_payload);
         assert_eq!(
             tokens.verify(&format!("{legacy_payload}.{legacy_sig}")),
             None

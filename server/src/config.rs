@@ -15,7 +15,7 @@ use crate::throttle::Rate;
 /// A lean WebSocket chat server. With no configuration it runs a single-node chat on an
 /// embedded on-disk store; with DynamoDB and Redis configured, many tasks act as one chat.
 #[derive(Debug, Parser)]
-#[command(name = "chat-server", version, about)]
+#[command(name = "chat-server", version = crate::build_info::LONG_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -65,7 +65,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_DYNAMODB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub dynamodb_timeout_ms: u64,
 
-    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`).
+    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`; a Redis
+    /// Cluster, e.g. ElastiCache in cluster mode: `redis+cluster://` or `rediss+cluster://`).
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -86,6 +87,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Comma-separated origins allowed to embed the page (`/`, `/room/{room}`) in a frame besides
+    /// its own, e.g. `https://conf.example.com,https://*.example.org`: sent as
+    /// `Content-Security-Policy: frame-ancestors 'self' …`. Default: none.
+    #[arg(long, env = "CHAT_FRAME_ANCESTORS", value_delimiter = ',')]
+    pub frame_ancestors: Vec<String>,
+
     /// Seconds over which a draining task spreads its 1012 closes.
     #[arg(long, env = "CHAT_DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
@@ -105,6 +112,20 @@ pub struct Config {
     /// Frames a connection's outbound queue holds before the client counts as too slow (closed 1008).
     #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..))]
     pub outbound_queue: u32,
+
+    /// S3 bucket for shared images (browsers upload to it through presigned URLs); unset =
+    /// files under `{CHAT_DATA_DIR}/uploads`, served by chat-server.
+    #[arg(long, env = "CHAT_UPLOADS_BUCKET")]
+    pub uploads_bucket: Option<String>,
+
+    /// Key prefix of images in the bucket.
+    #[arg(long, env = "CHAT_UPLOADS_PREFIX", default_value = "uploads/")]
+    pub uploads_prefix: String,
+
+    /// Public URL the bucket's images are served from, ending at the prefix (e.g.
+    /// `https://d123.cloudfront.net/uploads/`); required with `CHAT_UPLOADS_BUCKET`.
+    #[arg(long, env = "CHAT_UPLOADS_PUBLIC_URL")]
+    pub uploads_public_url: Option<String>,
 
     /// Bytes a connection's outbound queue holds before the client counts as too slow (closed
     /// 1008); at least twice the largest `joined` frame.
@@ -136,23 +157,23 @@ pub struct Config {
 
     /// New guests (`POST /api/session` without a valid token) per client address:
     /// `PER_MINUTE:BURST`.
-    #[arg(long, env = "CHAT_SESSION_LIMIT_ADDR", default_value = "30:10", value_parser = parse_rate)]
+    #[arg(long, env = "CHAT_SESSION_LIMIT_ADDR", default_value = "300:100", value_parser = parse_rate)]
     pub session_limit_addr: Rate,
 
     /// New guests per task, all addresses together: `PER_MINUTE:BURST`.
-    #[arg(long, env = "CHAT_SESSION_LIMIT_TASK", default_value = "1200:100", value_parser = parse_rate)]
+    #[arg(long, env = "CHAT_SESSION_LIMIT_TASK", default_value = "3000:300", value_parser = parse_rate)]
     pub session_limit_task: Rate,
 
     /// History and room reads over HTTP per client address: `PER_MINUTE:BURST`.
-    #[arg(long, env = "CHAT_HISTORY_LIMIT_ADDR", default_value = "300:20", value_parser = parse_rate)]
+    #[arg(long, env = "CHAT_HISTORY_LIMIT_ADDR", default_value = "600:100", value_parser = parse_rate)]
     pub history_limit_addr: Rate,
 
     /// WebSocket connections opened per client address: `PER_MINUTE:BURST`.
-    #[arg(long, env = "CHAT_CONNECT_LIMIT_ADDR", default_value = "120:30", value_parser = parse_rate)]
+    #[arg(long, env = "CHAT_CONNECT_LIMIT_ADDR", default_value = "600:200", value_parser = parse_rate)]
     pub connect_limit_addr: Rate,
 
     /// History and room reads over HTTP per task: `PER_MINUTE:BURST`.
-    #[arg(long, env = "CHAT_HISTORY_LIMIT_TASK", default_value = "1800:60", value_parser = parse_rate)]
+    #[arg(long, env = "CHAT_HISTORY_LIMIT_TASK", default_value = "6000:600", value_parser = parse_rate)]
     pub history_limit_task: Rate,
 }
 
@@ -173,8 +194,13 @@ fn parse_rate(s: &str) -> Result<Rate, String> {
     })
 }
 
-/// `url` with any password (and user) replaced, fit for an error message or a log.
+/// `url` with any password (and user) replaced, fit for an error message or a log; a
+/// cluster's comma-separated seed list has each of its URLs redacted.
 pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         // Not a URL we can take apart: say nothing of it.
         return "(not shown)".into();
@@ -218,6 +244,8 @@ pub struct Settings {
     pub color: String,
     pub token_secret: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// Origins allowed to frame the page besides its own (CSP frame-ancestors).
+    pub frame_ancestors: Vec<String>,
     /// Window over which a drain spreads its 1012 closes.
     pub drain: Duration,
     pub task_id: String,
@@ -236,6 +264,21 @@ pub struct Settings {
     pub history_limit_addr: Rate,
     pub history_limit_task: Rate,
     pub connect_limit_addr: Rate,
+    /// Where shared images are kept.
+    pub uploads: UploadSettings,
+}
+
+/// Where shared images are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadSettings {
+    /// Files under this directory, served by chat-server at `/uploads/`.
+    Embedded { dir: PathBuf },
+    /// An S3 bucket; objects `{prefix}{name}` served at `{public_base}{name}`.
+    S3 {
+        bucket: String,
+        prefix: String,
+        public_base: String,
+    },
 }
 
 /// The DynamoDB store's settings.
@@ -249,7 +292,8 @@ pub struct DynamoSettings {
 /// The Redis fanout's settings.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`), or
+    /// a Redis Cluster's (`redis+cluster://`, `rediss+cluster://`).
     pub url: String,
     /// How long a task's presence outlives its last heartbeat.
     pub presence_ttl: Duration,
@@ -294,18 +338,22 @@ impl Config {
             let scheme_ok = url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
-                || url.starts_with("unix://");
+                || url.starts_with("unix://")
+                || crate::fanout::redis::is_cluster_url(url);
             // Named without its password (a URL may carry one).
             if !scheme_ok {
                 return Err(ConfigError::new(
                     "CHAT_REDIS_URL",
-                    format!("{} is not a redis:// or rediss:// URL", redact_url(url)),
+                    format!(
+                        "{} is not a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL",
+                        redact_url(url)
+                    ),
                 ));
             }
-            if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
+            if let Err(e) = crate::fanout::redis::check_url(url) {
                 return Err(ConfigError::new(
                     "CHAT_REDIS_URL",
-                    format!("{} is not a valid Redis URL", redact_url(url)),
+                    format!("{} is not a valid Redis URL: {e}", redact_url(url)),
                 ));
             }
         }
@@ -331,9 +379,18 @@ impl Config {
                 "needs CHAT_TOKEN_SECRET (the new secret) as well",
             ));
         }
+        if let Some(bad) = self.frame_ancestors.iter().find(|o| !is_frame_ancestor(o)) {
+            return Err(ConfigError::new(
+                "CHAT_FRAME_ANCESTORS",
+                format!(
+                    "{bad:?} is not an origin like https://conf.example.com or https://*.example.com"
+                ),
+            ));
+        }
         if self.color.is_empty() || self.color.len() > 32 {
             return Err(ConfigError::new("CHAT_COLOR", "must be 1-32 characters"));
         }
+        let uploads = self.upload_settings()?;
         let non_zero = |var: &'static str, v: u32| {
             NonZeroU32::new(v).ok_or_else(|| ConfigError::new(var, "must be at least 1"))
         };
@@ -355,6 +412,7 @@ impl Config {
             color: self.color.clone(),
             token_secret: self.token_secret.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            frame_ancestors: self.frame_ancestors.clone(),
             drain: Duration::from_secs(self.drain_secs),
             task_id: self.task_id(),
             rate_per_sec: non_zero("CHAT_RATE_PER_SEC", self.rate_per_sec)?,
@@ -379,6 +437,52 @@ impl Config {
             history_limit_addr: self.history_limit_addr,
             history_limit_task: self.history_limit_task,
             connect_limit_addr: self.connect_limit_addr,
+            uploads,
+        })
+    }
+
+    fn upload_settings(&self) -> Result<UploadSettings, ConfigError> {
+        let Some(bucket) = self.uploads_bucket.clone() else {
+            return Ok(UploadSettings::Embedded {
+                dir: self.data_dir.join("uploads"),
+            });
+        };
+        if bucket.is_empty() {
+            return Err(ConfigError::new("CHAT_UPLOADS_BUCKET", "must not be empty"));
+        }
+        let prefix = &self.uploads_prefix;
+        if !prefix.is_empty()
+            && (!prefix.ends_with('/')
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)))
+        {
+            return Err(ConfigError::new(
+                "CHAT_UPLOADS_PREFIX",
+                format!("{prefix:?} must end with / and use only A-Z a-z 0-9 _ - . /"),
+            ));
+        }
+        let public = self.uploads_public_url.clone().ok_or_else(|| {
+            ConfigError::new(
+                "CHAT_UPLOADS_PUBLIC_URL",
+                "required with CHAT_UPLOADS_BUCKET (the URL its images are served from)",
+            )
+        })?;
+        if !(public.starts_with("https://") || public.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "CHAT_UPLOADS_PUBLIC_URL",
+                format!("{public:?} is not an http(s):// URL"),
+            ));
+        }
+        let public_base = if public.ends_with('/') {
+            public
+        } else {
+            format!("{public}/")
+        };
+        Ok(UploadSettings::S3 {
+            bucket,
+            prefix: prefix.clone(),
+            public_base,
         })
     }
 
@@ -399,6 +503,56 @@ impl Config {
     }
 }
 
+/// `http(s)://host[:port]`, the host lowercase letters, digits, dots and hyphens, optionally
+/// `*.`-prefixed: what a CSP source may be without letting a value add a directive (the same
+/// rule as Terraform's `frame_ancestors` validation).
+fn is_frame_ancestor(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let rest = rest.strip_prefix("*.").unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod frame_ancestor_tests {
+    use super::is_frame_ancestor;
+
+    #[test]
+    fn origins_pass_and_directives_do_not() {
+        for ok in [
+            "https://conf.example.com",
+            "http://127.0.0.1:8080",
+            "https://*.example.org",
+        ] {
+            assert!(is_frame_ancestor(ok), "{ok}");
+        }
+        for bad in [
+            "conf.example.com",
+            "https://x.example; script-src *",
+            "https://x.example/path",
+            "'none'",
+            "javascript:alert(1)",
+            "https://",
+            "https://X.example",
+            "https://x.example:123456",
+        ] {
+            assert!(!is_frame_ancestor(bad), "{bad}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +568,10 @@ mod tests {
             "rediss://***@cache.internal"
         );
         assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact_url("redis+cluster://:pw1@a:7000,redis+cluster://:pw2@b:7001"),
+            "redis+cluster://***@a:7000,redis+cluster://***@b:7001"
+        );
         assert_eq!(redact_url("chat:hunter2@cache"), "(not shown)");
     }
 

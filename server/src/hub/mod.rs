@@ -29,7 +29,7 @@ use crate::conn::{self, Conn, Outbound, QueueLimits};
 use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP,
+    Attachment, ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP,
     MAX_ROOMS_PER_CONNECTION, Refusal, ServerFrame, ServerInfo, User, validate_client_msg_id,
     validate_room, validate_text,
 };
@@ -90,6 +90,11 @@ impl Hub {
         });
         hub.spawn_heartbeat();
         hub
+    }
+
+    /// The live connections of this task (for `rebalance`).
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        self.conns.lock().values().cloned().collect()
     }
 
     pub fn fanout(&self) -> &dyn Fanout {
@@ -234,24 +239,12 @@ impl Hub {
                     limit: DEFAULT_HISTORY,
                 },
             };
-            let mut page = self.store.history(room_name, query).await?;
-            if after.is_some() && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
-                page.has_more = true;
-            }
-            // With more to page, the client catches up over REST; deliver live from here on.
-            let seen = if page.has_more && after.is_some() {
-                page.messages.last().map_or(store_last, |m| m.seq)
-            } else {
-                store_last.max(page.messages.last().map_or(0, |m| m.seq))
-            };
-            let frame = conn::server_frame(&ServerFrame::Joined {
-                room: room_name,
-                last_seq: store_last.max(seen),
-                online: members.len(),
-                members: &members,
-                messages: &page.messages,
-                has_more: page.has_more && after.is_some(),
-            });
+            let page = self.store.history(room_name, query).await?;
+            let catching_up = after.is_some();
+            let (frame, seen) =
+                joined_frame(room_name, &members, page, catching_up, store_last).await;
+            let paged = seen.1;
+            let seen = seen.0;
             let first_of_user;
             {
                 let mut st = room.state.lock();
@@ -263,7 +256,7 @@ impl Hub {
                     st.drain_pending(false);
                 }
                 // The room delivered past what this read saw: read again so nothing is missed.
-                if st.last_seq.unwrap_or(0) > seen && !(page.has_more && after.is_some()) {
+                if st.last_seq.unwrap_or(0) > seen && !paged {
                     continue;
                 }
                 conn.push(frame);
@@ -341,13 +334,15 @@ impl Hub {
     }
 
     /// Accepts a `send`: validates it and queues it for the group commit. The ack (or an
-    /// `unavailable` error) follows when the store has answered.
+    /// `unavailable` error) follows when the store has answered. `attachment` was checked by
+    /// the caller (its signed token).
     pub fn send(
         &self,
         conn: &Arc<Conn>,
         room: String,
         client_msg_id: String,
         text: String,
+        attachment: Option<Attachment>,
     ) -> Result<(), Refusal> {
         validate_room(&room)?;
         validate_client_msg_id(&client_msg_id)?;
@@ -357,13 +352,14 @@ impl Hub {
                 format!("join room {room:?} before sending to it"),
             ));
         }
-        validate_text(&text)?;
+        validate_text(&text, attachment.is_some())?;
         let message = NewMessage {
             room,
             user: conn.user.clone(),
             client_msg_id,
             text,
             ts: crate::now_ms(),
+            attachment: attachment.map(Box::new),
         };
         self.committer.submit(Arc::clone(conn), message)
     }
@@ -462,6 +458,46 @@ impl Hub {
         let last = self.store.last_seq(room).await?;
         let members = self.fanout.presence(room).await?;
         Ok((last, members))
+    }
+}
+
+/// The `joined` frame for a page read at `store_last`, and the seq the member has seen with it
+/// (and whether the client pages the rest over HTTP). Sizing and serialising up to 500 messages
+/// is CPU work of milliseconds to tens of them: it runs on the blocking pool, so a flood of joins
+/// never holds the workers that carry everyone else's acks.
+async fn joined_frame(
+    room: &str,
+    members: &[User],
+    mut page: crate::store::HistoryPage,
+    catching_up: bool,
+    store_last: u64,
+) -> (bytes::Bytes, (u64, bool)) {
+    let room = room.to_string();
+    let members = members.to_vec();
+    let build = move || {
+        if catching_up && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
+            page.has_more = true;
+        }
+        let paged = page.has_more && catching_up;
+        // With more to page, the client catches up over REST; deliver live from here on.
+        let seen = if paged {
+            page.messages.last().map_or(store_last, |m| m.seq)
+        } else {
+            store_last.max(page.messages.last().map_or(0, |m| m.seq))
+        };
+        let frame = conn::server_frame(&ServerFrame::Joined {
+            room: &room,
+            last_seq: store_last.max(seen),
+            online: members.len(),
+            members: &members,
+            messages: &page.messages,
+            has_more: paged,
+        });
+        (frame, (seen, paged))
+    };
+    match tokio::task::spawn_blocking(build).await {
+        Ok(built) => built,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
