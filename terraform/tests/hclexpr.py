@@ -57,6 +57,7 @@ FUNCTIONS = {
     "contains": lambda xs, x: x in xs,
     "cidrhost": _cidrhost,
     "floor": math.floor,
+    "min": min,
     "join": lambda sep, xs: sep.join(xs),
     "concat": lambda *xs: [x for part in xs for x in part],
 }

@@ -37,6 +37,7 @@ def behaviours(cdn) -> list[dict]:
     for b in dist["ordered_cache_behavior"]:
         b = dict(b)
         b["path_pattern"] = b["path_pattern"].replace("${var.assets_path}", assets_path)
+        b["path_pattern"] = b["path_pattern"].replace("${var.uploads_prefix}", cdn["variable"]["uploads_prefix"]["default"])
         ordered.append(b)
     (dynamic,) = [d["ordered_cache_behavior"] for d in dist["dynamic"] if "ordered_cache_behavior" in d]
     assert dynamic["for_each"] == "${local.api_paths}"
@@ -141,7 +142,7 @@ def test_frame_ancestors_refuses_header_injection(root_doc, value):
     assert not validation_passes(root_doc["variable"]["frame_ancestors"], "frame_ancestors", value)
 
 
-@pytest.mark.parametrize("path", ["/assets/blue-0123abc/app.js", "/assets/green-0123abc/style.css", "/api/session", "/ws", "/version"])
+@pytest.mark.parametrize("path", ["/assets/blue-0123abc/app.js", "/assets/green-0123abc/style.css", "/api/session", "/ws", "/version", "/uploads/q1w2e3.png"])
 def test_static_files_and_api_deny_framing(cdn, path):
     sent = headers_sent(cdn, path, [EMBEDDER], origin_headers={})
     assert sent["X-Frame-Options"] == "DENY"
@@ -150,10 +151,13 @@ def test_static_files_and_api_deny_framing(cdn, path):
 
 
 def test_web_client_files_come_from_the_alb_and_are_cached(cdn):
-    """No shared bucket: each colour's image serves its own client under /assets/<colour>-<build>/."""
+    """No shared bucket for the client: each colour's image serves its own under
+    /assets/<colour>-<build>/. The only other origin is the uploads bucket, for /uploads/* alone."""
     dist = cdn["resource"]["aws_cloudfront_distribution"]["this"]
-    assert [o["origin_id"] for o in dist["origin"]] == ["${local.alb_origin_id}"]
+    assert [o["origin_id"] for o in dist["origin"]] == ["${local.alb_origin_id}", "${local.uploads_origin_id}"]
     assert "aws_s3_bucket" not in cdn["resource"]
+    uploads = [b["path_pattern"] for b in behaviours(cdn) if b["target_origin_id"] == "${local.uploads_origin_id}"]
+    assert uploads == ["/uploads/*"], uploads
     assets = behaviour_for(cdn, "/assets/green-0123abc/app.js")
     assert assets["cache_policy_id"] == "${local.cache_optimized}"
     assert cdn["locals"]["cache_optimized"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"

@@ -13,6 +13,7 @@ MODULE_DIRS = [TERRAFORM] + [MODULES / m for m in MODULE_NAMES]
 
 # Resource types the AWS provider gives no `tags` argument; every other resource must carry tags.
 UNTAGGABLE = {
+    "aws_cloudfront_cache_policy",
     "aws_cloudfront_origin_access_control",
     "aws_cloudfront_response_headers_policy",
     "aws_cloudwatch_dashboard",

@@ -47,11 +47,11 @@ locals {
     {
       type = "metric", x = 16, y = 0, width = 8, height = 6
       properties = {
-        title  = "Send -> ack: durable write, mean seconds"
-        region = var.region
-        view   = "timeSeries"
-        stat   = "Average"
-        period = 60
+        title   = "Send -> ack: durable write, mean seconds"
+        region  = var.region
+        view    = "timeSeries"
+        stat    = "Average"
+        period  = 60
         metrics = local.per_color["chat_store_append_seconds"]
       }
     },
