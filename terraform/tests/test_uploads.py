@@ -17,18 +17,18 @@ OBJECT_PATH = "/uploads/q1w2e3r4.png"
 
 
 @pytest.fixture(scope="module")
-def up():
-    return parse_dir(MODULES / "uploads")
+def up(modules):
+    return modules["uploads"]
 
 
 @pytest.fixture(scope="module")
-def cdn():
-    return parse_dir(MODULES / "cdn")
+def cdn(modules):
+    return modules["cdn"]
 
 
 @pytest.fixture(scope="module")
-def root_doc():
-    return parse_dir(TERRAFORM)
+def root_doc(root):
+    return root
 
 
 def resource(doc, rtype, name="this"):
