@@ -202,3 +202,17 @@ def test_prefix_is_one_chat_server_accepts(up, server_help):
     assert prefix == help_default(server_help, "CHAT_UPLOADS_PREFIX"), "Terraform's prefix differs from chat-server's default"
     for value, ok in (("uploads/", True), ("event/uploads/", True), ("", False), ("uploads", False), ("up loads/", False)):
         assert validation_passes(up["variable"]["prefix"], "prefix", value) is ok, value
+
+
+def test_tasks_reach_s3_through_a_gateway_endpoint(modules):
+    """chat-server reads each upload back (up to 5 MiB): through the free gateway endpoint, not the
+    NAT gateway's per-GB processing. The DynamoDB endpoint moved into the same resource."""
+    from conftest import parse_file
+
+    endpoint = resource(modules["vpc"], "aws_vpc_endpoint", "gateway")
+    assert endpoint["for_each"] == '${toset(["dynamodb", "s3"])}'
+    assert endpoint["vpc_endpoint_type"] == "Gateway"
+    assert endpoint["service_name"].endswith(".${each.key}")
+    assert endpoint["route_table_ids"] == ["${aws_route_table.public.id}", "${aws_route_table.private.id}"], "both tiers"
+    moved = parse_file(MODULES / "vpc" / "main.tf").get("moved", [])
+    assert moved == [{"from": "${aws_vpc_endpoint.dynamodb}", "to": '${aws_vpc_endpoint.gateway["dynamodb"]}'}]
