@@ -57,6 +57,21 @@ def test_module_layout(path):
 
 
 @pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: p.name)
+def test_no_name_is_declared_twice_in_a_module(path):
+    """terraform init refuses a module that declares a variable, output, local, module call,
+    resource or data source twice (across its files too); parse_dir would silently keep one."""
+    seen: dict[tuple, str] = {}
+    for tf in sorted(path.glob("*.tf")):
+        doc = parse_file(tf)
+        names = [("locals", k) for block in doc.get("locals", []) for k in block]
+        names += [(kind, k) for kind in ("variable", "output", "module") for block in doc.get(kind, []) for k in block]
+        names += [(kind, t, n) for kind in ("resource", "data") for block in doc.get(kind, []) for t, named in block.items() for n in named]
+        for name in names:
+            assert name not in seen, f"{path.name}: {' '.join(name)} declared in {seen[name]} and again in {tf.name}"
+            seen[name] = tf.name
+
+
+@pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: p.name)
 def test_every_variable_has_description_and_type(path):
     variables = parse_dir(path)["variable"]
     assert variables

@@ -65,8 +65,3 @@ output "production_rule_arn" {
   description = "Listener rule holding the weighted forward when only CloudFront may reach the ALB (tag chat:traffic = production); null with public_access."
   value       = local.verify_origin ? aws_lb_listener_rule.production[0].arn : null
 }
-
-output "log_bucket_id" {
-  description = "Bucket of the access logs (S3 server access logs of the uploads bucket go under s3/)."
-  value       = aws_s3_bucket.logs.id
-}
