@@ -11,6 +11,7 @@ host, so what must match is the page's origin, the method and the signed headers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -172,6 +173,28 @@ def s3(moto):
     )
 
 
+@contextlib.contextmanager
+def chat_server(env_extra: dict[str, str]):
+    """A chat-server on loopback with the embedded store and `env_extra`; yields its base URL."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        port = free_port()
+        env = clean_env() | env_extra | {
+            "CHAT_LISTEN": f"127.0.0.1:{port}",
+            "CHAT_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+            "CHAT_DATA_DIR": data_dir,
+            "CHAT_TOKEN_SECRET": "terraform-tests-secret-0123456789",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        proc = subprocess.Popen([str(chat_server_bin())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until("chat-server", lambda: call(f"{base}/healthz")[0] == 200, proc)
+            yield base
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def deployment(moto, s3):
     """The bucket as Terraform makes it (CORS rule) and chat-server as the task definition runs it."""
@@ -180,27 +203,9 @@ def deployment(moto, s3):
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": cors_rules(uploads, origins)})
     env_uploads = uploads_environment(root_doc, uploads, ecs, DISTRIBUTION)
-    with tempfile.TemporaryDirectory() as data_dir:
-        port = free_port()
-        env = clean_env() | env_uploads | {
-            "CHAT_LISTEN": f"127.0.0.1:{port}",
-            "CHAT_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
-            "CHAT_DATA_DIR": data_dir,
-            "CHAT_TOKEN_SECRET": "terraform-tests-secret-0123456789",
-            "AWS_ENDPOINT_URL": moto,
-            "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-        proc = subprocess.Popen([str(chat_server_bin())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until("chat-server", lambda: call(f"{base}/healthz")[0] == 200, proc)
-            yield {"base": base, "origins": origins, "rules": cors_rules(uploads, origins), "env": env_uploads}
-        finally:
-            proc.kill()
-            proc.wait(timeout=10)
+    aws = {"AWS_ENDPOINT_URL": moto, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    with chat_server(env_uploads | aws) as base:
+        yield {"base": base, "origins": origins, "rules": cors_rules(uploads, origins), "env": env_uploads}
 
 
 def api(base: str, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
@@ -269,3 +274,23 @@ def test_chat_server_refuses_a_bucket_without_public_url():
     assert proc.returncode != 0
     assert "CHAT_UPLOADS_PUBLIC_URL" in proc.stderr, proc.stderr
 
+
+
+def test_on_aws_the_presigned_url_is_the_buckets_regional_virtual_host():
+    """Without AWS_ENDPOINT_URL (as on ECS) the browser PUTs to https://<bucket>.s3.<region>.amazonaws.com:
+    the region is the task definition's AWS_REGION (the deployment's, where the bucket is, so no
+    redirect, which a preflight cannot follow), and the bucket name has no dot (S3's wildcard
+    certificate covers one label). Presigning is local: no AWS call is made."""
+    ecs = parse_dir(MODULES / "ecs")
+    env = {e["name"]: e["value"] for e in ecs["locals"]["base_environment"]}
+    assert env["AWS_REGION"] == "${data.aws_region.current.id}", "chat-server presigns for the deployment's region"
+    region = "eu-west-1"
+    uploads = uploads_environment(parse_dir(TERRAFORM), parse_dir(MODULES / "uploads"), ecs, DISTRIBUTION)
+    aws = {"AWS_REGION": region, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-secret"}
+    with chat_server(uploads | aws) as base:
+        _, session = api(base, "/api/session", {"nickname": "Regional"})
+        status, slot = api(base, "/api/uploads", {"content_type": "image/webp", "bytes": 2048}, session["token"])
+    assert status == 200, slot
+    url = urlparse(slot["upload"]["url"])
+    assert (url.scheme, url.netloc) == ("https", f"{BUCKET}.s3.{region}.amazonaws.com"), slot["upload"]["url"]
+    assert url.path.startswith(f"/{uploads['CHAT_UPLOADS_PREFIX']}")
