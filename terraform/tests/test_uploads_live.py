@@ -51,17 +51,25 @@ def call(url: str, method: str = "GET", body: bytes | None = None, headers: dict
         return e.code, dict(e.headers), e.read()
 
 
-def wait_until(what: str, ready, proc: subprocess.Popen):
-    deadline = time.monotonic() + DEADLINE_SECS
-    while True:
-        assert proc.poll() is None, f"{what} exited: {proc.stderr.read().decode(errors='replace')}"
-        try:
-            if ready():
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"{what} did not answer within {DEADLINE_SECS}s"
-        time.sleep(0.1)
+@contextlib.contextmanager
+def serving(what: str, args: list[str], env: dict | None, ready_url: str):
+    """Runs `args` until the block ends, once `ready_url` answers 200 (within DEADLINE_SECS)."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + DEADLINE_SECS
+        while True:
+            assert proc.poll() is None, f"{what} exited: {proc.stderr.read().decode(errors='replace')}"
+            try:
+                if call(ready_url)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"{what} did not answer within {DEADLINE_SECS}s"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def png(width: int, height: int) -> bytes:
@@ -154,14 +162,9 @@ def moto():
     if not server:
         pytest.fail("MOTO_SERVER is unset: run through scripts/test-terraform.layer.sh (it sources scripts/test-env.sh)")
     port = free_port()
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_until("moto_server", lambda: call(f"{endpoint}/moto-api/")[0] == 200, proc)
+    with serving("moto_server", [server, "-H", "127.0.0.1", "-p", str(port)], None, f"{endpoint}/moto-api/"):
         yield endpoint
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -185,14 +188,9 @@ def chat_server(env_extra: dict[str, str]):
             "CHAT_TOKEN_SECRET": "terraform-tests-secret-0123456789",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        proc = subprocess.Popen([str(chat_server_bin())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until("chat-server", lambda: call(f"{base}/healthz")[0] == 200, proc)
+        with serving("chat-server", [str(chat_server_bin())], env, f"{base}/healthz"):
             yield base
-        finally:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
