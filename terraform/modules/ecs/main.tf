@@ -26,6 +26,13 @@ locals {
   framing_environment = length(var.frame_ancestors) > 0 ? [
     { name = "CHAT_FRAME_ANCESTORS", value = join(",", var.frame_ancestors) },
   ] : []
+  # Shared images in S3: chat-server presigns the browser's PUT and links the image at the public
+  # URL (CloudFront's /uploads/); without a bucket it keeps them under its data directory.
+  uploads_environment = var.uploads_bucket != null ? [
+    { name = "CHAT_UPLOADS_BUCKET", value = var.uploads_bucket },
+    { name = "CHAT_UPLOADS_PREFIX", value = var.uploads_prefix },
+    { name = "CHAT_UPLOADS_PUBLIC_URL", value = var.uploads_public_url },
+  ] : []
 
   # Secrets reach the container as environment variables, read by the execution role at start.
   secrets = [
@@ -33,7 +40,7 @@ locals {
     { name = "CHAT_REDIS_URL", valueFrom = var.redis_url_parameter_arn },
   ]
 
-  chat_environment = concat(local.base_environment, local.origins_environment, local.framing_environment)
+  chat_environment = concat(local.base_environment, local.origins_environment, local.framing_environment, local.uploads_environment)
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 
@@ -275,6 +282,12 @@ resource "aws_ecs_task_definition" "this" {
     precondition {
       condition     = var.stop_timeout > var.drain_secs
       error_message = "stop_timeout must exceed drain_secs, or ECS kills tasks before they finish draining."
+    }
+
+    # chat-server refuses to start with CHAT_UPLOADS_BUCKET but no http(s) CHAT_UPLOADS_PUBLIC_URL.
+    precondition {
+      condition     = var.uploads_bucket == null || can(regex("^https://[a-z0-9.-]+/", var.uploads_public_url))
+      error_message = "uploads_bucket needs uploads_public_url: the https:// URL viewers fetch the images from (CloudFront's /uploads/)."
     }
   }
 }
