@@ -76,6 +76,14 @@ def test_listen_addresses(root, modules, server_help):
     assert [p["containerPort"] for p in chat["portMappings"]] == ["${var.container_port}"]
 
 
+def test_client_address_is_read_two_proxies_back(modules, server_help):
+    """CloudFront appends the viewer, the ALB appends CloudFront: the per-address limits must
+    count viewers, not CloudFront's edge addresses (the server's default trusts one proxy)."""
+    env = {e["name"]: e["value"] for e in modules["ecs"]["locals"]["base_environment"]}
+    assert help_default(server_help, "CHAT_TRUSTED_PROXIES") == "1"
+    assert env["CHAT_TRUSTED_PROXIES"] == "2"
+
+
 def test_ports_and_health_path_match_target_groups(root, modules, healthcheck_default_url):
     health = urlparse(healthcheck_default_url)
     alb = modules["alb"]

@@ -15,6 +15,9 @@ locals {
     { name = "CHAT_ADMIN_LISTEN", value = "127.0.0.1:${var.admin_port}" },
     { name = "CHAT_DYNAMODB_TABLE_PREFIX", value = var.table_prefix },
     { name = "CHAT_DRAIN_SECS", value = tostring(var.drain_secs) },
+    # Browsers reach the task through CloudFront then the ALB, each appending to
+    # X-Forwarded-For: the client's address (for the per-address limits) is two hops back.
+    { name = "CHAT_TRUSTED_PROXIES", value = "2" },
     { name = "AWS_REGION", value = data.aws_region.current.id },
     { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://localhost:4318" },
     { name = "OTEL_SERVICE_NAME", value = "chat-server" },
