@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastwebsockets::upgrade::UpgradeFut;
-use fastwebsockets::{Frame, Payload, Role};
+use fastwebsockets::{Frame, Payload};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncWriteExt, WriteHalf};
@@ -56,8 +56,7 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
         }
     };
     let (read, write) = tokio::io::split(ws.into_inner());
-    let (reader, _) = fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    let mut reader = MessageReader::new(reader, MAX_FRAME_BYTES);
+    let mut reader = MessageReader::new(read, MAX_FRAME_BYTES);
 
     // Frames before hello go straight to the socket through a small queue.
     let (pre_tx, pre_rx) = mpsc::channel::<Outbound>(8);
