@@ -172,6 +172,12 @@ pub async fn start(
         ),
         // No task-wide cap: a drained task's clients all reconnect at once, legitimately.
         upgrades: Throttle::new(settings.connect_limit_addr, None),
+        // Keyed by user id; 0 is no guest's, the bucket of users beyond the tracked ones.
+        upload_slots: Arc::new(Throttle::keyed(
+            settings.upload_limit_user,
+            Some(settings.upload_limit_task),
+            0,
+        )),
         trusted_proxies: settings.trusted_proxies,
         allowed_origins: settings.allowed_origins.clone(),
         web: WebClient::new(&settings.color, &settings.frame_ancestors)?,

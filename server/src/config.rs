@@ -175,6 +175,15 @@ pub struct Config {
     /// History and room reads over HTTP per task: `PER_MINUTE:BURST`.
     #[arg(long, env = "CHAT_HISTORY_LIMIT_TASK", default_value = "6000:600", value_parser = parse_rate)]
     pub history_limit_task: Rate,
+
+    /// Image upload slots (`POST /api/uploads`) per guest: `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_UPLOAD_LIMIT_USER", default_value = "20:10", value_parser = parse_rate)]
+    pub upload_limit_user: Rate,
+
+    /// Image upload slots per task, all guests together (each up to 5 MiB of storage):
+    /// `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_UPLOAD_LIMIT_TASK", default_value = "120:30", value_parser = parse_rate)]
+    pub upload_limit_task: Rate,
 }
 
 /// `PER_MINUTE:BURST`, both at least 1.
@@ -264,6 +273,8 @@ pub struct Settings {
     pub history_limit_addr: Rate,
     pub history_limit_task: Rate,
     pub connect_limit_addr: Rate,
+    pub upload_limit_user: Rate,
+    pub upload_limit_task: Rate,
     /// Where shared images are kept.
     pub uploads: UploadSettings,
 }
@@ -437,6 +448,8 @@ impl Config {
             history_limit_addr: self.history_limit_addr,
             history_limit_task: self.history_limit_task,
             connect_limit_addr: self.connect_limit_addr,
+            upload_limit_user: self.upload_limit_user,
+            upload_limit_task: self.upload_limit_task,
             uploads,
         })
     }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub reads: Throttle,
     /// WebSocket upgrades, per client address.
     pub upgrades: Throttle,
+    /// Image upload slots, per guest (user id) and per task.
+    pub upload_slots: Arc<Throttle<u64>>,
     /// Proxies in front that append to `X-Forwarded-For` (see [`throttle::client_ip`]).
     pub trusted_proxies: usize,
     /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
@@ -70,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::uploads::routes::router(Arc::new(UploadState {
             uploads: Arc::clone(&state.uploads),
             tokens: Arc::clone(&state.tokens),
+            slots: Arc::clone(&state.upload_slots),
         })))
         .layer(axum::middleware::from_fn(trace_request))
 }

@@ -1,10 +1,11 @@
-//! Rate limits for what a client address can make the task do over HTTP (create guests,
-//! read history, open WebSockets): one bucket per client address and (optionally) one for the
-//! whole task, so neither one address nor many spoofed ones can burn the user counter, the
-//! store or the CPU. The client address
+//! Rate limits for what a client address (or a guest) can make the task do over HTTP (create
+//! guests, read history, open WebSockets, upload images): one bucket per client address or
+//! user and (optionally) one for the whole task, so neither one address nor many spoofed ones
+//! can burn the user counter, the store, the disk or the CPU. The client address
 //! is the peer's, or behind trusted proxies (the ALB) the `X-Forwarded-For` entry the
 //! outermost trusted proxy appended.
 
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use axum::http::HeaderMap;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 
-/// Addresses tracked at most; beyond it new addresses share one bucket (memory stays bounded
-/// whatever addresses a flood claims).
+/// Addresses (or users) tracked at most; beyond it new ones share one bucket (memory stays
+/// bounded whatever addresses a flood claims).
 pub const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
 /// The bucket every address beyond [`MAX_TRACKED_ADDRESSES`] shares.
@@ -45,25 +46,37 @@ pub enum Refused {
     Task,
 }
 
-/// One kind of request, limited per client address and per task.
-pub struct Throttle {
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+/// One kind of request, limited per client address (or another key: a user id) and per task.
+pub struct Throttle<K: Hash + Eq + Clone = IpAddr> {
+    per_address: DefaultKeyedRateLimiter<K>,
     per_task: Option<DefaultDirectRateLimiter>,
+    /// The bucket every key beyond [`MAX_TRACKED_ADDRESSES`] shares.
+    overflow: K,
     /// Serialises the bounded-size check with the insert of a new address.
     grow: Mutex<()>,
 }
 
-impl Throttle {
+impl Throttle<IpAddr> {
+    /// Limited per client address and, with `per_task`, per task.
     pub fn new(per_address: Rate, per_task: Option<Rate>) -> Self {
+        Self::keyed(per_address, per_task, OVERFLOW)
+    }
+}
+
+impl<K: Hash + Eq + Clone> Throttle<K> {
+    /// Limited per key (with `overflow` the key every key beyond the tracked ones shares) and,
+    /// with `per_task`, per task.
+    pub fn keyed(per_key: Rate, per_task: Option<Rate>, overflow: K) -> Self {
         Self {
-            per_address: RateLimiter::keyed(per_address.quota()),
+            per_address: RateLimiter::keyed(per_key.quota()),
             per_task: per_task.map(|r| RateLimiter::direct(r.quota())),
+            overflow,
             grow: Mutex::new(()),
         }
     }
 
     /// Takes one request from `addr`'s bucket and the task's.
-    pub fn check(&self, addr: IpAddr) -> Result<(), Refused> {
+    pub fn check(&self, addr: K) -> Result<(), Refused> {
         let key = self.key_for(addr);
         self.per_address
             .check_key(&key)
@@ -79,7 +92,7 @@ impl Throttle {
         self.per_address.len()
     }
 
-    fn key_for(&self, addr: IpAddr) -> IpAddr {
+    fn key_for(&self, addr: K) -> K {
         if self.per_address.len() < MAX_TRACKED_ADDRESSES {
             return addr;
         }
@@ -92,7 +105,7 @@ impl Throttle {
         if self.per_address.len() < MAX_TRACKED_ADDRESSES {
             addr
         } else {
-            OVERFLOW
+            self.overflow.clone()
         }
     }
 }

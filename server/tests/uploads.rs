@@ -366,3 +366,42 @@ async fn on_s3_the_browser_uploads_through_a_presigned_url_and_bad_objects_are_d
     assert_eq!(m["attachment"]["url"], url);
     assert_eq!(m["text"], "the stage");
 }
+
+/// Each slot may put 5 MiB into storage: slots are limited per guest and per task, with a
+/// clear 429 naming whose budget ran out, and one guest's loop leaves others their own.
+#[tokio::test]
+async fn upload_slots_are_limited_per_guest_and_per_task() {
+    let s = TestServer::start(&["--upload-limit-user", "1:3", "--upload-limit-task", "1:5"]).await;
+    let base = s.url("");
+    let loop_guest = Api::new(&base, "Looper").await;
+    for i in 0..3 {
+        let (status, _) = loop_guest.begin("image/png", 1000).await;
+        assert_eq!(status, StatusCode::OK, "slot {i} within the guest's burst");
+    }
+    let (status, body) = loop_guest.begin("image/png", 1000).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from you"),
+        "{body}"
+    );
+    // Another guest has their own budget, until the task's runs out (5 in all).
+    let other = Api::new(&base, "Other").await;
+    for i in 0..2 {
+        let (status, _) = other.begin("image/png", 1000).await;
+        assert_eq!(status, StatusCode::OK, "the other guest's slot {i}");
+    }
+    let (status, body) = other.begin("image/png", 1000).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("on this server"),
+        "{body}"
+    );
+    s.stop().await;
+}

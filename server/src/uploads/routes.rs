@@ -19,11 +19,14 @@ use super::sniff::{ImageKind, MAX_IMAGE_BYTES};
 use crate::auth::Tokens;
 use crate::http_error::ApiError;
 use crate::protocol::{ErrorCode, Refusal, User};
+use crate::throttle::{Refused, Throttle};
 
 /// What the upload routes need.
 pub struct UploadState {
     pub uploads: Arc<Uploads>,
     pub tokens: Arc<Tokens>,
+    /// Upload slots per guest and per task (each slot may put up to 5 MiB into storage).
+    pub slots: Arc<Throttle<u64>>,
 }
 
 /// `/api/uploads…` and `/uploads/{name}`, ready to merge into the public router.
@@ -51,6 +54,16 @@ async fn begin(
     body: Result<Json<BeginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<super::Slot>, ApiError> {
     let user = bearer(&s.tokens, &headers)?;
+    s.slots.check(user.id).map_err(|refused| {
+        let whose = match refused {
+            Refused::Address => "from you",
+            Refused::Task => "on this server",
+        };
+        Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many images {whose}; retry in a minute"),
+        )
+    })?;
     let Json(body) = body.map_err(|e| {
         Refusal::new(
             ErrorCode::BadRequest,
