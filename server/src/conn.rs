@@ -227,15 +227,20 @@ mod tests {
         assert_eq!(&close_frame(1012)[..], &[0x88, 2, 0x03, 0xF4]);
     }
 
-    #[tokio::test]
-    async fn a_full_queue_closes_the_slow_reader_with_1008() {
-        let (tx, _rx) = mpsc::channel(1);
+    /// A connection of user 1 whose queue holds at most `bytes`.
+    fn test_conn(tx: mpsc::Sender<Outbound>, bytes: usize) -> Conn {
         let user = User {
             id: 1,
             nickname: "Al".into(),
             avatar: "fox".into(),
         };
-        let conn = Conn::new(1, "t/1".into(), user, tx, usize::MAX, Arc::default());
+        Conn::new(1, "t/1".into(), user, tx, bytes, Arc::default())
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_closes_the_slow_reader_with_1008() {
+        let (tx, _rx) = mpsc::channel(1);
+        let conn = test_conn(tx, usize::MAX);
         assert!(conn.push(text_frame(b"1")));
         assert!(!conn.push(text_frame(b"2")));
         assert!(conn.cancelled().is_cancelled());
@@ -245,12 +250,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded_in_bytes_too() {
         let (tx, mut rx) = mpsc::channel(100);
-        let user = User {
-            id: 1,
-            nickname: "Al".into(),
-            avatar: "fox".into(),
-        };
-        let conn = Conn::new(1, "t/1".into(), user, tx, 1000, Arc::default());
+        let conn = test_conn(tx, 1000);
         let big = text_frame(&[b'a'; 600]);
         assert!(conn.push(big.clone()));
         // Taken by the writer: room again.
@@ -268,12 +268,7 @@ mod tests {
     #[test]
     fn rooms_per_connection_are_capped() {
         let (tx, _rx) = mpsc::channel(1);
-        let user = User {
-            id: 1,
-            nickname: "Al".into(),
-            avatar: "fox".into(),
-        };
-        let conn = Conn::new(1, "t/1".into(), user, tx, usize::MAX, Arc::default());
+        let conn = test_conn(tx, usize::MAX);
         assert_eq!(conn.add_room("a", 2), Ok(true));
         assert_eq!(conn.add_room("a", 2), Ok(false));
         assert_eq!(conn.add_room("b", 2), Ok(true));

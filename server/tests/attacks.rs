@@ -817,83 +817,63 @@ async fn http_loop(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_loop() {
+/// Ten HTTP loops on `path` against a task whose per-address and per-task limits of this kind
+/// (`CHAT_{kind}_LIMIT_ADDR` 60:10, `CHAT_{kind}_LIMIT_TASK` 600:50: low enough that even a
+/// slow loop on a busy machine passes them in 4 s) must refuse them with 429. Half the loops
+/// spoof a new `X-Forwarded-For` address each time (only the task's limit holds those back).
+/// Returns what one address and the spoofed ones were served.
+async fn http_loop_attack(name: &str, kind: &str, path: &str, seed: bool) -> (u64, u64) {
     let _serial = SERIAL.lock().await;
-    // Limits low enough that even a slow loop on a busy machine passes them in 4 s.
-    let t = Target::start(
-        false,
-        &[
-            ("CHAT_SESSION_LIMIT_ADDR", "60:10"),
-            ("CHAT_SESSION_LIMIT_TASK", "600:50"),
-        ],
-    )
-    .await;
+    let (addr_var, task_var) = (
+        format!("CHAT_{kind}_LIMIT_ADDR"),
+        format!("CHAT_{kind}_LIMIT_TASK"),
+    );
+    let t = Target::start(false, &[(&addr_var, "60:10"), (&task_var, "600:50")]).await;
+    if seed {
+        t.seed_big_room().await;
+    }
     let tally = Arc::new(HttpTally::default());
-    let (url, tl) = (t.server.url("/api/session"), &tally);
-    let f = under_attack("POST /api/session loops", &t, |i, stop| {
-        http_loop(i, url.clone(), true, Arc::clone(tl), stop)
+    let (url, tl) = (t.server.url(path), &tally);
+    // Sessions are created with a POST; history is read with a GET.
+    let post = kind == "SESSION";
+    let f = under_attack(name, &t, |i, stop| {
+        http_loop(i, url.clone(), post, Arc::clone(tl), stop)
     })
     .await;
     let one = tally.ok_one_address.load(Ordering::Relaxed);
     let spoofed = tally.ok_spoofed.load(Ordering::Relaxed);
     let limited = tally.limited.load(Ordering::Relaxed);
     println!(
-        "  sessions created: {one} from one address, {spoofed} from spoofed addresses; {limited} refused with 429"
+        "  {name}: {one} served to one address, {spoofed} to spoofed addresses; {limited} refused with 429"
     );
     assert!(limited > 0, "the loop is refused with 429");
     assert_eq!(tally.other.load(Ordering::Relaxed), 0, "only 200 or 429");
-    // The user counter advances by the sessions created: bounded per address and per task.
-    // 60/min, burst 10 per address (the session of `Target::start` included); 600/min,
-    // burst 50 per task.
+    // 60/min, burst 10 per address (the session of `Target::start` included).
     assert!(
         one <= 10 + 60 * ATTACK_FOR.as_secs() / 60 + 2,
-        "one address created {one} sessions in {ATTACK_FOR:?}"
+        "one address was served {one} times in {ATTACK_FOR:?}"
     );
+    f.assert_within_bounds(name);
+    (one, spoofed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_loop() {
+    let (one, spoofed) =
+        http_loop_attack("POST /api/session loops", "SESSION", "/api/session", false).await;
+    // The user counter advances by the sessions created: bounded per task too (600/min,
+    // burst 50).
     assert!(
         one + spoofed <= 50 + 600 * ATTACK_FOR.as_secs() / 60 + 2,
         "the task created {} sessions in {ATTACK_FOR:?}",
         one + spoofed
     );
-    f.assert_within_bounds("POST /api/session loops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_read_loop() {
-    let _serial = SERIAL.lock().await;
-    // Limits low enough that even a slow loop on a busy machine passes them in 4 s.
-    let t = Target::start(
-        false,
-        &[
-            ("CHAT_HISTORY_LIMIT_ADDR", "60:10"),
-            ("CHAT_HISTORY_LIMIT_TASK", "600:50"),
-        ],
-    )
-    .await;
-    t.seed_big_room().await;
-    let tally = Arc::new(HttpTally::default());
-    let url = t
-        .server
-        .url(&format!("/api/rooms/{BIG_ROOM}/messages?after=0&limit=20"));
-    let tl = &tally;
-    let f = under_attack("history-read loops", &t, |i, stop| {
-        http_loop(i, url.clone(), false, Arc::clone(tl), stop)
-    })
-    .await;
-    let one = tally.ok_one_address.load(Ordering::Relaxed);
-    let spoofed = tally.ok_spoofed.load(Ordering::Relaxed);
-    let limited = tally.limited.load(Ordering::Relaxed);
-    println!(
-        "  history pages served: {one} to one address, {spoofed} to spoofed addresses; {limited} refused with 429"
-    );
-    assert!(limited > 0, "the loop is refused with 429");
-    assert_eq!(tally.other.load(Ordering::Relaxed), 0, "only 200 or 429");
-    // 60/min, burst 10 per address.
-    assert!(
-        one <= 10 + 60 * ATTACK_FOR.as_secs() / 60 + 2,
-        "one address read {one} pages in {ATTACK_FOR:?}"
-    );
-    f.assert_within_bounds("history-read loops");
+    let path = format!("/api/rooms/{BIG_ROOM}/messages?after=0&limit=20");
+    http_loop_attack("history-read loops", "HISTORY", &path, true).await;
 }
 
 /// Pongs are activity: a client that only answers the server's pings stays connected past
