@@ -56,6 +56,11 @@ impl Shards {
                     "yes",
                     "--cluster-node-timeout",
                     NODE_TIMEOUT_MS,
+                    // A replica always stands for election, however long ago it last heard its
+                    // primary (on a loaded machine that can look "too stale" and stall the
+                    // failover forever).
+                    "--cluster-replica-validity-factor",
+                    "0",
                 ])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -230,20 +235,9 @@ impl Shards {
     /// Waits until a primary other than `dead` serves `key`'s slot and the cluster is ok.
     pub async fn wait_failover(&self, key: &str, dead: u16) -> u16 {
         let deadline = Instant::now() + CLUSTER_WAIT;
-        // Redis promotes the replica by itself after the node timeout; on a loaded machine its
-        // election can stall, so after a grace the replica is promoted the way an operator (or
-        // ElastiCache's own failover) would: CLUSTER FAILOVER TAKEOVER on it.
-        let takeover_at = Instant::now() + Duration::from_secs(5);
-        let mut took_over = false;
+        // Redis promotes the replica by itself: the other primaries see the dead one fail
+        // after the node timeout and vote for its replica. Nothing here helps it along.
         loop {
-            if !took_over && Instant::now() >= takeover_at {
-                took_over = true;
-                if let Some(replica) = self.replica_of(dead).await {
-                    let _ = self
-                        .query::<String>(replica, &["CLUSTER", "FAILOVER", "TAKEOVER"])
-                        .await;
-                }
-            }
             let now = self.primary_of_opt(key).await;
             if let Some(p) = now.filter(|p| *p != dead) {
                 self.wait_ok().await;
@@ -255,32 +249,6 @@ impl Shards {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// The port of the replica that follows the node on port `primary`, seen by a live node.
-    async fn replica_of(&self, primary: u16) -> Option<u16> {
-        let nodes: String = self
-            .query(self.any_live(), &["CLUSTER", "NODES"])
-            .await
-            .ok()?;
-        let port_of = |addr: &str| {
-            addr.split('@')
-                .next()?
-                .rsplit(':')
-                .next()?
-                .parse::<u16>()
-                .ok()
-        };
-        let lines: Vec<Vec<&str>> = nodes
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .filter(|f| f.len() >= 4)
-            .collect();
-        let id = lines.iter().find(|f| port_of(f[1]) == Some(primary))?[0];
-        lines
-            .iter()
-            .find(|f| f[2].contains("slave") && f[3] == id)
-            .and_then(|f| port_of(f[1]))
     }
 
     async fn primary_of_opt(&self, key: &str) -> Option<u16> {
