@@ -49,6 +49,16 @@ fn short_revision(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or(arn).to_string()
 }
 
+/// The family of a task-definition ARN (or `family:revision`): naming it alone means its
+/// newest ACTIVE revision.
+pub fn family_of(arn: &str) -> String {
+    let revision = short_revision(arn);
+    match revision.rsplit_once(':') {
+        Some((family, n)) if n.chars().all(|c| c.is_ascii_digit()) => family.to_string(),
+        _ => revision,
+    }
+}
+
 /// The services of `cluster` tagged `Color`, with their images.
 pub async fn services_by_color(
     client: &Client,
@@ -296,5 +306,15 @@ mod tests {
             short_revision("arn:aws:ecs:us-east-1:123:task-definition/chat-blue:7"),
             "chat-blue:7"
         );
+    }
+
+    #[test]
+    fn the_family_is_the_revision_without_its_number() {
+        assert_eq!(
+            family_of("arn:aws:ecs:us-east-1:123:task-definition/chat-blue:7"),
+            "chat-blue"
+        );
+        assert_eq!(family_of("chat-green:12"), "chat-green");
+        assert_eq!(family_of("chat-green"), "chat-green");
     }
 }

@@ -1,5 +1,10 @@
 //! `opsctl deploy --color C --image URI`: a new task-definition revision with that image for
 //! C's service, the service updated to it, then a wait (with a bar) for a steady state.
+//!
+//! The new revision starts from the family's NEWEST revision, not the one the service runs:
+//! Terraform registers a new revision when the task definition changes (an environment
+//! variable, a role) but leaves the services alone, so a deploy is what carries its change
+//! onto the tasks.
 
 use std::process::ExitCode;
 
@@ -20,7 +25,7 @@ pub async fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let new_td = ecs::register_with_image(
         client,
-        &svc.task_definition,
+        &ecs::family_of(&svc.task_definition),
         args.container.as_deref(),
         &args.image,
     )
