@@ -378,7 +378,9 @@ async fn write_loop(
             }
         };
         buf.clear();
-        if buf.capacity() > WRITE_BATCH * 2 {
+        // Going idle (or grown past a batch): give the buffer back, so an idle connection
+        // holds no write buffer sized by the largest frame it was ever sent.
+        if rx.is_empty() || buf.capacity() > WRITE_BATCH * 2 {
             buf = Vec::new();
         }
         match written {
