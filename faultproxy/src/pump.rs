@@ -1,0 +1,188 @@
+//! One proxied connection: client-to-upstream bytes go a request (HTTP) or a chunk (TCP) at a
+//! time through the rules; upstream-to-client bytes go straight through unless a
+//! `DelayResponse` holds them. A kill (a rule's `Cut`/`Reset`, or the test's `cut_all` /
+//! `reset_all`) ends both sides at once, with FIN or RST.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::http::{self, Parsed};
+use crate::{Action, Kill, Mode, Shared};
+
+/// Bytes read from a socket at a time.
+const CHUNK: usize = 16 * 1024;
+
+/// Until when answers are held back (set by a `DelayResponse` rule).
+type Hold = Mutex<Option<Instant>>;
+
+pub(crate) async fn serve(
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    shared: &Arc<Shared>,
+    kill: watch::Sender<Option<Kill>>,
+    mut killed: watch::Receiver<Option<Kill>>,
+) {
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let hold: Hold = Mutex::new(None);
+    let how = {
+        let (cr, cw) = client.split();
+        let (ur, uw) = upstream.split();
+        let both = async {
+            tokio::join!(
+                up(cr, uw, shared, &kill, &hold),
+                down(ur, cw, &kill, &hold)
+            )
+        };
+        tokio::select! {
+            _ = both => None,
+            how = wait_kill(&mut killed) => Some(how),
+        }
+    };
+    if how == Some(Kill::Reset) {
+        let _ = client.set_zero_linger();
+        let _ = upstream.set_zero_linger();
+    }
+    // Dropping the streams closes them: FIN, or RST with zero linger.
+}
+
+async fn wait_kill(killed: &mut watch::Receiver<Option<Kill>>) -> Kill {
+    loop {
+        if let Some(how) = *killed.borrow_and_update() {
+            return how;
+        }
+        if killed.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Client to upstream, one request (HTTP) or chunk (TCP) at a time.
+async fn up(
+    mut r: ReadHalf<'_>,
+    mut w: WriteHalf<'_>,
+    shared: &Shared,
+    kill: &watch::Sender<Option<Kill>>,
+    hold: &Hold,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // Past an unframeable request, the rest of the connection is forwarded as raw chunks.
+    let mut opaque = shared.mode == Mode::Tcp;
+    loop {
+        let (len, op) = loop {
+            if !opaque {
+                match http::parse(&buf) {
+                    Parsed::Head(h) if buf.len() >= h.len + h.body => {
+                        break (h.len + h.body, Some(h.op.unwrap_or_default()));
+                    }
+                    Parsed::Head(_) | Parsed::Partial => {}
+                    Parsed::Opaque => opaque = true,
+                }
+            }
+            if opaque && !buf.is_empty() {
+                break (buf.len(), None);
+            }
+            buf.reserve(CHUNK);
+            match r.read_buf(&mut buf).await {
+                Ok(0) => {
+                    // The client finished: pass on what is left, then the FIN.
+                    let _ = w.write_all(&buf).await;
+                    let _ = w.shutdown().await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    kill.send_replace(Some(Kill::Reset));
+                    return;
+                }
+            }
+        };
+        if !obey(shared, op.as_deref(), kill, hold).await {
+            return;
+        }
+        if w.write_all(&buf[..len]).await.is_err() {
+            kill.send_replace(Some(Kill::Reset));
+            return;
+        }
+        if let Some(op) = &op {
+            shared.count(op);
+        }
+        buf.drain(..len);
+    }
+}
+
+/// Applies the first matching rule to one request or chunk; false when it ended the
+/// connection.
+async fn obey(
+    shared: &Shared,
+    op: Option<&str>,
+    kill: &watch::Sender<Option<Kill>>,
+    hold: &Hold,
+) -> bool {
+    let mut rules = shared.rules.subscribe();
+    loop {
+        rules.borrow_and_update();
+        let op = op.filter(|o| !o.is_empty());
+        match shared.action_for(op) {
+            None => return true,
+            Some(Action::Delay(d)) => {
+                tokio::time::sleep(d).await;
+                return true;
+            }
+            Some(Action::DelayResponse(d)) => {
+                *hold.lock() = Some(Instant::now() + d);
+                return true;
+            }
+            Some(Action::Hang) => {
+                if rules.changed().await.is_err() {
+                    return false;
+                }
+            }
+            Some(Action::Cut) => {
+                kill.send_replace(Some(Kill::Cut));
+                return false;
+            }
+            Some(Action::Reset) => {
+                kill.send_replace(Some(Kill::Reset));
+                return false;
+            }
+        }
+    }
+}
+
+/// Upstream to client, held back while a `DelayResponse` is in force.
+async fn down(
+    mut r: ReadHalf<'_>,
+    mut w: WriteHalf<'_>,
+    kill: &watch::Sender<Option<Kill>>,
+    hold: &Hold,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) => {
+                let _ = w.shutdown().await;
+                return;
+            }
+            Ok(n) => n,
+            Err(_) => {
+                kill.send_replace(Some(Kill::Reset));
+                return;
+            }
+        };
+        let until = *hold.lock();
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            kill.send_replace(Some(Kill::Reset));
+            return;
+        }
+    }
+}
