@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     /// Requests forwarded, by operation (`""` for a request without `X-Amz-Target`).
     forwarded: Mutex<HashMap<String, u64>>,
+    /// Requests (or chunks) a `Delay` or `Hang` is holding right now.
+    pub(crate) held: AtomicU64,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ impl FaultProxy {
             conns: Mutex::default(),
             next_conn: AtomicU64::new(1),
             forwarded: Mutex::default(),
+            held: AtomicU64::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(Self {
@@ -180,6 +183,12 @@ impl FaultProxy {
     /// Connections open through the proxy now.
     pub fn open_connections(&self) -> usize {
         self.shared.conns.lock().len()
+    }
+
+    /// Requests (HTTP) or chunks (TCP) held back by a `Delay` or `Hang` rule right now: a
+    /// test waits for 0 to know every delayed request went on.
+    pub fn held(&self) -> u64 {
+        self.shared.held.load(Ordering::Relaxed)
     }
 
     /// Requests of `op` forwarded so far (HTTP mode).

@@ -4,6 +4,7 @@
 //! `reset_all`) ends both sides at once, with FIN or RST.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -103,7 +104,10 @@ async fn up(
                 }
             }
         };
-        if !obey(shared, op.as_deref(), kill, hold).await {
+        let counted = Held::count(&shared.held);
+        let go = obey(shared, op.as_deref(), kill, hold).await;
+        drop(counted);
+        if !go {
             return;
         }
         if w.write_all(&buf[..len]).await.is_err() {
@@ -114,6 +118,22 @@ async fn up(
             shared.count(op);
         }
         buf.drain(..len);
+    }
+}
+
+/// Counts one request as held while it lives (also when a kill drops it mid-delay).
+struct Held<'a>(&'a AtomicU64);
+
+impl<'a> Held<'a> {
+    fn count(n: &'a AtomicU64) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

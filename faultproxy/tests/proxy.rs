@@ -107,6 +107,7 @@ async fn a_hang_holds_the_request_until_the_rules_change() {
     assert!(held.is_err(), "a hung request was answered");
     assert!(arrived.try_recv().is_err(), "a hung request reached upstream");
     assert_eq!(proxy.forwarded("PutItem"), 0);
+    assert_eq!(proxy.held(), 1);
     proxy.clear();
     tokio::time::timeout(WAIT, s.read_exact(&mut back))
         .await
@@ -114,6 +115,7 @@ async fn a_hang_holds_the_request_until_the_rules_change() {
         .unwrap();
     assert_eq!(back, req);
     assert_eq!(proxy.forwarded("PutItem"), 1);
+    assert_eq!(proxy.held(), 0);
 }
 
 #[tokio::test]

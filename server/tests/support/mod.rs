@@ -168,6 +168,12 @@ impl ServerProcess {
         assert!(status.success());
     }
 
+    /// SIGKILL, and waits for the process to be gone: a crashed task, mid-write or mid-publish.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit and returns its code.
     pub async fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,0 +1,355 @@
+//! One simulated user, as the protocol says a client behaves: it keeps one WebSocket to any
+//! live task, joins its room with `after` = the highest seq it has, pages the rest of a
+//! long absence over REST by the highest seq that catch-up itself returned, sends numbered
+//! messages one at a time and retries each with its `client_msg_id` until it is acked.
+//! Everything it sees goes into its [`Log`] for the verdict.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::cluster::Urls;
+
+/// A send unanswered this long is sent again (same `client_msg_id`).
+const ACK_TIMEOUT: Duration = Duration::from_secs(20);
+/// A connection, hello or join that takes longer is abandoned and tried again.
+const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What one client saw.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub room: String,
+    /// Highest seq of the first `joined` frame: every acked message above it must arrive.
+    pub start: Option<u64>,
+    /// Every message received (joined, live or REST catch-up): seq -> client_msg_id.
+    pub received: BTreeMap<u64, String>,
+    /// Seqs that came in `joined` or live frames (each must come once).
+    pub streamed: HashSet<u64>,
+    pub duplicates: Vec<u64>,
+    /// (previous seq, seq) pairs where a frame came out of seq order on a connection.
+    pub out_of_order: Vec<(u64, u64)>,
+    /// client_msg_id -> seq of its ack.
+    pub acks: HashMap<String, u64>,
+    /// client_msg_ids acked twice with different seqs.
+    pub ack_conflicts: Vec<String>,
+    /// The send not acked yet (retried until it is).
+    pub outstanding: Option<String>,
+    /// Connections opened (the first and every reconnect).
+    pub connections: u32,
+}
+
+/// What the test tells every client.
+#[derive(Default)]
+pub struct Control {
+    /// New messages are sent while set; an outstanding one is retried regardless.
+    pub sending: AtomicBool,
+    /// Clients stop (close their sockets) once cleared.
+    pub running: AtomicBool,
+}
+
+pub struct Client {
+    id: usize,
+    token: String,
+    urls: Urls,
+    control: Arc<Control>,
+    pub log: Arc<Mutex<Log>>,
+    rng: StdRng,
+    /// Mean time between this client's sends.
+    every: Duration,
+    next_n: u64,
+}
+
+enum End {
+    /// The server asked to reconnect after this long (drain).
+    Reconnect(Duration),
+    /// The connection broke or a step failed.
+    Broken,
+    /// The test is over.
+    Stop,
+}
+
+impl Client {
+    pub fn new(
+        id: usize,
+        room: String,
+        token: String,
+        urls: Urls,
+        control: Arc<Control>,
+        seed: u64,
+        every: Duration,
+    ) -> Self {
+        Self {
+            id,
+            token,
+            urls,
+            control,
+            log: Arc::new(Mutex::new(Log {
+                room,
+                ..Log::default()
+            })),
+            rng: StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            every,
+            next_n: 0,
+        }
+    }
+
+    fn room(&self) -> String {
+        self.log.lock().room.clone()
+    }
+
+    /// Runs until the control says stop.
+    pub async fn run(mut self) {
+        while self.control.running.load(Ordering::Relaxed) {
+            let live: Vec<String> = self.urls.read().iter().flatten().cloned().collect();
+            let pause = if live.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                let base = live[self.rng.random_range(0..live.len())].clone();
+                match self.connection(&base).await {
+                    End::Stop => return,
+                    End::Reconnect(after) => after,
+                    End::Broken => Duration::from_millis(self.rng.random_range(100..700)),
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    fn next_send_at(&mut self) -> Instant {
+        let mean = self.every.as_secs_f64();
+        let wait = -mean * (1.0 - self.rng.random::<f64>()).ln();
+        Instant::now() + Duration::from_secs_f64(wait.min(mean * 5.0))
+    }
+
+    async fn connection(&mut self, base: &str) -> End {
+        let ws_url = format!("{}/ws", base.replacen("http://", "ws://", 1));
+        let Ok(Ok((mut ws, _))) =
+            tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async(ws_url)).await
+        else {
+            return End::Broken;
+        };
+        self.log.lock().connections += 1;
+        let room = self.room();
+        let hello = json!({"type": "hello", "token": self.token});
+        if ws.send(Message::text(hello.to_string())).await.is_err() {
+            return End::Broken;
+        }
+        if expect(&mut ws, "welcome").await.is_none() {
+            return End::Broken;
+        }
+        let after = self.log.lock().received.last_key_value().map(|(s, _)| *s);
+        let join = match after {
+            Some(a) => json!({"type": "join", "room": room, "after": a}),
+            None => json!({"type": "join", "room": room}),
+        };
+        if ws.send(Message::text(join.to_string())).await.is_err() {
+            return End::Broken;
+        }
+        let Some(joined) = expect(&mut ws, "joined").await else {
+            return End::Broken;
+        };
+        // Seq order is checked per connection, from the join point on.
+        let mut last = after.unwrap_or(0);
+        let messages = joined["messages"].as_array().cloned().unwrap_or_default();
+        for m in &messages {
+            self.streamed(&mut last, m);
+        }
+        {
+            let mut log = self.log.lock();
+            if log.start.is_none() {
+                log.start = Some(last);
+            }
+        }
+        if joined["has_more"] == true {
+            let from = messages.last().and_then(|m| m["seq"].as_u64()).unwrap_or(last);
+            if !self.catch_up(base, &room, from).await {
+                return End::Broken;
+            }
+        }
+
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut next_send = self.next_send_at();
+        // When the outstanding send goes (again).
+        let mut resend_at = Some(Instant::now());
+        loop {
+            tokio::select! {
+                frame = ws.next() => {
+                    let f = match frame {
+                        Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
+                            Ok(f) => f,
+                            Err(_) => return End::Broken,
+                        },
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Broken,
+                        Some(Ok(_)) => continue,
+                    };
+                    match f["type"].as_str().unwrap_or("") {
+                        "message" if f["room"] == room => self.streamed(&mut last, &f),
+                        "ack" => {
+                            let id = f["client_msg_id"].as_str().unwrap_or("").to_string();
+                            let seq = f["seq"].as_u64().unwrap_or(0);
+                            let mut log = self.log.lock();
+                            if let Some(prev) = log.acks.insert(id.clone(), seq)
+                                && prev != seq
+                            {
+                                log.ack_conflicts.push(id.clone());
+                            }
+                            if log.outstanding.as_deref() == Some(&id) {
+                                log.outstanding = None;
+                                resend_at = None;
+                                drop(log);
+                                next_send = self.next_send_at();
+                            }
+                        }
+                        "error" => {
+                            let mine = f["client_msg_id"].as_str().is_some()
+                                && f["client_msg_id"].as_str() == self.log.lock().outstanding.as_deref();
+                            if mine {
+                                resend_at = Some(
+                                    Instant::now()
+                                        + Duration::from_millis(self.rng.random_range(200..1_500)),
+                                );
+                            } else if f["code"] == "not_joined" {
+                                return End::Broken;
+                            }
+                        }
+                        "reconnect" => {
+                            let ms = f["retry_after_ms"].as_u64().unwrap_or(500);
+                            return End::Reconnect(Duration::from_millis(
+                                ms + self.rng.random_range(0..500),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                _ = tick.tick() => {
+                    if !self.control.running.load(Ordering::Relaxed) {
+                        let _ = ws.close(None).await;
+                        return End::Stop;
+                    }
+                    let outstanding = self.log.lock().outstanding.clone();
+                    let now = Instant::now();
+                    let id = match outstanding {
+                        Some(id) if resend_at.is_some_and(|t| now >= t) => Some(id),
+                        None if self.control.sending.load(Ordering::Relaxed) && now >= next_send => {
+                            self.next_n += 1;
+                            let id = format!("c{}-{}", self.id, self.next_n);
+                            self.log.lock().outstanding = Some(id.clone());
+                            Some(id)
+                        }
+                        _ => None,
+                    };
+                    if let Some(id) = id {
+                        resend_at = Some(now + ACK_TIMEOUT);
+                        let send = json!({"type": "send", "room": room, "client_msg_id": id, "text": id});
+                        if ws.send(Message::text(send.to_string())).await.is_err() {
+                            return End::Broken;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A `message` from a `joined` frame or live: in seq order on this connection, once ever.
+    fn streamed(&self, last: &mut u64, m: &Value) {
+        let (Some(seq), Some(id)) = (m["seq"].as_u64(), m["client_msg_id"].as_str()) else {
+            return;
+        };
+        let mut log = self.log.lock();
+        if !log.streamed.insert(seq) {
+            log.duplicates.push(seq);
+            return;
+        }
+        if seq <= *last {
+            log.out_of_order.push((*last, seq));
+        }
+        *last = (*last).max(seq);
+        log.received.insert(seq, id.to_string());
+    }
+
+    /// Pages `GET /api/rooms/{room}/messages?after=` from `from`, each page after the highest
+    /// seq the catch-up itself returned, until nothing more matches.
+    async fn catch_up(&self, base: &str, room: &str, mut from: u64) -> bool {
+        let http = reqwest::Client::new();
+        loop {
+            let url = format!("{base}/api/rooms/{room}/messages?after={from}&limit=200");
+            let Ok(Ok(r)) = tokio::time::timeout(STEP_TIMEOUT, http.get(&url).send()).await else {
+                return false;
+            };
+            if r.status() != 200 {
+                return false;
+            }
+            let Ok(page) = r.json::<Value>().await else {
+                return false;
+            };
+            let messages = page["messages"].as_array().cloned().unwrap_or_default();
+            {
+                let mut log = self.log.lock();
+                for m in &messages {
+                    if let (Some(seq), Some(id)) = (m["seq"].as_u64(), m["client_msg_id"].as_str()) {
+                        log.received.entry(seq).or_insert_with(|| id.to_string());
+                        from = from.max(seq);
+                    }
+                }
+            }
+            if page["has_more"] != true || messages.is_empty() {
+                return true;
+            }
+        }
+    }
+}
+
+/// Reads until a frame of `kind`; `None` on an error frame, a close or a timeout.
+async fn expect<S>(ws: &mut S, kind: &str) -> Option<Value>
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
+        let Ok(Message::Text(t)) = msg else {
+            if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
+                return None;
+            }
+            continue;
+        };
+        let f: Value = serde_json::from_str(&t).ok()?;
+        if f["type"] == kind {
+            return Some(f);
+        }
+        if f["type"] == "error" || f["type"] == "reconnect" {
+            return None;
+        }
+    }
+}
+
+/// A guest session through any live task, retried until one answers.
+pub async fn session(urls: &Urls, nickname: &str) -> String {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        let base = urls.read().iter().flatten().next().cloned();
+        if let Some(base) = base
+            && let Ok(r) = http
+                .post(format!("{base}/api/session"))
+                .json(&json!({"nickname": nickname}))
+                .send()
+                .await
+            && r.status() == 200
+            && let Ok(v) = r.json::<Value>().await
+            && let Some(t) = v["token"].as_str()
+        {
+            return t.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no task created a session for {nickname}");
+}
