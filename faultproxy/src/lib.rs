@@ -82,7 +82,7 @@ pub(crate) enum Kill {
 
 /// State shared by the listener, every connection and the test's handle.
 pub(crate) struct Shared {
-    upstream: SocketAddr,
+    pub(crate) upstream: SocketAddr,
     pub(crate) mode: Mode,
     /// The rules in force; connections watch it so a `Hang` ends when the rules change.
     pub(crate) rules: watch::Sender<Vec<Rule>>,
@@ -219,12 +219,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.conns.lock().insert(id, kill.clone());
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Ok(upstream) = tokio::net::TcpStream::connect(shared.upstream).await {
-                pump::serve(client, upstream, &shared, kill, killed).await;
-            } else {
-                // Upstream down: the client sees a reset, as if it had dialled it directly.
-                let _ = client.set_zero_linger();
-            }
+            pump::serve(client, &shared, kill, killed).await;
             shared.conns.lock().remove(&id);
         });
     }

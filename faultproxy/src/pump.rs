@@ -24,20 +24,49 @@ type Hold = Mutex<Option<Instant>>;
 
 pub(crate) async fn serve(
     mut client: TcpStream,
-    mut upstream: TcpStream,
     shared: &Arc<Shared>,
     kill: watch::Sender<Option<Kill>>,
     mut killed: watch::Receiver<Option<Kill>>,
 ) {
     let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
     let hold: Hold = Mutex::new(None);
+    let mut reader = Reader::new(shared.mode);
+    // Upstream is dialled only once the first request has passed its rule: a serial upstream
+    // (moto serves one connection at a time) must never sit waiting on a connection whose
+    // request the proxy is holding back.
+    let first = tokio::select! {
+        first = async {
+            let unit = reader.next(&mut client).await?;
+            obey(shared, unit.1.as_deref(), &kill, &hold).await.then_some(unit)
+        } => first,
+        _ = wait_kill(&mut killed) => None,
+    };
+    let Some((len, op)) = first else {
+        if *killed.borrow() == Some(Kill::Reset) {
+            let _ = client.set_zero_linger();
+        }
+        return;
+    };
+    let Ok(mut upstream) = TcpStream::connect(shared.upstream).await else {
+        // Upstream down: the client sees a reset, as if it had dialled it directly.
+        let _ = client.set_zero_linger();
+        return;
+    };
+    let _ = upstream.set_nodelay(true);
+    if upstream.write_all(&reader.buf[..len]).await.is_err() {
+        let _ = client.set_zero_linger();
+        return;
+    }
+    if let Some(op) = &op {
+        shared.count(op);
+    }
+    reader.buf.drain(..len);
     let how = {
         let (cr, cw) = client.split();
         let (ur, uw) = upstream.split();
         let both = async {
             tokio::join!(
-                up(cr, uw, shared, &kill, &hold),
+                up(reader, cr, uw, shared, &kill, &hold),
                 down(ur, cw, &kill, &hold)
             )
         };
@@ -53,6 +82,47 @@ pub(crate) async fn serve(
     // Dropping the streams closes them: FIN, or RST with zero linger.
 }
 
+/// Cuts the client's bytes into requests (HTTP) or chunks (TCP).
+struct Reader {
+    buf: Vec<u8>,
+    /// Past an unframeable request, the rest of the connection is forwarded as raw chunks.
+    opaque: bool,
+}
+
+impl Reader {
+    fn new(mode: Mode) -> Self {
+        Self {
+            buf: Vec::with_capacity(CHUNK),
+            opaque: mode == Mode::Tcp,
+        }
+    }
+
+    /// The length of the next whole request or chunk at the front of `buf`, and its
+    /// operation (HTTP); `None` once the client finished or failed (what is left stays in
+    /// `buf`).
+    async fn next<R: AsyncReadExt + Unpin>(&mut self, r: &mut R) -> Option<(usize, Option<String>)> {
+        loop {
+            if !self.opaque {
+                match http::parse(&self.buf) {
+                    Parsed::Head(h) if self.buf.len() >= h.len + h.body => {
+                        return Some((h.len + h.body, Some(h.op.unwrap_or_default())));
+                    }
+                    Parsed::Head(_) | Parsed::Partial => {}
+                    Parsed::Opaque => self.opaque = true,
+                }
+            }
+            if self.opaque && !self.buf.is_empty() {
+                return Some((self.buf.len(), None));
+            }
+            self.buf.reserve(CHUNK);
+            match r.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 async fn wait_kill(killed: &mut watch::Receiver<Option<Kill>>) -> Kill {
     loop {
         if let Some(how) = *killed.borrow_and_update() {
@@ -66,58 +136,31 @@ async fn wait_kill(killed: &mut watch::Receiver<Option<Kill>>) -> Kill {
 
 /// Client to upstream, one request (HTTP) or chunk (TCP) at a time.
 async fn up(
+    mut reader: Reader,
     mut r: ReadHalf<'_>,
     mut w: WriteHalf<'_>,
     shared: &Shared,
     kill: &watch::Sender<Option<Kill>>,
     hold: &Hold,
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
-    // Past an unframeable request, the rest of the connection is forwarded as raw chunks.
-    let mut opaque = shared.mode == Mode::Tcp;
     loop {
-        let (len, op) = loop {
-            if !opaque {
-                match http::parse(&buf) {
-                    Parsed::Head(h) if buf.len() >= h.len + h.body => {
-                        break (h.len + h.body, Some(h.op.unwrap_or_default()));
-                    }
-                    Parsed::Head(_) | Parsed::Partial => {}
-                    Parsed::Opaque => opaque = true,
-                }
-            }
-            if opaque && !buf.is_empty() {
-                break (buf.len(), None);
-            }
-            buf.reserve(CHUNK);
-            match r.read_buf(&mut buf).await {
-                Ok(0) => {
-                    // The client finished: pass on what is left, then the FIN.
-                    let _ = w.write_all(&buf).await;
-                    let _ = w.shutdown().await;
-                    return;
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    kill.send_replace(Some(Kill::Reset));
-                    return;
-                }
-            }
+        let Some((len, op)) = reader.next(&mut r).await else {
+            // The client finished: pass on what is left, then the FIN.
+            let _ = w.write_all(&reader.buf).await;
+            let _ = w.shutdown().await;
+            return;
         };
-        let counted = Held::count(&shared.held);
-        let go = obey(shared, op.as_deref(), kill, hold).await;
-        drop(counted);
-        if !go {
+        if !obey(shared, op.as_deref(), kill, hold).await {
             return;
         }
-        if w.write_all(&buf[..len]).await.is_err() {
+        if w.write_all(&reader.buf[..len]).await.is_err() {
             kill.send_replace(Some(Kill::Reset));
             return;
         }
         if let Some(op) = &op {
             shared.count(op);
         }
-        buf.drain(..len);
+        reader.buf.drain(..len);
     }
 }
 
@@ -145,6 +188,7 @@ async fn obey(
     kill: &watch::Sender<Option<Kill>>,
     hold: &Hold,
 ) -> bool {
+    let _counted = Held::count(&shared.held);
     let mut rules = shared.rules.subscribe();
     loop {
         rules.borrow_and_update();

@@ -178,6 +178,34 @@ async fn cut_all_closes_and_reset_all_resets_live_connections() {
 }
 
 #[tokio::test]
+async fn a_held_request_does_not_occupy_a_serial_upstream() {
+    // A one-connection-at-a-time upstream: it accepts, serves one request, closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let _ = s.write_all(&buf[..n]).await;
+        }
+    });
+    let proxy = FaultProxy::start(up, Mode::Http).await.unwrap();
+    proxy.set_rules(vec![Rule::op("PutItem", Action::Hang)]);
+    let mut held = TcpStream::connect(proxy.addr()).await.unwrap();
+    held.write_all(&request("PutItem", "{}")).await.unwrap();
+    // While the PutItem hangs, another request is served.
+    let mut other = TcpStream::connect(proxy.addr()).await.unwrap();
+    round_trip(&mut other, &request("GetItem", "{}")).await;
+    proxy.clear();
+    let mut back = vec![0u8; request("PutItem", "{}").len()];
+    tokio::time::timeout(WAIT, held.read_exact(&mut back))
+        .await
+        .expect("released")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_reset_rule_resets_each_new_request_in_tcp_mode() {
     let (up, mut arrived) = echo().await;
     let proxy = FaultProxy::start(up, Mode::Tcp).await.unwrap();
@@ -204,6 +232,8 @@ async fn a_dead_upstream_looks_dead_through_the_proxy() {
         .unwrap();
     let proxy = FaultProxy::start(port, Mode::Tcp).await.unwrap();
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    // Upstream is dialled when the first bytes arrive.
+    s.write_all(b"PING\r\n").await.unwrap();
     let mut buf = [0u8; 8];
     let r = tokio::time::timeout(WAIT, s.read(&mut buf))
         .await
