@@ -100,7 +100,10 @@ impl Reader {
     /// The length of the next whole request or chunk at the front of `buf`, and its
     /// operation (HTTP); `None` once the client finished or failed (what is left stays in
     /// `buf`).
-    async fn next<R: AsyncReadExt + Unpin>(&mut self, r: &mut R) -> Option<(usize, Option<String>)> {
+    async fn next<R: AsyncReadExt + Unpin>(
+        &mut self,
+        r: &mut R,
+    ) -> Option<(usize, Option<String>)> {
         loop {
             if !self.opaque {
                 match http::parse(&self.buf) {

@@ -14,12 +14,14 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// An echo server; every chunk it receives is also reported on the channel.
 async fn echo() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback I/O");
+    let addr = listener.local_addr().expect("loopback I/O");
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let (mut s, _) = listener.accept().await.unwrap();
+            let (mut s, _) = listener.accept().await.expect("loopback I/O");
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
@@ -51,12 +53,12 @@ fn request(op: &str, body: &str) -> Vec<u8> {
 /// Sends `req` and reads its echo; returns how long the round trip took.
 async fn round_trip(s: &mut TcpStream, req: &[u8]) -> Duration {
     let started = Instant::now();
-    s.write_all(req).await.unwrap();
+    s.write_all(req).await.expect("loopback I/O");
     let mut back = vec![0u8; req.len()];
     tokio::time::timeout(WAIT, s.read_exact(&mut back))
         .await
         .expect("echo in time")
-        .unwrap();
+        .expect("loopback I/O");
     assert_eq!(back, req);
     started.elapsed()
 }
@@ -64,8 +66,12 @@ async fn round_trip(s: &mut TcpStream, req: &[u8]) -> Duration {
 #[tokio::test]
 async fn requests_pass_both_ways_and_are_counted_by_operation() {
     let (up, _) = echo().await;
-    let proxy = FaultProxy::start(up, Mode::Http).await.unwrap();
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Http)
+        .await
+        .expect("loopback I/O");
+    let mut s = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     // Two requests in one write are framed apart.
     let mut two = request("GetItem", "{}");
     two.extend(request("TransactWriteItems", "{\"a\":1}"));
@@ -79,12 +85,16 @@ async fn requests_pass_both_ways_and_are_counted_by_operation() {
 #[tokio::test]
 async fn a_delay_slows_only_the_named_operation() {
     let (up, _) = echo().await;
-    let proxy = FaultProxy::start(up, Mode::Http).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Http)
+        .await
+        .expect("loopback I/O");
     proxy.set_rules(vec![Rule::op(
         "TransactWriteItems",
         Action::Delay(Duration::from_millis(600)),
     )]);
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut s = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     let read = round_trip(&mut s, &request("GetItem", "{}")).await;
     let write = round_trip(&mut s, &request("TransactWriteItems", "{}")).await;
     assert!(read < Duration::from_millis(500), "GetItem took {read:?}");
@@ -97,22 +107,29 @@ async fn a_delay_slows_only_the_named_operation() {
 #[tokio::test]
 async fn a_hang_holds_the_request_until_the_rules_change() {
     let (up, mut arrived) = echo().await;
-    let proxy = FaultProxy::start(up, Mode::Http).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Http)
+        .await
+        .expect("loopback I/O");
     proxy.set_rules(vec![Rule::all(Action::Hang)]);
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut s = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     let req = request("PutItem", "{}");
-    s.write_all(&req).await.unwrap();
+    s.write_all(&req).await.expect("loopback I/O");
     let mut back = vec![0u8; req.len()];
     let held = tokio::time::timeout(Duration::from_millis(400), s.read_exact(&mut back)).await;
     assert!(held.is_err(), "a hung request was answered");
-    assert!(arrived.try_recv().is_err(), "a hung request reached upstream");
+    assert!(
+        arrived.try_recv().is_err(),
+        "a hung request reached upstream"
+    );
     assert_eq!(proxy.forwarded("PutItem"), 0);
     assert_eq!(proxy.held(), 1);
     proxy.clear();
     tokio::time::timeout(WAIT, s.read_exact(&mut back))
         .await
         .expect("released")
-        .unwrap();
+        .expect("loopback I/O");
     assert_eq!(back, req);
     assert_eq!(proxy.forwarded("PutItem"), 1);
     assert_eq!(proxy.held(), 0);
@@ -121,27 +138,34 @@ async fn a_hang_holds_the_request_until_the_rules_change() {
 #[tokio::test]
 async fn a_delayed_response_lands_at_once_and_answers_late() {
     let (up, mut arrived) = echo().await;
-    let proxy = FaultProxy::start(up, Mode::Http).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Http)
+        .await
+        .expect("loopback I/O");
     proxy.set_rules(vec![Rule::op(
         "TransactWriteItems",
         Action::DelayResponse(Duration::from_millis(800)),
     )]);
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut s = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     let req = request("TransactWriteItems", "{}");
     let started = Instant::now();
-    s.write_all(&req).await.unwrap();
+    s.write_all(&req).await.expect("loopback I/O");
     tokio::time::timeout(WAIT, arrived.recv())
         .await
         .expect("upstream got the request")
-        .unwrap();
+        .expect("loopback I/O");
     let landed = started.elapsed();
     let mut back = vec![0u8; req.len()];
     tokio::time::timeout(WAIT, s.read_exact(&mut back))
         .await
         .expect("answered")
-        .unwrap();
+        .expect("loopback I/O");
     let answered = started.elapsed();
-    assert!(landed < Duration::from_millis(500), "landed after {landed:?}");
+    assert!(
+        landed < Duration::from_millis(500),
+        "landed after {landed:?}"
+    );
     assert!(
         answered >= Duration::from_millis(800),
         "answered after {answered:?}"
@@ -151,17 +175,27 @@ async fn a_delayed_response_lands_at_once_and_answers_late() {
 #[tokio::test]
 async fn cut_all_closes_and_reset_all_resets_live_connections() {
     let (up, _) = echo().await;
-    let proxy = FaultProxy::start(up, Mode::Tcp).await.unwrap();
-    let mut a = TcpStream::connect(proxy.addr()).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Tcp)
+        .await
+        .expect("loopback I/O");
+    let mut a = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     round_trip(&mut a, b"PING\r\n").await;
     proxy.cut_all();
     let mut buf = [0u8; 8];
     let n = tokio::time::timeout(WAIT, a.read(&mut buf))
         .await
         .expect("closed in time");
-    assert_eq!(n.unwrap(), 0, "a cut connection ends with FIN");
+    assert_eq!(
+        n.expect("loopback I/O"),
+        0,
+        "a cut connection ends with FIN"
+    );
 
-    let mut b = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut b = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     round_trip(&mut b, b"PING\r\n").await;
     proxy.reset_all();
     let r = tokio::time::timeout(WAIT, b.read(&mut buf))
@@ -173,45 +207,61 @@ async fn cut_all_closes_and_reset_all_resets_live_connections() {
     );
 
     // New connections are served again.
-    let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut c = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     round_trip(&mut c, b"PING\r\n").await;
 }
 
 #[tokio::test]
 async fn a_held_request_does_not_occupy_a_serial_upstream() {
     // A one-connection-at-a-time upstream: it accepts, serves one request, closes.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = listener.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback I/O");
+    let up = listener.local_addr().expect("loopback I/O");
     tokio::spawn(async move {
         loop {
-            let (mut s, _) = listener.accept().await.unwrap();
+            let (mut s, _) = listener.accept().await.expect("loopback I/O");
             let mut buf = vec![0u8; 4096];
             let n = s.read(&mut buf).await.unwrap_or(0);
             let _ = s.write_all(&buf[..n]).await;
         }
     });
-    let proxy = FaultProxy::start(up, Mode::Http).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Http)
+        .await
+        .expect("loopback I/O");
     proxy.set_rules(vec![Rule::op("PutItem", Action::Hang)]);
-    let mut held = TcpStream::connect(proxy.addr()).await.unwrap();
-    held.write_all(&request("PutItem", "{}")).await.unwrap();
+    let mut held = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
+    held.write_all(&request("PutItem", "{}"))
+        .await
+        .expect("loopback I/O");
     // While the PutItem hangs, another request is served.
-    let mut other = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut other = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     round_trip(&mut other, &request("GetItem", "{}")).await;
     proxy.clear();
     let mut back = vec![0u8; request("PutItem", "{}").len()];
     tokio::time::timeout(WAIT, held.read_exact(&mut back))
         .await
         .expect("released")
-        .unwrap();
+        .expect("loopback I/O");
 }
 
 #[tokio::test]
 async fn a_reset_rule_resets_each_new_request_in_tcp_mode() {
     let (up, mut arrived) = echo().await;
-    let proxy = FaultProxy::start(up, Mode::Tcp).await.unwrap();
+    let proxy = FaultProxy::start(up, Mode::Tcp)
+        .await
+        .expect("loopback I/O");
     proxy.set_rules(vec![Rule::all(Action::Reset)]);
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
-    s.write_all(b"PING\r\n").await.unwrap();
+    let mut s = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
+    s.write_all(b"PING\r\n").await.expect("loopback I/O");
     let mut buf = [0u8; 8];
     let r = tokio::time::timeout(WAIT, s.read(&mut buf))
         .await
@@ -227,13 +277,17 @@ async fn a_reset_rule_resets_each_new_request_in_tcp_mode() {
 async fn a_dead_upstream_looks_dead_through_the_proxy() {
     let port = TcpListener::bind("127.0.0.1:0")
         .await
-        .unwrap()
+        .expect("loopback I/O")
         .local_addr()
-        .unwrap();
-    let proxy = FaultProxy::start(port, Mode::Tcp).await.unwrap();
-    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        .expect("loopback I/O");
+    let proxy = FaultProxy::start(port, Mode::Tcp)
+        .await
+        .expect("loopback I/O");
+    let mut s = TcpStream::connect(proxy.addr())
+        .await
+        .expect("loopback I/O");
     // Upstream is dialled when the first bytes arrive.
-    s.write_all(b"PING\r\n").await.unwrap();
+    s.write_all(b"PING\r\n").await.expect("loopback I/O");
     let mut buf = [0u8; 8];
     let r = tokio::time::timeout(WAIT, s.read(&mut buf))
         .await

@@ -109,28 +109,47 @@ async fn randomized_faults_lose_no_acked_message() {
     // Everyone joined before the first fault, so every client has a join point.
     let deadline = Instant::now() + Duration::from_secs(60);
     while logs.iter().any(|l| l.lock().start.is_none()) {
-        assert!(Instant::now() < deadline, "clients did not all join within 60 s (seed {seed})");
+        assert!(
+            Instant::now() < deadline,
+            "clients did not all join within 60 s (seed {seed})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     control.sending.store(true, Ordering::Relaxed);
-    let tally = faults::run(&mut cluster, seed, Instant::now() + Duration::from_secs(seconds)).await;
+    let tally = faults::run(
+        &mut cluster,
+        seed,
+        Instant::now() + Duration::from_secs(seconds),
+    )
+    .await;
     control.sending.store(false, Ordering::Relaxed);
 
     // Healed: every outstanding send is retried until acked, every client catches up.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let outstanding = logs.iter().filter(|l| l.lock().outstanding.is_some()).count();
+        let outstanding = logs
+            .iter()
+            .filter(|l| l.lock().outstanding.is_some())
+            .count();
         let mut acked: HashMap<String, Vec<u64>> = HashMap::new();
         for l in &logs {
             let l = l.lock();
-            acked.entry(l.room.clone()).or_default().extend(l.acks.values());
+            acked
+                .entry(l.room.clone())
+                .or_default()
+                .extend(l.acks.values());
         }
-        let missing: usize = logs.iter().map(|l| verdict::missing(&l.lock(), &acked)).sum();
+        let missing: usize = logs
+            .iter()
+            .map(|l| verdict::missing(&l.lock(), &acked))
+            .sum();
         if outstanding == 0 && missing == 0 {
             break;
         }
         if Instant::now() >= deadline {
-            println!("checker: gave up waiting: {outstanding} sends unacked, {missing} deliveries missing");
+            println!(
+                "checker: gave up waiting: {outstanding} sends unacked, {missing} deliveries missing"
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

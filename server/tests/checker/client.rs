@@ -170,7 +170,10 @@ impl Client {
             }
         }
         if joined["has_more"] == true {
-            let from = messages.last().and_then(|m| m["seq"].as_u64()).unwrap_or(last);
+            let from = messages
+                .last()
+                .and_then(|m| m["seq"].as_u64())
+                .unwrap_or(last);
             if !self.catch_up(base, &room, from).await {
                 return End::Broken;
             }
@@ -295,7 +298,8 @@ impl Client {
             {
                 let mut log = self.log.lock();
                 for m in &messages {
-                    if let (Some(seq), Some(id)) = (m["seq"].as_u64(), m["client_msg_id"].as_str()) {
+                    if let (Some(seq), Some(id)) = (m["seq"].as_u64(), m["client_msg_id"].as_str())
+                    {
                         log.received.entry(seq).or_insert_with(|| id.to_string());
                         from = from.max(seq);
                     }

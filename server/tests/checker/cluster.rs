@@ -64,8 +64,12 @@ impl Cluster {
             urls: Arc::default(),
         };
         for _ in 0..tasks {
-            let ddb = FaultProxy::start(moto_addr, Mode::Http).await.expect("proxy");
-            let rds = FaultProxy::start(redis_addr, Mode::Tcp).await.expect("proxy");
+            let ddb = FaultProxy::start(moto_addr, Mode::Http)
+                .await
+                .expect("proxy");
+            let rds = FaultProxy::start(redis_addr, Mode::Tcp)
+                .await
+                .expect("proxy");
             c.ddb.push(Arc::new(ddb));
             c.rds.push(Arc::new(rds));
             c.tasks.push(None);
@@ -81,7 +85,6 @@ impl Cluster {
         self.tasks.len()
     }
 
-
     /// Starts slot `slot`'s task (a new process on new ports) and waits until it is ready.
     pub async fn start_task(&mut self, slot: usize) {
         self.generation += 1;
@@ -93,7 +96,10 @@ impl Cluster {
             ("CHAT_TOKEN_SECRET", SECRET.to_string()),
             ("CHAT_REDIS_URL", self.rds[slot].redis_url()),
             ("CHAT_TASK_ID", format!("t{slot}-{}", self.generation)),
-            ("CHAT_DYNAMODB_TIMEOUT_MS", self.store_timeout_ms.to_string()),
+            (
+                "CHAT_DYNAMODB_TIMEOUT_MS",
+                self.store_timeout_ms.to_string(),
+            ),
             ("CHAT_DRAIN_SECS", "2".to_string()),
             ("CHAT_PRESENCE_TTL_SECS", "3".to_string()),
             ("CHAT_RATE_PER_SEC", "50".to_string()),
@@ -106,7 +112,9 @@ impl Cluster {
         let ready = format!("{base}/readyz");
         for _ in 0..200 {
             let (status, body) = get_json(&ready).await;
-            let only_redis = body["failing"].as_array().is_some_and(|f| f.iter().all(|x| x == "redis"));
+            let only_redis = body["failing"]
+                .as_array()
+                .is_some_and(|f| f.iter().all(|x| x == "redis"));
             if status == 200 || only_redis {
                 break;
             }

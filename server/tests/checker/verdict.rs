@@ -70,7 +70,9 @@ pub fn judge(logs: &[Log], history: &BTreeMap<String, Vec<(u64, String)>>) -> Ve
             match where_stored.get(id).map(Vec::as_slice) {
                 None => {
                     v.lost += 1;
-                    v.example(format!("{room}: {id} acked at seq {seq} is not in the history"));
+                    v.example(format!(
+                        "{room}: {id} acked at seq {seq} is not in the history"
+                    ));
                 }
                 Some([s]) if s != seq => {
                     v.mismatched += 1;
@@ -83,11 +85,17 @@ pub fn judge(logs: &[Log], history: &BTreeMap<String, Vec<(u64, String)>>) -> Ve
     for (i, log) in logs.iter().enumerate() {
         v.duplicated += log.duplicates.len();
         for seq in &log.duplicates {
-            v.example(format!("client {i} in {}: seq {seq} received twice", log.room));
+            v.example(format!(
+                "client {i} in {}: seq {seq} received twice",
+                log.room
+            ));
         }
         v.out_of_order += log.out_of_order.len();
         for (prev, seq) in &log.out_of_order {
-            v.example(format!("client {i} in {}: seq {seq} after {prev}", log.room));
+            v.example(format!(
+                "client {i} in {}: seq {seq} after {prev}",
+                log.room
+            ));
         }
         let start = log.start.unwrap_or(u64::MAX);
         for (id, &seq) in acked.get(log.room.as_str()).into_iter().flatten() {
