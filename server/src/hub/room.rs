@@ -240,7 +240,9 @@ mod tests {
     fn a_missing_seq_is_passed_only_once_abandoned_never_on_time_alone() {
         let (mut st, mut rx) = room_at(4, 0);
         st.offer(6, frame(6));
-        let later = Instant::now() + Duration::from_secs(3600);
+        let now = Instant::now();
+        assert_eq!(st.overdue(now, Duration::from_secs(5)), Vec::<u64>::new());
+        let later = now + Duration::from_secs(3600);
         assert_eq!(st.overdue(later, Duration::from_secs(5)), vec![5]);
         // However long it waits, 6 stays held until 5 is settled.
         assert_eq!(seqs(&mut rx), Vec::<u8>::new());
