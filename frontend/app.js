@@ -11,6 +11,8 @@ import { Presence } from "./js/presence.js";
 import { paintAvatar } from "./js/avatar.js";
 import { backoffDelay } from "./js/backoff.js";
 import { checkNickname, checkText } from "./js/validate.js";
+import { Attention } from "./js/attention.js";
+import { checkImageFile, uploadImage } from "./js/uploads.js";
 
 const $ = (id) => document.getElementById(id);
 /** What `join` without `after` returns: a full page means older ones may exist. */
@@ -83,6 +85,7 @@ async function openRoom({ room, title }) {
     onError: showComposerError,
   });
   const presence = new Presence({ countEl: $("online-count"), listEl: $("member-list"), typingEl: $("typing"), me });
+  const attention = new Attention({ title: `${title} · Chat`, roomTitle: title, room, bell: $("notify-toggle"), me, onError: showComposerError });
 
   let firstJoin = true;
   let unauthorizedAt = 0;
@@ -102,7 +105,7 @@ async function openRoom({ room, title }) {
       firstJoin = false;
       timeline.showInitial(messages, messages.length >= FIRST_PAGE && messages[0].seq > 1);
     } else {
-      timeline.addLive(messages);
+      attention.saw(timeline.addLive(messages));
     }
     // More than one catch-up's worth was missed: page the rest over HTTP. Each page starts
     // after the highest seq the catch-up itself has read (the joined frame, then each page),
@@ -117,7 +120,7 @@ async function openRoom({ room, title }) {
           conn.saw(m.seq);
           cursor = Math.max(cursor, m.seq);
         }
-        timeline.addLive(page.messages);
+        attention.saw(timeline.addLive(page.messages));
         more = page.has_more && page.messages.length > 0;
       } catch (err) {
         showComposerError(`Could not catch up on missed messages: ${err.message}`);
@@ -126,7 +129,7 @@ async function openRoom({ room, title }) {
     }
   });
   conn.addEventListener("message", (e) => {
-    timeline.addLive([e.detail]);
+    attention.saw(timeline.addLive([e.detail]));
     presence.stoppedTyping(e.detail.user);
     presence.rename(e.detail.user);
   });
@@ -160,6 +163,7 @@ async function openRoom({ room, title }) {
   });
 
   wireComposer(conn);
+  wireImages(conn, apiBase, () => session.token);
   conn.start();
 }
 
@@ -197,6 +201,68 @@ function wireComposer(conn) {
     input.value = "";
     grow();
     input.focus();
+  });
+}
+
+/** Images: picked with the button, pasted, or dropped on the room; each is sent as a message. */
+function wireImages(conn, apiBase, token) {
+  const input = $("image-input");
+  const status = $("upload-status");
+  let busy = false;
+  const share = async (file) => {
+    const check = checkImageFile(file);
+    if (!check.ok) {
+      showComposerError(check.message);
+      return;
+    }
+    if (busy) {
+      showComposerError("One image at a time: wait for the current one to finish uploading.");
+      return;
+    }
+    busy = true;
+    showComposerError("");
+    status.textContent = `Uploading ${file.name || "image"}…`;
+    status.hidden = false;
+    try {
+      const attachment = await uploadImage(apiBase, token(), file);
+      conn.send("", attachment);
+    } catch (err) {
+      showComposerError(`Could not share ${file.name || "the image"}: ${err.message}`);
+    } finally {
+      busy = false;
+      status.hidden = true;
+      status.textContent = "";
+    }
+  };
+  $("attach-button").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => {
+    const [file] = input.files;
+    input.value = "";
+    if (file) share(file);
+  });
+  $("composer-input").addEventListener("paste", (event) => {
+    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) {
+      event.preventDefault();
+      share(file);
+    }
+  });
+  const room = $("room");
+  room.addEventListener("dragover", (event) => {
+    if ([...(event.dataTransfer?.types || [])].includes("Files")) {
+      event.preventDefault();
+      room.dataset.dropping = "true";
+    }
+  });
+  room.addEventListener("dragleave", (event) => {
+    if (event.target === room || !room.contains(event.relatedTarget)) delete room.dataset.dropping;
+  });
+  room.addEventListener("drop", (event) => {
+    const file = event.dataTransfer?.files?.[0];
+    delete room.dataset.dropping;
+    if (!file) return;
+    event.preventDefault();
+    share(file);
   });
 }
 

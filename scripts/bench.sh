@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The standard benchmark set, against RELEASE builds on loopback, in well under 5 minutes:
-#   1 task on embedded defaults: fanout, max, rooms (acked sends/s), churn, idle (RSS/conn);
-#   2 tasks sharing a real redis-server: fanout at 100k deliveries/s (when the build has Redis fanout).
+#   1 task on embedded defaults: fanout, max (the ceiling), rooms (acked sends/s), churn, idle (RSS/conn);
+#   2 tasks sharing a real redis-server: fanout at 100k deliveries/s (when the build has Redis fanout);
+#   3 tasks over a local 3-shard Redis Cluster (6 redis-server, redis-cli --cluster create): max (the ceiling).
+# The ceiling (`max`) is the highest fanout rate (1000 members) with every delivery arriving and
+# p99 under BENCH_MAX_P99_MS (250 ms): the rate grows x1.5 per step until a step misses either.
 # Prints the machine and one summary table; the JSON lines are kept in $BENCH_OUT/results.jsonl.
 # Figures are noisy on a shared 2-core machine: server and load generator share the cores.
 set -euo pipefail
@@ -70,8 +73,9 @@ if [ -n "$QUICK" ]; then D=1; STEP=1; STEPS=3; fi
 start_server one
 ONE="$URL"; ONE_PID="$PID"
 run fanout --url "$ONE" --setup "1 task, embedded" --members 1000 --senders 10 --rate 500 --duration "$D"
-run max --url "$ONE" --setup "1 task, embedded" --members 1000 --senders 10 \
-  --start-rate 100 --factor 1.5 --step-secs "$STEP" --max-steps "$STEPS" --p99-ms "${BENCH_MAX_P99_MS:-50}"
+CEILING=(--members 1000 --senders 10 --factor 1.5 --step-secs "$STEP" --max-steps "$STEPS"
+  --p99-ms "${BENCH_MAX_P99_MS:-250}" --min-delivered 1)
+run max --url "$ONE" --setup "1 task, embedded" --start-rate 100 "${CEILING[@]}"
 run rooms --url "$ONE" --setup "1 task, embedded" --rooms 200 --room-size 5 --rate 30000 --inflight 8 --duration "$D"
 run churn --url "$ONE" --setup "1 task, embedded" --workers 32 --duration "$D"
 stop_server "$ONE_PID"
@@ -106,6 +110,42 @@ else
   else
     reason="$(tail -n 1 "$OUT"/a.log "$OUT"/b.log 2>/dev/null | grep -v '^==>' | grep -m1 . || true)"
     redis_row "not yet measurable: chat-server with CHAT_REDIS_URL did not start (${reason//\"/\'})"
+  fi
+fi
+
+# --- three tasks over a local 3-shard Redis Cluster (a primary and a replica each) ----------
+CLI="${REDIS_CLI:-$(command -v redis-cli || true)}"
+cluster_row() {
+  printf '{"scenario":"max","setup":"3 tasks, 3-shard cluster","connections":0,"result":"%s"}\n' "$1" >>"$RESULTS"
+}
+if [ -z "$REDIS" ] || [ -z "$CLI" ]; then
+  cluster_row "not measured: no redis-server or redis-cli (set REDIS_SERVER, REDIS_CLI)"
+else
+  NODES=()
+  for i in 1 2 3 4 5 6; do
+    p="$(free_port)"; bus="$(free_port)"; mkdir -p "$TMP/node$i"
+    "$REDIS" --port "$p" --cluster-port "$bus" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 5000 --save '' --appendonly no \
+      --dir "$TMP/node$i" >"$OUT/node$i.log" 2>&1 &
+    PIDS+=("$!")
+    NODES+=("127.0.0.1:$p")
+  done
+  for n in "${NODES[@]}"; do
+    for _ in $(seq 1 50); do "$CLI" -u "redis://$n" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  CURL=""
+  if "$CLI" --cluster create "${NODES[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster.log" 2>&1; then
+    for n in "${NODES[@]}"; do
+      for _ in $(seq 1 100); do "$CLI" -u "redis://$n" cluster info 2>/dev/null | grep -q cluster_state:ok && break; sleep 0.1; done
+      CURL="${CURL:+$CURL,}redis+cluster://$n"
+    done
+  fi
+  if [ -n "$CURL" ] && start_server c1 CHAT_REDIS_URL="$CURL" && C1="$URL" &&
+     start_server c2 CHAT_REDIS_URL="$CURL" && C2="$URL" &&
+     start_server c3 CHAT_REDIS_URL="$CURL" && C3="$URL"; then
+    run max --url "$C1" --url "$C2" --url "$C3" --setup "3 tasks, 3-shard cluster" --start-rate 50 "${CEILING[@]}"
+  else
+    cluster_row "not measured: the cluster or a task did not start (see $OUT/cluster.log)"
   fi
 fi
 

@@ -11,8 +11,9 @@
 #   scripts/rehearsal.sh drain COLOR   SIGTERM one task (its clients reconnect to the other)
 #
 # Needs MOTO_SERVER, REDIS_SERVER, TEST_VENV (`source scripts/test-env.sh`) and the binaries
-# built (`cargo build -p chat-server -p opsctl`). Ports: REHEARSAL_PORT_BASE (default 8080) + 1
-# blue, + 2 green, + 11 / + 12 their metrics, + 20 moto, + 30 redis.
+# built (`cargo build -p chat-server -p opsctl -p localalb`). Ports: REHEARSAL_PORT_BASE (default
+# 8080) the local ALB (localalb: routes each new connection by the listener weights in moto),
+# + 1 blue, + 2 green, + 11 / + 12 their metrics, + 20 moto, + 30 redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,8 +52,9 @@ up_aws() {
   cat >"$dir/env" <<EOF
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=rehearsal AWS_SECRET_ACCESS_KEY=rehearsal
-export OPSCTL_ALB=chat OPSCTL_CLUSTER=chat
+export OPSCTL_ALB=chat OPSCTL_CLUSTER=chat OPSCTL_TABLE_PREFIX=chat-
 export BLUE_URL=http://127.0.0.1:$blue_port GREEN_URL=http://127.0.0.1:$green_port
+export ALB_URL=http://127.0.0.1:$base
 export PATH="$bin:\$PATH"
 EOF
   # shellcheck disable=SC1091
@@ -67,10 +69,10 @@ up() {
   : "${MOTO_SERVER:?run 'source scripts/test-env.sh' first (sets MOTO_SERVER)}"
   : "${REDIS_SERVER:?run 'source scripts/test-env.sh' first (sets REDIS_SERVER)}"
   : "${TEST_VENV:?run 'source scripts/test-env.sh' first (sets TEST_VENV)}"
-  [ -x "$bin/chat-server" ] || die "build first: cargo build -p chat-server -p opsctl (looked in $bin)"
+  [ -x "$bin/chat-server" ] || die "build first: cargo build -p chat-server -p opsctl -p localalb (looked in $bin)"
+  [ -x "$bin/localalb" ] || die "build first: cargo build -p chat-server -p opsctl -p localalb (looked in $bin)"
+  export REHEARSAL_TARGETS="blue=127.0.0.1:$blue_port,green=127.0.0.1:$green_port"
   up_aws
-  echo "export OPSCTL_TABLE_PREFIX=chat-" >>"$dir/env"
-  export OPSCTL_TABLE_PREFIX=chat-
   start redis "$REDIS_SERVER" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no
   for ((i = 0; i < 100; i++)); do
     (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
@@ -93,7 +95,9 @@ up() {
   done
   wait_http "$BLUE_URL/readyz"
   wait_http "$GREEN_URL/readyz"
-  echo "rehearsal: up. source $dir/env; blue $BLUE_URL, green $GREEN_URL"
+  start localalb "$bin/localalb" --alb chat --listen "127.0.0.1:$base"
+  wait_http "$ALB_URL/healthz"
+  echo "rehearsal: up. source $dir/env; the chat through the local ALB: $ALB_URL (blue $BLUE_URL, green $GREEN_URL)"
 }
 
 down() {

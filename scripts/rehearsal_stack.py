@@ -3,7 +3,8 @@ ALB with a weighted listener (blue 100 / green 0), blue and green target groups 
 tagged Color, and a CloudWatch alarm. For the laptop rehearsal of DEMO_GUIDE.md; never run it
 against a real account (it refuses unless AWS_ENDPOINT_URL is a loopback address).
 
-Usage: python rehearsal_stack.py NAME   (AWS_ENDPOINT_URL and AWS_REGION from the environment)
+Usage: python rehearsal_stack.py NAME   (AWS_ENDPOINT_URL and AWS_REGION from the environment;
+REHEARSAL_TARGETS=blue=HOST:PORT,green=HOST:PORT registers real local targets for localalb)
 """
 
 import os
@@ -24,6 +25,31 @@ def main() -> None:
     elb = aws.client("elbv2")
     ecs = aws.client("ecs")
     cloudwatch = aws.client("cloudwatch")
+    dynamodb = aws.client("dynamodb")
+
+    # The connections table (as chat-server's schema defines it): opsctl keeps its lease and
+    # the control record there, tasks their fleet heartbeats. `create-tables` accepts it.
+    dynamodb.create_table(
+        TableName=f"{name}-connections",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "conn_id", "AttributeType": "S"},
+            {"AttributeName": "color", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "conn_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by-color",
+            "KeySchema": [
+                {"AttributeName": "color", "KeyType": "HASH"},
+                {"AttributeName": "conn_id", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }],
+    )
+    dynamodb.update_time_to_live(
+        TableName=f"{name}-connections",
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
 
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -43,7 +69,20 @@ def main() -> None:
             HealthCheckPath="/healthz",
             Tags=[{"Key": "Color", "Value": color}],
         )["TargetGroups"][0]["TargetGroupArn"]
-        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": f"10.20.{i + 1}.10", "Port": 8080}])
+        # REHEARSAL_TARGETS=blue=127.0.0.1:8081,green=127.0.0.1:8082 registers the local
+        # chat-server tasks, which localalb then routes to; else stand-in addresses.
+        real = dict(kv.split("=", 1) for kv in os.environ.get("REHEARSAL_TARGETS", "").split(",") if "=" in kv)
+        if color in real:
+            host, port = real[color].rsplit(":", 1)
+            target = {"Id": host, "Port": int(port)}
+        else:
+            target = {"Id": f"10.20.{i + 1}.10", "Port": 8080}
+        elb.register_targets(TargetGroupArn=arn, Targets=[target])
+        # Above the tasks' CHAT_DRAIN_SECS (2) plus the 1 s the drain takes to start.
+        elb.modify_target_group_attributes(
+            TargetGroupArn=arn,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": os.environ.get("REHEARSAL_DEREGISTRATION_DELAY", "5")}],
+        )
         tgs[color] = arn
     elb.create_listener(
         LoadBalancerArn=lb,

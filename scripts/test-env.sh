@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs (once) what the tests need and exports where it is. Sourced by scripts/test.sh;
 # source it yourself to run one test layer alone: `source scripts/test-env.sh && cargo test -p chat-server`.
-#   - redis-server, openssl (test TLS certificates) and chromium from Debian (apt-get), when missing;
+#   - redis-server, redis-cli (creates the tests' local Redis Cluster), openssl (test TLS
+#     certificates), chromium and faketime (a server whose clock says another day, for the
+#     browser's date separators) from Debian (apt-get), when missing;
 #   - a Python venv with moto (the AWS API server), python-hcl2, checkov and pytest;
 #   - playwright-core for the browser tests (npm, in frontend/tests).
-# Exports: MOTO_SERVER, REDIS_SERVER, CHROMIUM, TEST_VENV.
+# Exports: MOTO_SERVER, REDIS_SERVER, REDIS_CLI, CHROMIUM, TEST_VENV, FAKETIME_LIB.
 
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _cache="${CHAT_TEST_CACHE:-$HOME/.cache/chat-test}"
@@ -22,10 +24,12 @@ _need_apt() { # package, binary
   fi
 }
 _need_apt redis-server redis-server
+_need_apt redis-tools redis-cli
 _need_apt openssl openssl
 _need_apt jq jq
 _need_apt curl curl
 _need_apt chromium chromium
+_need_apt faketime faketime
 
 # The venv lives outside the clone and is rebuilt when the requirements change.
 _req="$_root/scripts/requirements-test.txt"
@@ -45,4 +49,6 @@ fi
 
 export MOTO_SERVER="$TEST_VENV/bin/moto_server"
 export REDIS_SERVER="$(command -v redis-server)"
+export REDIS_CLI="$(command -v redis-cli)"
 export CHROMIUM="$(command -v chromium)"
+export FAKETIME_LIB="$(dpkg -L libfaketime 2>/dev/null | grep -m1 '/libfaketimeMT\.so\.1$' || true)"

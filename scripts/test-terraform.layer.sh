@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Terraform and container checks (no terraform binary or provider can be downloaded here):
 #   - pytest terraform/tests: every .tf parses with python-hcl2; tables, CHAT_* variables, ports,
-#     health check and Dockerfile match what the chat-server binary says about itself;
+#     health check and Dockerfile match what the chat-server binary says about itself; the edge
+#     headers, metrics, dashboard and alarms; every resource, block, argument and reference valid
+#     for the lowest and highest hashicorp/aws versions allowed (schemas fetched once, below);
 #   - checkov over terraform/: 0 failed checks, every skip inline with its reason.
 # Run alone: bash scripts/test-terraform.layer.sh
 set -euo pipefail
@@ -22,6 +24,26 @@ if [ ! -f "$hcl2_dir/hcl2/__init__.py" ]; then
   rm -rf "$hcl2_dir"
   "$TEST_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$hcl2_dir" "python-hcl2==$hcl2_version" >&2
 fi
+
+# The hashicorp/aws schemas of the constraint's bounds, from the npm packages generated from them
+# (terraform/tests/provider_schema.py; test_schema.py checks the versions match versions.tf).
+schema_dir="${CHAT_TEST_CACHE:-$HOME/.cache/chat-test}/provider-schema"
+mkdir -p "$schema_dir"
+for pair in 5.100.0:20.1.0 6.25.0:21.22.1; do # hashicorp/aws version : @cdktf/provider-aws version
+  provider="${pair%%:*}" package="${pair#*:}"
+  if [ ! -f "$schema_dir/aws-$provider.json" ]; then
+    tarball="$schema_dir/cdktf-provider-aws-$package.tgz"
+    if [ ! -f "$tarball" ]; then
+      echo "test-terraform: npm pack @cdktf/provider-aws@$package (hashicorp/aws $provider schema)" >&2
+      (cd "$schema_dir" && npm pack --silent "@cdktf/provider-aws@$package" >/dev/null)
+    fi
+    unpacked="$(mktemp -d)"
+    tar -xzf "$tarball" -C "$unpacked" package/.jsii package/README.md
+    "$TEST_VENV/bin/python" terraform/tests/provider_schema.py "$unpacked/package" "$schema_dir/aws-$provider.json" >&2
+    rm -rf "$unpacked"
+  fi
+done
+export PROVIDER_SCHEMA_DIR="$schema_dir"
 
 PYTHONPATH="$hcl2_dir" "$TEST_VENV/bin/pytest" -p no:cacheprovider terraform/tests
 

@@ -1,9 +1,19 @@
 # The whole chat on AWS: CloudFront -> ALB (blue/green target groups) -> two Fargate services,
-# with DynamoDB, ElastiCache and X-Ray behind them. `terraform apply` creates it and
+# with DynamoDB, ElastiCache, X-Ray and CloudWatch (metrics, dashboard, alarms, budget) behind them. `terraform apply` creates it and
 # `terraform destroy` removes all of it (buckets, repository and tables included).
 
 provider "aws" {
   region = var.region
+
+  default_tags {
+    tags = var.tags
+  }
+}
+
+# CloudFront's web ACL (optional WAF) must be created in us-east-1.
+provider "aws" {
+  alias  = "us_east_1"
+  region = "us-east-1"
 
   default_tags {
     tags = var.tags
@@ -20,22 +30,18 @@ locals {
   image        = coalesce(var.image, "${module.ecr.repository_url}:${var.image_tag}")
   https        = var.alb_certificate_arn != null
   account_id   = data.aws_caller_identity.current.account_id
-  # The web client in the repository; an absent directory uploads nothing.
-  frontend_dir = coalesce(var.frontend_dir, "${path.module}/../frontend")
-}
-
-check "alb_https_origin" {
-  assert {
-    condition     = var.alb_certificate_arn == null || var.alb_domain_name != null
-    error_message = "alb_certificate_arn needs alb_domain_name: the name the certificate covers, pointed at the ALB, for CloudFront to reach it over HTTPS."
-  }
-}
-
-check "drain_fits_deregistration" {
-  assert {
-    condition     = var.deregistration_delay > var.drain_secs
-    error_message = "deregistration_delay must exceed drain_secs so draining sockets are not cut by the ALB first."
-  }
+  partition    = data.aws_partition.current.partition
+  # Browser origins chat-server admits: CloudFront forwards every viewer header but Host (the
+  # ALB's certificate names the ALB), so the distribution's own names are listed explicitly.
+  chat_origins = distinct(concat(
+    var.allowed_origins,
+    ["https://${module.cdn.domain_name}"],
+    [for alias in var.cdn_aliases : "https://${alias}"],
+    var.alb_public_access ? [module.alb.url] : [],
+  ))
+  # Two rotation slots for the origin secret: each rotation renews the older slot, CloudFront
+  # sends the newer one, and the ALB accepts both while CloudFront's edges pick up the change.
+  origin_secret_current = var.origin_secret_rotation % 2 == 1 ? random_password.origin_verify["a"].result : random_password.origin_verify["b"].result
 }
 
 ################################################################################
@@ -52,19 +58,19 @@ resource "aws_kms_key" "this" {
       {
         Sid       = "AccountAdministers"
         Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root" }
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
         Action    = "kms:*"
         Resource  = "*"
       },
       {
         Sid       = "CloudWatchLogsEncrypts"
         Effect    = "Allow"
-        Principal = { Service = "logs.${var.region}.amazonaws.com" }
+        Principal = { Service = "logs.${var.region}.${data.aws_partition.current.dns_suffix}" }
         Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
         Resource  = "*"
         Condition = {
           ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${var.region}:${local.account_id}:log-group:*"
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*"
           }
         }
       },
@@ -91,6 +97,33 @@ resource "aws_ssm_parameter" "token_secret" {
   type        = "SecureString"
   key_id      = aws_kms_key.this.arn
   value       = random_password.token_secret.result
+
+  tags = local.tags
+}
+
+# The secret header CloudFront adds to every origin request and the ALB requires (issue 14):
+# any other CloudFront distribution reaches the ALB's addresses too, but not with this value.
+# Rotate: increase origin_secret_rotation and apply (README: "Rotating the origin secret").
+resource "random_password" "origin_verify" {
+  for_each = {
+    a = floor((var.origin_secret_rotation + 1) / 2)
+    b = floor(var.origin_secret_rotation / 2)
+  }
+
+  length  = 40
+  special = false
+
+  keepers = {
+    generation = each.value
+  }
+}
+
+resource "aws_ssm_parameter" "origin_verify" {
+  name        = "/${var.name}/origin-verify"
+  description = "Value of the X-Origin-Verify header CloudFront sends and the ALB requires (current rotation slot)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = local.origin_secret_current
 
   tags = local.tags
 }
@@ -141,6 +174,10 @@ module "alb" {
   idle_timeout               = var.alb_idle_timeout
   deregistration_delay       = var.deregistration_delay
   certificate_arn            = var.alb_certificate_arn
+  domain_name                = var.alb_domain_name
+  drain_secs                 = var.drain_secs
+  public_access              = var.alb_public_access
+  origin_verify_values       = [for slot in ["a", "b"] : random_password.origin_verify[slot].result]
   test_listener_port         = var.test_listener_port
   test_listener_cidr_blocks  = var.test_listener_cidr_blocks
   enable_deletion_protection = var.deletion_protection
@@ -157,6 +194,11 @@ module "monitoring" {
   alb_arn_suffix            = module.alb.arn_suffix
   target_group_arn_suffixes = module.alb.target_group_arn_suffixes
   alarm_actions             = var.alarm_actions
+  region                    = var.region
+  table_names               = values(module.dynamodb.table_names)
+  client_error_threshold    = var.client_error_threshold
+  budget_emails             = var.budget_emails
+  monthly_budget_usd        = var.monthly_budget_usd
 
   tags = local.tags
 }
@@ -172,6 +214,7 @@ module "elasticache" {
   engine_version             = var.redis_engine_version
   parameter_group_name       = var.redis_parameter_group_name
   node_type                  = var.redis_node_type
+  shards                     = var.redis_shards
   kms_key_arn                = aws_kms_key.this.arn
 
   tags = local.tags
@@ -184,6 +227,7 @@ module "iam" {
   table_arns            = module.dynamodb.table_arns
   secret_parameter_arns = [aws_ssm_parameter.token_secret.arn, module.elasticache.url_parameter_arn]
   kms_key_arn           = aws_kms_key.this.arn
+  metrics_log_group_arn = module.monitoring.metrics_log_group_arn
 
   tags = local.tags
 }
@@ -214,7 +258,12 @@ module "ecs" {
   redis_url_parameter_arn    = module.elasticache.url_parameter_arn
   drain_secs                 = var.drain_secs
   stop_timeout               = var.stop_timeout
-  allowed_origins            = var.allowed_origins
+  allowed_origins            = local.chat_origins
+  frame_ancestors            = var.frame_ancestors
+  kms_key_arn                = aws_kms_key.this.arn
+  log_retention_days         = var.log_retention_days
+  metrics_log_group_name     = module.monitoring.metrics_log_group_name
+  exported_metrics           = module.monitoring.exported_metrics
 
   tags = local.tags
 }
@@ -222,13 +271,19 @@ module "ecs" {
 module "cdn" {
   source = "./modules/cdn"
 
+  providers = {
+    aws           = aws
+    aws.us_east_1 = aws.us_east_1
+  }
+
   name                = var.name
   alb_domain_name     = local.https ? coalesce(var.alb_domain_name, module.alb.dns_name) : module.alb.dns_name
   alb_origin_protocol = module.alb.listener_protocol
-  frontend_dir        = local.frontend_dir
-  log_bucket_id       = module.alb.log_bucket_id
+  allow_http_origin   = var.allow_http_origin
+  origin_verify_value = local.origin_secret_current
+  frame_ancestors     = var.frame_ancestors
+  waf_rate_limit      = var.waf_rate_limit
   aliases             = var.cdn_aliases
   acm_certificate_arn = var.cdn_certificate_arn
 
-  tags = local.tags
-}
+  tags = local.tags}

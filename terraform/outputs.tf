@@ -13,14 +13,14 @@ output "cloudfront_distribution_id" {
   value       = module.cdn.distribution_id
 }
 
-output "frontend_bucket" {
-  description = "S3 bucket with the web client (aws s3 sync target)."
-  value       = module.cdn.bucket_id
-}
-
 output "alb_name" {
   description = "Name of the ALB: OPSCTL_ALB."
   value       = module.alb.name
+}
+
+output "alb_url" {
+  description = "The production listener by the ALB's name: browsers reach it only with alb_public_access (CloudFront-only otherwise)."
+  value       = module.alb.url
 }
 
 output "alb_dns_name" {
@@ -89,10 +89,37 @@ output "alarm_names_by_color" {
 }
 
 output "opsctl_environment" {
-  description = "Environment for opsctl against this deployment."
+  description = "Environment for opsctl against this deployment (the table prefix is where the lease, the control record tasks watch and their fleet heartbeats live)."
   value = {
-    AWS_REGION     = var.region
-    OPSCTL_ALB     = module.alb.name
-    OPSCTL_CLUSTER = module.ecs.cluster_name
+    AWS_REGION           = var.region
+    OPSCTL_ALB           = module.alb.name
+    OPSCTL_CLUSTER       = module.ecs.cluster_name
+    OPSCTL_LISTENER_PORT = tostring(module.alb.listener_port)
+    OPSCTL_TABLE_PREFIX  = module.dynamodb.table_prefix
   }
+}
+
+output "dashboard_url" {
+  description = "CloudWatch dashboard for the projector (connections per colour, messages/s, latency, errors, target health)."
+  value       = module.monitoring.dashboard_url
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = module.monitoring.dashboard_name
+}
+
+output "budget_name" {
+  description = "AWS Budgets budget watching the month's cost; null without budget_emails."
+  value       = module.monitoring.budget_name
+}
+
+output "origin_verify_parameter" {
+  description = "SSM parameter holding the secret origin header value CloudFront sends (rotate with origin_secret_rotation)."
+  value       = aws_ssm_parameter.origin_verify.name
+}
+
+output "web_acl_arn" {
+  description = "WAF web ACL on CloudFront; null without waf_rate_limit."
+  value       = module.cdn.web_acl_arn
 }

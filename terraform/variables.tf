@@ -7,9 +7,12 @@ variable "name" {
   type        = string
   default     = "chat"
 
+  # What the ALB, target groups and the ElastiCache replication group all accept: lowercase
+  # letters, digits and single hyphens, starting with a letter, never ending with a hyphen, and
+  # (ALB) not starting with "internal-".
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.name))
-    error_message = "name must be 2-20 lowercase letters, digits or hyphens, starting with a letter."
+    condition     = length(var.name) >= 2 && length(var.name) <= 20 && can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", var.name)) && !startswith(var.name, "internal-")
+    error_message = "name must be 2-20 characters: lowercase letters, digits and single hyphens, starting with a letter, not ending with a hyphen, not starting with \"internal-\"."
   }
 }
 
@@ -42,9 +45,18 @@ variable "vpc_cidr" {
 }
 
 variable "availability_zones" {
-  description = "Two zone names for the subnets; null = the region's zones a and b."
+  description = "Two zone names of var.region for the subnets; null = the region's zones a and b (checked to exist at plan)."
   type        = list(string)
   default     = null
+
+  validation {
+    condition = var.availability_zones == null ? true : (
+      length(var.availability_zones) == 2 &&
+      length(distinct(var.availability_zones)) == 2 &&
+      alltrue([for z in var.availability_zones : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]$", z))])
+    )
+    error_message = "availability_zones must name two different zones, e.g. [\"us-east-1a\", \"us-east-1b\"]."
+  }
 }
 
 variable "enable_nat_gateway" {
@@ -82,15 +94,65 @@ variable "deregistration_delay" {
 }
 
 variable "alb_certificate_arn" {
-  description = "ACM certificate (in region) for an HTTPS listener on 443; null = HTTP listener on 80 reachable only from CloudFront."
+  description = "ACM certificate (in region) for an HTTPS listener on 443, so CloudFront reaches the ALB encrypted; null = HTTP listener on 80 (needs allow_http_origin)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alb_certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/", var.alb_certificate_arn))
+    error_message = "alb_certificate_arn must be an ACM certificate ARN."
+  }
+}
+
+variable "alb_domain_name" {
+  description = "DNS name covered by alb_certificate_arn and pointed (CNAME/alias) at the ALB; CloudFront's origin host (required with alb_certificate_arn)."
   type        = string
   default     = null
 }
 
-variable "alb_domain_name" {
-  description = "DNS name covered by alb_certificate_arn and pointed (CNAME/alias) at the ALB; CloudFront's origin host when HTTPS is used."
-  type        = string
+variable "allow_http_origin" {
+  description = "Accept plaintext HTTP between CloudFront and the ALB when no alb_certificate_arn is given (requests and the origin secret then cross the internet unencrypted)."
+  type        = bool
+  default     = false
+}
+
+variable "alb_public_access" {
+  description = "Open the ALB's production listener to browsers directly (HTTPS with alb_certificate_arn, else HTTP). false = only our CloudFront distribution (its secret origin header is required)."
+  type        = bool
+  default     = false
+}
+
+variable "origin_secret_rotation" {
+  description = "Generation of the secret origin header CloudFront sends and the ALB checks; increase by one and apply to rotate (the previous value stays accepted until the next rotation)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.origin_secret_rotation >= 1 && floor(var.origin_secret_rotation) == var.origin_secret_rotation
+    error_message = "origin_secret_rotation must be a whole number from 1."
+  }
+}
+
+variable "frame_ancestors" {
+  description = "Origins allowed to embed the chat (CSP frame-ancestors on / and /room/*, e.g. [\"https://conf.example.com\"]); the chat itself is always allowed. Empty = no other site may frame it."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.frame_ancestors : can(regex("^https?://(\\*\\.)?[a-z0-9.-]+(:[0-9]{1,5})?$", o))]) && length(join(" ", var.frame_ancestors)) <= 1500
+    error_message = "frame_ancestors takes origins like https://conf.example.com or https://*.example.com (scheme, host, optional port; no path, space or semicolon), 1500 characters in all."
+  }
+}
+
+variable "waf_rate_limit" {
+  description = "Optional WAF on CloudFront: requests per 5 minutes one viewer address may send before it is blocked (10 to 2000000000); null = no web ACL (it costs about $6/month plus $0.60 per million requests)."
+  type        = number
   default     = null
+
+  validation {
+    condition     = var.waf_rate_limit == null ? true : (var.waf_rate_limit >= 10 && var.waf_rate_limit <= 2000000000)
+    error_message = "waf_rate_limit must be null or between 10 and 2000000000 requests per 5 minutes."
+  }
 }
 
 variable "test_listener_port" {
@@ -100,25 +162,29 @@ variable "test_listener_port" {
 }
 
 variable "test_listener_cidr_blocks" {
-  description = "IPv4 CIDRs allowed to reach the test listener, e.g. [\"203.0.113.7/32\"]; empty = nobody."
+  description = "IPv4 CIDRs allowed to reach the test listener, e.g. [\"203.0.113.7/32\"]; empty = nobody. At most 5: CloudFront's prefix list takes 55 of the security group's 60 inbound rules."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = length(var.test_listener_cidr_blocks) <= 5 && alltrue([for c in var.test_listener_cidr_blocks : can(cidrhost(c, 0)) && strcontains(c, ".")])
+    error_message = "test_listener_cidr_blocks takes at most 5 IPv4 CIDRs (the CloudFront prefix list counts as 55 of the security group's 60 inbound rules)."
+  }
 }
 
 variable "cdn_aliases" {
-  description = "Custom domain names for CloudFront (need cdn_certificate_arn)."
+  description = "Custom domain names for CloudFront (need cdn_certificate_arn, refused at plan without it)."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = length(var.cdn_aliases) <= 100 && alltrue([for a in var.cdn_aliases : can(regex("^(\\*\\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", a))])
+    error_message = "cdn_aliases takes up to 100 lowercase DNS names (a leading *. allowed)."
+  }
 }
 
 variable "cdn_certificate_arn" {
   description = "ACM certificate in us-east-1 for cdn_aliases; null = the *.cloudfront.net certificate."
-  type        = string
-  default     = null
-}
-
-variable "frontend_dir" {
-  description = "Directory of the web client uploaded to S3; null = the repository's frontend/."
   type        = string
   default     = null
 }
@@ -216,9 +282,15 @@ variable "redis_parameter_group_name" {
 }
 
 variable "redis_node_type" {
-  description = "ElastiCache node type (two nodes: primary and replica)."
+  description = "ElastiCache node type (two nodes: primary and replica; in cluster mode two per shard)."
   type        = string
   default     = "cache.t4g.micro"
+}
+
+variable "redis_shards" {
+  description = "ElastiCache cluster mode: 0 = off (one primary and a replica); N > 0 = N shards of a primary and a replica each, rooms spread over them (CHAT_REDIS_URL becomes rediss+cluster://)."
+  type        = number
+  default     = 0
 }
 
 ################################################################################
@@ -235,4 +307,32 @@ variable "alarm_actions" {
   description = "ARNs (e.g. an SNS topic) notified on alarm state changes; empty = none."
   type        = list(string)
   default     = []
+}
+
+variable "client_error_threshold" {
+  description = "4xx answers in 5 minutes (chat-server's and the ALB's own) that raise the 4xx-surge alarm."
+  type        = number
+  default     = 500
+}
+
+variable "budget_emails" {
+  description = "E-mail addresses AWS Budgets writes to when the account's monthly cost passes 80 % of monthly_budget_usd or is forecast to pass it; empty = no budget."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.budget_emails) <= 10 && alltrue([for e in var.budget_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "budget_emails takes up to 10 e-mail addresses (AWS Budgets' limit per notification)."
+  }
+}
+
+variable "monthly_budget_usd" {
+  description = "Monthly cost budget in USD for the account (the event profile costs about $75)."
+  type        = number
+  default     = 150
+
+  validation {
+    condition     = var.monthly_budget_usd > 0
+    error_message = "monthly_budget_usd must be positive."
+  }
 }

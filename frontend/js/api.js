@@ -12,12 +12,13 @@ export class ApiError extends Error {
   }
 }
 
-async function request(apiBase, path, { method = "GET", body } = {}) {
+/** One JSON call; `headers` are added (e.g. authorization). Throws ApiError. */
+export async function request(apiBase, path, { method = "GET", body, headers = {} } = {}) {
   let response;
   try {
     response = await fetch(`${apiBase}${path}`, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });

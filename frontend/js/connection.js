@@ -7,6 +7,7 @@
 // ack, outbox (an entry changed), server-error, unauthorized.
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { newId } from "./ids.js";
 
 const HEARTBEAT_MS = 25000;
 /** No frame (not even our ping's pong) for this long: the socket is dead, reconnect. */
@@ -76,9 +77,12 @@ export class ChatConnection extends EventTarget {
     this.#open();
   }
 
-  /** Queues a message; it is sent now if joined, else as soon as the room is joined again. */
-  send(text) {
-    const entry = { client_msg_id: crypto.randomUUID(), text, state: "pending", error: null };
+  /**
+   * Queues a message (text, and optionally an uploaded image's attachment); it is sent now if
+   * joined, else as soon as the room is joined again.
+   */
+  send(text, attachment = null) {
+    const entry = { client_msg_id: newId(), text, attachment, state: "pending", error: null };
     this.outbox.set(entry.client_msg_id, entry);
     this.#emitOutbox(entry);
     this.#pump();
@@ -264,7 +268,10 @@ export class ChatConnection extends EventTarget {
   #transmit(entry) {
     entry.state = "sending";
     entry.resendAt = Date.now() + RESEND_AFTER_MS;
-    this.#frame({ type: "send", room: this.room, client_msg_id: entry.client_msg_id, text: entry.text });
+    const frame = { type: "send", room: this.room, client_msg_id: entry.client_msg_id, text: entry.text };
+    // The server takes the signed token; url and size are for showing it while pending.
+    if (entry.attachment) frame.attachment = entry.attachment.token;
+    this.#frame(frame);
   }
 
   /**

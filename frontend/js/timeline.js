@@ -1,10 +1,18 @@
 // The message list: renders messages in seq order (deduped), keeps the view pinned to the
 // newest only when the reader is already at the bottom (else a "new messages" pill), loads
 // older pages when the reader scrolls to the top, and shows my not-yet-acked messages below.
-// Every piece of user text goes in through textContent.
+// Between days it shows a date separator, and consecutive messages from one person are grouped
+// under one name. Every piece of user text goes in through textContent (links included).
 
 import { paintAvatar } from "./avatar.js";
 import { SeqList } from "./seqlist.js";
+import { linkify } from "./linkify.js";
+import { continues, dayKey, dayLabel } from "./daygroups.js";
+import { fitBox } from "./uploads.js";
+
+/** The largest box an image is shown in, in CSS pixels (it keeps its aspect ratio). */
+const IMAGE_MAX_W = 320;
+const IMAGE_MAX_H = 320;
 
 /** Within this many pixels of the bottom counts as "at the bottom". */
 const BOTTOM_SLACK = 48;
@@ -58,25 +66,29 @@ export class Timeline {
     this.#fillViewport();
   }
 
-  /** Messages that arrived live or from a catch-up: autoscroll only if already at the bottom. */
+  /**
+   * Messages that arrived live or from a catch-up: autoscroll only if already at the bottom.
+   * Returns the ones not shown before (duplicates from overlapping catch-ups are dropped).
+   */
   addLive(messages) {
     const wasAtBottom = this.atBottom();
-    let added = 0;
+    const added = [];
     let mine = false;
     for (const m of messages) {
       if (this.#insert(m)) {
-        added++;
+        added.push(m);
         if (m.user?.id === this.me()?.id) mine = true;
       }
     }
-    if (!added) return;
+    if (!added.length) return added;
     if (wasAtBottom || mine) {
       this.scrollToBottom();
     } else {
-      this.unread += added;
+      this.unread += added.length;
       this.pill.textContent = this.unread === 1 ? "1 new message ↓" : `${this.unread} new messages ↓`;
       this.pill.hidden = false;
     }
+    return added;
   }
 
   /** Loads the page before the oldest message shown, keeping the reader's place. */
@@ -114,7 +126,7 @@ export class Timeline {
     let li = this.pending.get(entry.client_msg_id);
     const isNew = !li;
     if (isNew) {
-      li = this.#render({ user: this.me(), text: entry.text, ts: Date.now() }, true);
+      li = this.#render({ user: this.me(), text: entry.text, attachment: entry.attachment, ts: Date.now() }, true);
       li.classList.add("pending");
       li.dataset.clientMsgId = entry.client_msg_id;
       const status = document.createElement("p");
@@ -145,15 +157,47 @@ export class Timeline {
     const li = this.#render(m, m.user?.id === this.me()?.id);
     li.dataset.seq = String(m.seq);
     const next = this.seqs.at(index + 1);
-    this.list.insertBefore(li, next === undefined ? null : this.items.get(next));
+    const nextLi = next === undefined ? null : this.items.get(next);
+    this.list.insertBefore(li, nextLi);
     this.items.set(m.seq, li);
+    this.#settle(li);
+    if (nextLi) this.#settle(nextLi);
     return true;
+  }
+
+  /**
+   * Puts a date separator right before `li` exactly when it starts a new day, and marks it as
+   * continuing the previous message's group or not. Called for a new element and the one after
+   * it, which is all an insertion can change.
+   */
+  #settle(li) {
+    let prev = li.previousElementSibling;
+    const sep = prev?.classList.contains("day-sep") ? prev : null;
+    if (sep) prev = sep.previousElementSibling;
+    const ts = Number(li.dataset.ts);
+    const newDay = !prev || prev.dataset.day !== li.dataset.day;
+    if (newDay) {
+      const label = dayLabel(ts);
+      const el = sep ?? document.createElement("li");
+      el.className = "day-sep";
+      el.setAttribute("role", "separator");
+      el.dataset.day = li.dataset.day;
+      el.textContent = label;
+      if (!sep) this.list.insertBefore(el, li);
+    } else {
+      sep?.remove();
+    }
+    const cont = !newDay && continues(facts(prev), facts(li));
+    li.classList.toggle("cont", cont);
   }
 
   #render(m, mine) {
     const li = document.createElement("li");
     li.className = mine ? "msg mine" : "msg";
     if (m.user) li.dataset.userId = String(m.user.id);
+    const date = new Date(typeof m.ts === "number" ? m.ts : Date.now());
+    li.dataset.ts = String(date.getTime());
+    li.dataset.day = dayKey(date.getTime());
 
     const avatar = document.createElement("span");
     avatar.className = "avatar";
@@ -168,15 +212,16 @@ export class Timeline {
     nick.className = "nick";
     nick.textContent = m.user?.nickname ?? "?";
     const time = document.createElement("time");
-    const date = new Date(typeof m.ts === "number" ? m.ts : Date.now());
     time.dateTime = date.toISOString();
     time.title = fullFmt.format(date);
     time.textContent = timeFmt.format(date);
     meta.append(nick, " ", time);
     const text = document.createElement("p");
     text.className = "text";
-    text.textContent = m.text ?? "";
-    bubble.append(meta, text);
+    text.append(...linkNodes(m.text ?? ""));
+    bubble.append(meta);
+    if (m.attachment) bubble.append(imageFigure(m.attachment, m.user));
+    if (m.text || !m.attachment) bubble.append(text);
     li.append(avatar, bubble);
     return li;
   }
@@ -201,6 +246,59 @@ export class Timeline {
   #fillViewport() {
     if (this.hasOlder && this.scroller.scrollHeight <= this.scroller.clientHeight + TOP_TRIGGER) this.loadOlder();
   }
+}
+
+/**
+ * An attached image at its final size from the start (width/height from the server, so the
+ * list does not jump when it loads); a click opens it full size in a new tab.
+ */
+function imageFigure(att, user) {
+  const box = fitBox(att.width, att.height, IMAGE_MAX_W, IMAGE_MAX_H);
+  const a = document.createElement("a");
+  a.className = "attachment";
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  const img = document.createElement("img");
+  img.width = box.width;
+  img.height = box.height;
+  img.loading = "lazy";
+  img.decoding = "async";
+  img.alt = `Image from ${user?.nickname ?? "someone"} (${att.width}×${att.height})`;
+  const href = safeImageUrl(att.url);
+  if (href) {
+    a.href = href;
+    img.src = href;
+  }
+  a.append(img);
+  return a;
+}
+
+/** Only http(s) URLs (absolute, or relative to this page) are loaded as images. */
+function safeImageUrl(url) {
+  try {
+    const u = new URL(String(url ?? ""), document.baseURI);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What grouping needs to know of a shown message element. */
+function facts(li) {
+  return li ? { userId: li.dataset.userId, ts: Number(li.dataset.ts), removed: li.classList.contains("removed") } : null;
+}
+
+/** The text as text nodes and <a> elements for its http(s) links (opened in a new tab). */
+function linkNodes(text) {
+  return linkify(text).map((piece) => {
+    if (!piece.href) return piece.text;
+    const a = document.createElement("a");
+    a.href = piece.href;
+    a.textContent = piece.text;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer nofollow ugc";
+    return a;
+  });
 }
 
 function button(label, onClick) {

@@ -19,10 +19,13 @@ export function checkNickname(raw) {
   return { ok: true, value };
 }
 
-/** Returns `{ ok: true, value }` or `{ ok: false, message }`; `message` is null for empty input. */
-export function checkText(raw) {
+/**
+ * Returns `{ ok: true, value }` or `{ ok: false, message }`; `message` is null for empty input.
+ * With `allowEmpty` (a message that carries an image) empty text is fine.
+ */
+export function checkText(raw, { allowEmpty = false } = {}) {
   const value = String(raw ?? "");
-  if (value.trim() === "") return { ok: false, message: null };
+  if (value.trim() === "") return allowEmpty ? { ok: true, value: "" } : { ok: false, message: null };
   const n = charCount(value);
   if (n > TEXT_MAX) return { ok: false, message: `A message has at most ${TEXT_MAX} characters (this one has ${n}).` };
   return { ok: true, value };

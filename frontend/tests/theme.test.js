@@ -5,15 +5,21 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { ChatServer } from "./lib/server.js";
 import { startParentPage } from "./lib/parent.js";
+import { freePort } from "./lib/server.js";
 import { launchPerson, enterRoom, sendMessage, waitForMessage, screenshot, waitOnline } from "./lib/browser.js";
 
 let server;
 let alice;
 let bob;
 let parent;
+let parentPort;
 
 before(async () => {
-  server = await ChatServer.start({ env: { CHAT_COLOR: "green" } });
+  // The page that embeds the room must be listed (Content-Security-Policy: frame-ancestors).
+  parentPort = await freePort();
+  server = await ChatServer.start({
+    env: { CHAT_COLOR: "green", CHAT_FRAME_ANCESTORS: `http://127.0.0.1:${parentPort}` },
+  });
   [alice, bob] = await Promise.all([launchPerson("alice"), launchPerson("bob")]);
 });
 
@@ -62,7 +68,9 @@ test("theme from ?theme= (light and dark)", async () => {
 });
 
 test("theme follows postMessage from the page that embeds the room in an iframe", async () => {
-  parent = await startParentPage(`${server.base}/room/embedded?theme=light&title=Live%20chat`);
+  parent = await startParentPage(`${server.base}/room/embedded?theme=light&title=Live%20chat`, {
+    port: parentPort,
+  });
   const { page } = bob;
   await page.goto(parent.url);
   const frame = page.frameLocator("#chat");

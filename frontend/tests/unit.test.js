@@ -1,5 +1,5 @@
 // Unit tests of the client's pure logic (no browser): endpoints and routes, backoff bounds,
-// seq ordering and dedupe, and the input rules.
+// seq ordering and dedupe, the input rules, links, days and groups, unread titles, ids.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,6 +9,11 @@ import { SeqList } from "../js/seqlist.js";
 import { checkNickname, checkText } from "../js/validate.js";
 import { normalizeTheme } from "../js/theme.js";
 import { avatarGlyph } from "../js/avatar.js";
+import { linkify, safeHref } from "../js/linkify.js";
+import { continues, dayKey, dayLabel, GROUP_GAP_MS } from "../js/daygroups.js";
+import { titleWithUnread, notificationText } from "../js/attention.js";
+import { newId } from "../js/ids.js";
+import { checkImageFile, fitBox, IMAGE_MAX_BYTES } from "../js/uploads.js";
 
 test("endpoints default to the page's origin and follow its scheme", () => {
   assert.deepEqual(endpoints({ origin: "http://127.0.0.1:8080" }), { apiBase: "http://127.0.0.1:8080", wsUrl: "ws://127.0.0.1:8080/ws" });
@@ -78,4 +83,86 @@ test("themes and avatars", () => {
   assert.equal(normalizeTheme("<script>"), null);
   assert.equal(avatarGlyph("otter"), "🦦");
   assert.equal(avatarGlyph("quokka"), "Q");
+});
+
+test("links: only http(s), trailing punctuation left out, pieces join back to the text", () => {
+  const cases = [
+    ["see https://example.com/a?b=1#c.", [{ text: "see " }, { text: "https://example.com/a?b=1#c", href: "https://example.com/a?b=1#c" }, { text: "." }]],
+    ["(http://x.org/wiki/Foo_(bar)) ok", [{ text: "(" }, { text: "http://x.org/wiki/Foo_(bar)", href: "http://x.org/wiki/Foo_(bar)" }, { text: ") ok" }]],
+    ["javascript:alert(1)", [{ text: "javascript:alert(1)" }]],
+    ["data:text/html,<b>x</b> and JAVASCRIPT://x", [{ text: "data:text/html,<b>x</b> and JAVASCRIPT://x" }]],
+    ["xhttps://nope.example", [{ text: "xhttps://nope.example" }]],
+    ["https:// and http://", [{ text: "https:// and http://" }]],
+    ["", [{ text: "" }]],
+    ["HTTPS://Example.COM", [{ text: "HTTPS://Example.COM", href: "https://example.com/" }]],
+    ["two: https://a.example, https://b.example!", [{ text: "two: " }, { text: "https://a.example", href: "https://a.example/" }, { text: ", " }, { text: "https://b.example", href: "https://b.example/" }, { text: "!" }]],
+    [`<a href="https://e.example">`, [{ text: `<a href="` }, { text: "https://e.example", href: "https://e.example/" }, { text: `">` }]],
+  ];
+  for (const [input, want] of cases) {
+    const got = linkify(input);
+    assert.deepEqual(got, want, input);
+    assert.equal(got.map((p) => p.text).join(""), input, "nothing lost or added");
+  }
+  assert.equal(safeHref("javascript:alert(1)"), null);
+  assert.equal(safeHref("ftp://example.com"), null);
+  assert.equal(safeHref("https://example.com"), "https://example.com/");
+});
+
+test("days and groups: separators by local day, runs by one person within minutes", () => {
+  const now = new Date(2026, 10, 29, 15, 0).getTime();
+  assert.equal(dayLabel(now - 60_000, now), "Today");
+  assert.equal(dayLabel(new Date(2026, 10, 28, 23, 59).getTime(), now), "Yesterday");
+  // ICU versions differ in the comma after the weekday.
+  assert.match(dayLabel(new Date(2026, 10, 2, 9, 0).getTime(), now, "en-GB"), /^Monday,? 2 November$/, "this year: no year");
+  assert.match(dayLabel(new Date(2025, 10, 2, 9, 0).getTime(), now, "en-GB"), /^Sunday,? 2 November 2025$/);
+  assert.equal(dayKey(new Date(2026, 0, 5, 0, 0).getTime()), "2026-01-05");
+  assert.equal(dayKey(new Date(2026, 0, 4, 23, 59, 59).getTime()), "2026-01-04");
+
+  const at = (h, m) => new Date(2026, 10, 29, h, m).getTime();
+  assert.equal(continues({ userId: "1", ts: at(10, 0) }, { userId: "1", ts: at(10, 4) }), true);
+  assert.equal(continues({ userId: "1", ts: at(10, 0) }, { userId: "1", ts: at(10, 0) + GROUP_GAP_MS }), false, "gap too long");
+  assert.equal(continues({ userId: "1", ts: at(10, 0) }, { userId: "2", ts: at(10, 1) }), false, "another person");
+  assert.equal(continues(null, { userId: "1", ts: at(10, 0) }), false);
+  assert.equal(continues({ userId: undefined, ts: at(10, 0) }, { userId: undefined, ts: at(10, 1) }), false, "unknown sender");
+  assert.equal(continues({ userId: "1", ts: new Date(2026, 10, 28, 23, 58).getTime() }, { userId: "1", ts: at(0, 1) }), false, "across midnight");
+  assert.equal(continues({ userId: "1", ts: at(10, 0), removed: true }, { userId: "1", ts: at(10, 1) }), false, "after a removed one");
+});
+
+test("unread title and notification text", () => {
+  assert.equal(titleWithUnread("Keynote · Chat", 0), "Keynote · Chat");
+  assert.equal(titleWithUnread("Keynote · Chat", 3), "(3) Keynote · Chat");
+  assert.equal(titleWithUnread("Keynote · Chat", 120), "(99+) Keynote · Chat");
+  assert.deepEqual(notificationText({ user: { nickname: "Bob" }, text: "hi <b>there</b>" }, "Keynote"), { title: "Bob · Keynote", body: "hi <b>there</b>" });
+  const long = notificationText({ user: { nickname: "Bob" }, text: "🦦".repeat(300) }, "K").body;
+  assert.equal([...long].length, 140);
+  assert.ok(long.endsWith("…"));
+});
+
+test("ids: randomUUID when present, else a v4 UUID from getRandomValues or Math.random", () => {
+  const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.equal(newId({ randomUUID: () => "from-randomUUID" }), "from-randomUUID");
+  const fromBytes = newId({ getRandomValues: (a) => a.fill(0xff) });
+  assert.equal(fromBytes, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+  const seen = new Set();
+  for (let i = 0; i < 1000; i++) {
+    const plain = newId({ getRandomValues: (a) => globalThis.crypto.getRandomValues(a) });
+    const bare = newId({}); // no Web Crypto at all
+    assert.match(plain, UUID_V4);
+    assert.match(bare, UUID_V4);
+    seen.add(plain).add(bare);
+  }
+  assert.equal(seen.size, 2000, "no repeats");
+  assert.match(newId(), UUID_V4, "the default crypto");
+});
+
+test("images: types and size checked before uploading; the box reserved keeps the aspect ratio", () => {
+  assert.deepEqual(checkImageFile({ name: "a.png", type: "image/png", size: 1000 }), { ok: true });
+  assert.equal(checkImageFile({ name: "a.webp", type: "image/webp", size: IMAGE_MAX_BYTES }).ok, true, "exactly 5 MB");
+  assert.match(checkImageFile({ name: "b.png", type: "image/png", size: IMAGE_MAX_BYTES + 1 }).message, /at most 5 MB \(b\.png is 5\.0 MB\)/);
+  assert.match(checkImageFile({ name: "c.svg", type: "image/svg+xml", size: 10 }).message, /Only JPEG, PNG, GIF and WebP.*c\.svg is image\/svg\+xml/);
+  assert.match(checkImageFile({ name: "d.png", type: "image/png", size: 0 }).message, /empty/);
+  assert.deepEqual(fitBox(640, 480, 320, 320), { width: 320, height: 240 });
+  assert.deepEqual(fitBox(100, 1000, 320, 320), { width: 32, height: 320 });
+  assert.deepEqual(fitBox(10, 20, 320, 320), { width: 10, height: 20 }, "small images are not enlarged");
+  assert.deepEqual(fitBox(0, 0, 320, 320), { width: 320, height: 240 });
 });

@@ -15,8 +15,14 @@ use crate::weights::{Color, Weights};
 /// standard chain (AWS_PROFILE, AWS_REGION, ...); AWS_ENDPOINT_URL points it at a local
 /// AWS-compatible endpoint.
 ///
-/// Exit status: 0 done, 1 a check failed (unhealthy, alarm, refused or timed out),
-/// 2 usage or setup error (bad flags, resources not found, AWS errors).
+/// Weight changes take a lease in the connections table (--table-prefix): one change at a
+/// time; `rollback` and `shift --force` take it over, and the change they displaced stops.
+///
+/// Exit status: 0 done, 1 stopped (a check failed, refused, superseded by another change,
+/// lease lost or busy, live connections did not follow in time), 2 usage or setup error
+/// (bad flags, resources not found, an AWS error that changed nothing), 3 an AWS error
+/// mid-shift after which the starting weights were restored, 4 an AWS error after which
+/// they could not be restored.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
@@ -33,7 +39,9 @@ Examples:
   opsctl deploy --color green --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/chat:1.4.0
   opsctl shift 90/10
   opsctl shift green --step 25 --interval 30s --alarm chat-5xx
-  opsctl rollback";
+  opsctl shift 50/50 --rebalance=10s
+  opsctl rollback
+  opsctl undo";
 
 /// Where the resources are and how to print; shared by every subcommand.
 #[derive(Debug, Args)]
@@ -71,9 +79,13 @@ pub enum Command {
     Health(HealthArgs),
     /// Set the listener's weights, at once or in steps, checking health and alarms first.
     Shift(ShiftArgs),
-    /// Restore the weights in force before the last shift (kept as a listener tag), or send
-    /// 100% to the colour last marked stable.
+    /// Everything back on the stable colour (the one that had 100% before this rollout):
+    /// scales it up if it was scaled to 0, waits for its tasks, sets 100% and moves every
+    /// live connection over. Takes over from any change in progress.
     Rollback(RollbackArgs),
+    /// Undo the last weight change: restore the weights in force before it (kept as a
+    /// listener tag).
+    Undo(UndoArgs),
     /// Register a new task-definition revision with IMAGE for a colour's service, update
     /// the service and wait until it is steady.
     Deploy(DeployArgs),
@@ -117,10 +129,37 @@ pub struct ShiftArgs {
     /// Show the plan and run the checks, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also move live connections: tasks shed their colour's excess with `reconnect`
+    /// (reason `rebalance`) spread over WINDOW; exit 0 once each colour holds its share.
+    #[arg(long, value_name = "WINDOW", num_args = 0..=1, require_equals = true,
+          default_missing_value = "5s", value_parser = parse_duration)]
+    pub rebalance: Option<Duration>,
+    /// How long live connections may take to follow with --rebalance (exit 1 after).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
+    #[command(flatten)]
+    pub gates: GateArgs,
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Window over which tasks of the other colour send their connections over.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Tasks to start when the stable colour's service is scaled to 0 (default: as many as
+    /// the other colour runs, at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub tasks: Option<i32>,
+    /// Give up (exit 1) when scaling up and moving connections take longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
     #[command(flatten)]
     pub gates: GateArgs,
     /// Show what would be restored, change nothing.

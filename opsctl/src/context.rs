@@ -42,6 +42,20 @@ impl Context {
         })
     }
 
+    /// The table holding the lease, the control record and the fleet heartbeats (the
+    /// connections table): weight changes need it.
+    pub fn lease_table(&self) -> anyhow::Result<String> {
+        self.global
+            .table_prefix
+            .as_deref()
+            .map(crate::aws::dynamodb::connections_table)
+            .ok_or_else(|| {
+                anyhow!(
+                    "weight changes take a lease in the connections table: pass --table-prefix PREFIX or set OPSCTL_TABLE_PREFIX (Terraform output opsctl_environment)"
+                )
+            })
+    }
+
     /// Load balancer, listener, target groups and current weights.
     pub async fn topology(&self) -> anyhow::Result<Topology> {
         elbv2::discover(&self.clients.elb, self.alb()?, self.global.listener_port).await

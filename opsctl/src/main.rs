@@ -10,13 +10,17 @@
 //! - `weights`: colours, weights, step plans, the tag form (pure, unit-tested).
 //! - `context`: global flags + AWS clients + output settings for one run.
 //! - `aws`: one module per AWS service (elbv2, ecs, cloudwatch, dynamodb).
-//! - `gates`: the checks a weight change must pass.
+//! - `gates`: the checks a weight change must pass (target health, task readiness, alarms).
+//! - `lease`: one weight change at a time; the emergency paths take it over.
 //! - `traffic`: the one place weights are written (steps, restore, before → after).
+//! - `converge`: waiting for live connections to follow the weights.
 //! - `output`: the report structs and their table / JSON rendering, progress bars.
 //! - `cmd`: one module per subcommand.
 //!
-//! Exit status: 0 done, 1 a check failed, 2 usage or setup error (`main` prints the error
-//! chain with `{:#}`).
+//! Exit status: 0 done, 1 stopped (a check failed, refused, superseded, lease lost or busy,
+//! connections did not follow), 2 usage or setup error or an AWS error that changed nothing
+//! (`main` prints the error chain with `{:#}`), 3 an AWS error mid-shift after which the
+//! starting weights were restored, 4 an AWS error after which they could not be.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -25,7 +29,9 @@ mod aws;
 mod cli;
 mod cmd;
 mod context;
+mod converge;
 mod gates;
+mod lease;
 mod output;
 mod traffic;
 mod weights;
@@ -40,8 +46,12 @@ use crate::context::Context;
 
 /// Exit status of a failed check (unhealthy, alarm, refused, not steady in time).
 pub const CHECK_FAILED: u8 = 1;
-/// Exit status of a usage or setup error.
+/// Exit status of a usage or setup error, or an AWS error that changed nothing.
 pub const USAGE_ERROR: u8 = 2;
+/// Exit status of an AWS error mid-change after which the starting weights were restored.
+pub const ERROR_RESTORED: u8 = 3;
+/// Exit status of an AWS error after which the starting weights could not be restored.
+pub const FAILED: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -77,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Health(args) => cmd::health::run(&ctx, args).await,
             Command::Shift(args) => cmd::shift::run(&ctx, args).await,
             Command::Rollback(args) => cmd::rollback::run(&ctx, args).await,
+            Command::Undo(args) => cmd::undo::run(&ctx, args).await,
             Command::Deploy(args) => cmd::deploy::run(&ctx, args).await,
             Command::Watch(args) => cmd::watch::run(&ctx, args).await,
             Command::Completions(args) => cmd::completions::run(args),

@@ -3,6 +3,7 @@
 //! or, with `--json`, as JSON from the very same struct. Progress bars (stepped shifts,
 //! deploy waits) draw on stderr only when it is a terminal.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -191,6 +192,9 @@ pub struct ColorStatus {
     pub service: Service,
     /// Open WebSockets on this colour; present when `--table-prefix` is given.
     pub live_connections: Option<u64>,
+    /// Tasks with a fresh heartbeat, and how many of them are ready (when tasks publish them).
+    pub live_tasks: Option<usize>,
+    pub ready_tasks: Option<usize>,
 }
 
 impl Report for Status {
@@ -216,6 +220,7 @@ impl Report for Status {
             "tasks",
             "task def",
             "image",
+            "ready",
             "connections",
         ]);
         for c in &self.colors {
@@ -254,6 +259,14 @@ impl Report for Status {
                         .collect::<Vec<_>>()
                         .join(", "),
                 ),
+                match (c.ready_tasks, c.live_tasks) {
+                    (Some(r), Some(l)) => Cell::new(format!("{r}/{l}")).fg(if r == l && l > 0 {
+                        CellColor::Green
+                    } else {
+                        CellColor::Red
+                    }),
+                    _ => Cell::new("-"),
+                },
                 Cell::new(
                     c.live_connections
                         .map_or_else(|| "-".to_string(), |n| n.to_string()),
@@ -278,6 +291,8 @@ pub struct ColorHealth {
     pub target_group: String,
     pub healthy: bool,
     pub targets: Vec<TargetHealth>,
+    /// Why the colour's tasks are not ready (fleet heartbeats), when they are not.
+    pub not_ready: Option<String>,
 }
 
 impl Report for Health {
@@ -308,6 +323,12 @@ impl Report for Health {
                 ]);
             }
         }
+        let mut t = t.to_string();
+        for c in &self.colors {
+            if let Some(why) = &c.not_ready {
+                t.push_str(&format!("\n{} {why}", out.ok("✗", false)));
+            }
+        }
         let verdict = if self.healthy {
             out.ok("healthy", true)
         } else {
@@ -331,6 +352,16 @@ pub enum Outcome {
     Restored,
     /// `--dry-run`: checks ran, nothing written.
     DryRun,
+    /// Someone else changed the weights meanwhile; theirs stay in force.
+    Superseded,
+    /// Someone else took the lease (`rollback`, `--force`); their change stays in force.
+    LeaseLost,
+    /// An AWS error mid-way; the starting weights were put back.
+    ErrorRestored,
+    /// An AWS error, and nothing could be put back (or nothing had changed yet).
+    Failed,
+    /// The weights are in place but live connections did not follow in time.
+    NotConverged,
 }
 
 /// One write of the listener's weights.
@@ -357,8 +388,42 @@ pub struct WeightChange {
     /// Why a check failed.
     pub failures: Vec<String>,
     pub alarms: Vec<AlarmState>,
-    /// Colour marked stable by this run.
+    /// Colour marked stable by this run (the one it moved traffic away from).
     pub marked_stable: Option<Color>,
+    /// The change this run's lease displaced (`rollback`, `--force`).
+    pub lease_taken_from: Option<String>,
+    /// The AWS error that ended the run.
+    pub error: Option<String>,
+    /// Live connections per colour at the end of a rebalance.
+    pub connections: Option<BTreeMap<Color, u64>>,
+    /// Seconds from the last weight write until live connections matched.
+    pub converge_secs: Option<f64>,
+}
+
+impl WeightChange {
+    pub fn new(
+        command: &'static str,
+        before: Weights,
+        target: Weights,
+        plan: Vec<Weights>,
+    ) -> Self {
+        WeightChange {
+            command,
+            before,
+            target,
+            after: before,
+            outcome: Outcome::Unchanged,
+            plan,
+            changes: Vec::new(),
+            failures: Vec::new(),
+            alarms: Vec::new(),
+            marked_stable: None,
+            lease_taken_from: None,
+            error: None,
+            connections: None,
+            converge_secs: None,
+        }
+    }
 }
 
 impl Report for WeightChange {
@@ -383,6 +448,35 @@ impl Report for WeightChange {
                 out.weights(self.after)
             ),
             Outcome::DryRun => format!("{}: {planned} (dry run, nothing changed)", self.command),
+            Outcome::Superseded => format!(
+                "{}: {planned} {}: someone else set {}; left as they set it",
+                self.command,
+                out.ok("superseded", false),
+                out.weights(self.after)
+            ),
+            Outcome::LeaseLost => format!(
+                "{}: {planned} {}: another change took over (rollback or --force); stopped at {}",
+                self.command,
+                out.ok("lease lost", false),
+                out.weights(self.after)
+            ),
+            Outcome::ErrorRestored => format!(
+                "{}: {planned} {} on an AWS error, back at {}",
+                self.command,
+                out.ok("restored", false),
+                out.weights(self.after)
+            ),
+            Outcome::Failed => format!(
+                "{}: {planned} {}, weights now {}",
+                self.command,
+                out.ok("FAILED", false),
+                out.weights(self.after)
+            ),
+            Outcome::NotConverged => format!(
+                "{}: {planned} in place, live connections {} in time",
+                self.command,
+                out.ok("did not follow", false)
+            ),
         };
         if self.outcome == Outcome::DryRun {
             let plan: Vec<String> = self
@@ -395,8 +489,26 @@ impl Report for WeightChange {
         for f in &self.failures {
             s.push_str(&format!("\n  {} {f}", out.ok("✗", false)));
         }
+        if let Some(e) = &self.error {
+            s.push_str(&format!("\n  {} {e}", out.ok("✗", false)));
+        }
+        if let Some(counts) = &self.connections {
+            let live: Vec<String> = counts
+                .iter()
+                .map(|(c, n)| format!("{} {n}", out.color_name(*c)))
+                .collect();
+            if !live.is_empty() {
+                s.push_str(&format!("\n  live connections: {}", live.join(", ")));
+            }
+            if let Some(secs) = self.converge_secs {
+                s.push_str(&format!(" (followed in {secs:.1}s)"));
+            }
+        }
         if let Some(c) = self.marked_stable {
-            s.push_str(&format!("\n  marked {} stable", out.color_name(c)));
+            s.push_str(&format!(
+                "\n  {} is the stable colour (rollback returns there)",
+                out.color_name(c)
+            ));
         }
         s
     }

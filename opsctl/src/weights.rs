@@ -31,6 +31,14 @@ impl Color {
     /// Both colours, in display order.
     pub const ALL: [Color; 2] = [Color::Blue, Color::Green];
 
+    /// The other colour.
+    pub fn other(self) -> Color {
+        match self {
+            Color::Blue => Color::Green,
+            Color::Green => Color::Blue,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Color::Blue => "blue",

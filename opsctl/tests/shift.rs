@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use support::{ALARM, Moto, Options, Stack};
 
-const ALB: &[&str] = &["--alb", support::ALB, "--cluster", support::CLUSTER];
+const ALB: &[&str] = &[
+    "--alb",
+    support::ALB,
+    "--cluster",
+    support::CLUSTER,
+    "--table-prefix",
+    support::PREFIX,
+];
 
 fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
     let mut v = ALB.to_vec();
@@ -16,7 +23,7 @@ fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
 }
 
 #[tokio::test]
-async fn shift_and_rollback_change_the_listener_weights() {
+async fn shift_and_undo_change_the_listener_weights() {
     let moto = Moto::start();
     let stack = Stack::create(&moto, Options::default()).await;
     assert_eq!(stack.weights().await, (100, 0));
@@ -35,10 +42,11 @@ async fn shift_and_rollback_change_the_listener_weights() {
 
     moto.opsctl(&args(&["shift", "green"])).expect_code(0);
     assert_eq!(stack.weights().await, (0, 100));
-    assert_eq!(stack.listener_tags().await["opsctl:stable"], "green");
+    // Stable is the colour that had everything before this rollout began.
+    assert_eq!(stack.listener_tags().await["opsctl:stable"], "blue");
 
-    // Back to the weights before the last shift.
-    let run = moto.opsctl(&args(&["rollback"]));
+    // Back to the weights before the last shift; a second undo undoes the first.
+    let run = moto.opsctl(&args(&["undo"]));
     run.expect_code(0);
     assert!(
         run.stdout.contains("→ blue 30% / green 70%"),
@@ -46,11 +54,10 @@ async fn shift_and_rollback_change_the_listener_weights() {
         run.stdout
     );
     assert_eq!(stack.weights().await, (30, 70));
-
-    // Without a recorded previous split, rollback goes to the colour last marked stable.
-    stack.remove_listener_tag("opsctl:previous-weights").await;
-    moto.opsctl(&args(&["rollback"])).expect_code(0);
+    moto.opsctl(&args(&["undo"])).expect_code(0);
     assert_eq!(stack.weights().await, (0, 100));
+    // The tasks are told each time, without being asked to rebalance.
+    assert_eq!(stack.control().await, Some((0, 100, false)));
 
     // Shorthand `blue` and the same again: already there, nothing to do.
     moto.opsctl(&args(&["shift", "blue"])).expect_code(0);
@@ -63,9 +70,14 @@ async fn shift_and_rollback_change_the_listener_weights() {
 }
 
 #[tokio::test]
-async fn rollback_with_nothing_recorded_exits_1() {
+async fn undo_and_rollback_with_nothing_recorded_exit_1() {
     let moto = Moto::start();
     let stack = Stack::create(&moto, Options::default()).await;
+    let run = moto.opsctl(&args(&["undo"]));
+    run.expect_code(1);
+    assert!(run.stderr.contains("nothing to undo"), "{}", run.stderr);
+    // A split set outside opsctl, no stable colour recorded: rollback cannot guess.
+    stack.set_weights_directly(50, 50).await;
     let run = moto.opsctl(&args(&["rollback"]));
     run.expect_code(1);
     assert!(
@@ -73,7 +85,7 @@ async fn rollback_with_nothing_recorded_exits_1() {
         "{}",
         run.stderr
     );
-    assert_eq!(stack.weights().await, (100, 0));
+    assert_eq!(stack.weights().await, (50, 50));
 }
 
 #[tokio::test]
@@ -96,6 +108,51 @@ async fn plain_target_group_listener_is_read_and_shifted() {
 
     moto.opsctl(&args(&["shift", "50/50"])).expect_code(0);
     assert_eq!(stack.weights().await, (50, 50));
+}
+
+/// The Terraform's CloudFront-only listener: 403 by default, the weighted forward in the rule
+/// that checks the secret origin header. opsctl shifts the rule and leaves the 403 alone.
+#[tokio::test]
+async fn origin_verified_rule_is_read_and_shifted() {
+    let moto = Moto::start();
+    let stack = Stack::create(
+        &moto,
+        Options {
+            origin_rule: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(stack.weights().await, (100, 0));
+    let status = moto
+        .opsctl(&args(&["status", "--json"]))
+        .expect_code(0)
+        .json();
+    assert_eq!(status["weights"]["blue"], 100);
+
+    moto.opsctl(&args(&["shift", "40/60"])).expect_code(0);
+    assert_eq!(stack.weights().await, (40, 60));
+    moto.opsctl(&args(&["rollback"])).expect_code(0);
+    assert_eq!(stack.weights().await, (100, 0));
+
+    let listener = stack
+        .elb
+        .describe_listeners()
+        .listener_arns(&stack.listener_arn)
+        .send()
+        .await
+        .expect("describe listener")
+        .listeners
+        .and_then(|l| l.into_iter().next())
+        .expect("listener");
+    let default = &listener.default_actions()[0];
+    assert_eq!(
+        default
+            .fixed_response_config()
+            .and_then(|f| f.status_code()),
+        Some("403"),
+        "the listener's 403 for requests without the origin header must stay"
+    );
 }
 
 #[tokio::test]
@@ -197,7 +254,7 @@ async fn healthy_stepped_shift_ends_at_the_target() {
         })
         .collect();
     assert_eq!(steps, vec![(70, 30), (40, 60), (10, 90), (0, 100)]);
-    assert_eq!(json["marked_stable"], "green");
+    assert_eq!(json["marked_stable"], "blue");
     assert_eq!(stack.weights().await, (0, 100));
     // Each change is also printed as before → after (on stderr under --json).
     assert!(
@@ -330,4 +387,5 @@ async fn dry_run_checks_and_changes_nothing() {
     assert_eq!(json["plan"].as_array().map(Vec::len), Some(2));
     assert_eq!(stack.weights().await, (100, 0));
     assert!(stack.listener_tags().await.is_empty());
+    assert_eq!(stack.control().await, None);
 }

@@ -17,7 +17,6 @@ fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
 async fn status_reports_weights_targets_services_and_live_connections() {
     let moto = Moto::start();
     let stack = Stack::create(&moto, Options::default()).await;
-    stack.create_connections_table().await;
     for i in 0..3 {
         stack.put_connection(&format!("b{i}"), "blue", i).await;
     }

@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
                     client_msg_id: format!("{batch}-{i}"),
                     text: "x".repeat(100),
                     ts: 1_763_800_000_000 + i as i64,
+                    attachment: None,
                 })
                 .collect();
             for r in store.append(messages).await {

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::Tokens;
-use crate::config::Settings;
+use crate::config::{Settings, UploadSettings};
 use crate::fanout::local::LocalFanout;
 use crate::fanout::redis::RedisFanout;
 use crate::fanout::{Fanout, SinkRef};
@@ -22,6 +22,9 @@ use crate::protocol::ServerInfo;
 use crate::store::Store;
 use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
+use crate::uploads::Uploads;
+use crate::uploads::backend::Backend;
+use crate::web::WebClient;
 use crate::ws::Limits;
 
 /// A started server.
@@ -60,6 +63,23 @@ pub async fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> 
     Ok(Arc::new(store))
 }
 
+/// Where shared images go, as the settings ask.
+pub async fn build_upload_backend(settings: &Settings) -> Backend {
+    match &settings.uploads {
+        UploadSettings::Embedded { dir } => Backend::Embedded { dir: dir.clone() },
+        UploadSettings::S3 {
+            bucket,
+            prefix,
+            public_base,
+        } => Backend::S3 {
+            client: crate::uploads::backend::s3_client_from_env().await,
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            public_base: public_base.clone(),
+        },
+    }
+}
+
 /// The fanout the settings ask for, given the hub's sink.
 /// Never waits for Redis: a task started while it is down serves and becomes ready later.
 pub fn build_fanout(settings: &Settings, sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
@@ -79,11 +99,20 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let store = build_store(&settings).await?;
-    let tokens = Tokens::load(settings.token_secret.as_deref(), &settings.data_dir)?;
+    let tokens = Arc::new(Tokens::load(
+        settings.token_secret.as_deref(),
+        &settings.data_dir,
+    )?);
+    let uploads = Arc::new(Uploads::new(
+        build_upload_backend(&settings).await,
+        Arc::clone(&tokens),
+    ));
     let metrics = Arc::new(Metrics::new());
     let info = ServerInfo {
         color: settings.color.clone(),
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::build_info::VERSION,
+        git_sha: crate::build_info::GIT_SHA,
+        built_at: crate::build_info::BUILT_AT,
         task: settings.task_id.clone(),
     };
     let mut fanout_error = None;
@@ -103,6 +132,12 @@ pub async fn start(
     if let Some(e) = fanout_error {
         return Err(e);
     }
+    if let Some(dynamo) = &settings.dynamodb {
+        // Fleet heartbeat and rebalancing toward the weights opsctl publishes.
+        let client = dynamodb::client_from_env(dynamo.timeout).await;
+        let table = format!("{}connections", dynamo.table_prefix);
+        crate::rebalance::spawn(Arc::clone(&hub), Arc::clone(&store), client, table);
+    }
 
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -116,12 +151,14 @@ pub async fn start(
     let state = Arc::new(AppState {
         hub: Arc::clone(&hub),
         store: Arc::clone(&store),
-        tokens: Arc::new(tokens),
+        tokens,
+        uploads,
         limits: Limits {
             rate_per_sec: settings.rate_per_sec,
             rate_burst: settings.rate_burst,
         },
         allowed_origins: settings.allowed_origins.clone(),
+        web: WebClient::new(&settings.color, &settings.frame_ancestors)?,
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

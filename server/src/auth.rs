@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::seq::IndexedRandom;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -76,28 +77,69 @@ impl Tokens {
             avatar: user.avatar.clone(),
             iat: crate::now_ms(),
         };
-        let payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&claims).unwrap_or_else(|e| unreachable!("claims serialise: {e}")),
-        );
-        let mut mac = self.key.clone();
-        mac.update(payload.as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{payload}.{sig}")
+        self.seal(Purpose::Guest, &claims)
     }
 
     /// The user a token was issued for, if it is well formed and signed with our key.
     pub fn verify(&self, token: &str) -> Option<User> {
-        let (payload, sig) = token.split_once('.')?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        let mut mac = self.key.clone();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&sig).ok()?;
-        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let claims: Claims = self.open(Purpose::Guest, token)?;
         Some(User {
             id: claims.id,
             nickname: claims.nickname,
             avatar: claims.avatar,
         })
+    }
+
+    /// `claims` as `payload.signature` (base64url JSON, HMAC-SHA256 over the purpose and the
+    /// payload): readable by anyone, forgeable by no one without the key. The purpose keeps a
+    /// token made for one use from being accepted for another.
+    pub fn seal<T: Serialize>(&self, purpose: Purpose, claims: &T) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(claims).unwrap_or_else(|e| unreachable!("claims serialise: {e}")),
+        );
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(purpose, &payload).finalize().into_bytes());
+        format!("{payload}.{sig}")
+    }
+
+    /// The claims of a token sealed by [`Tokens::seal`] for `purpose`, if its signature holds.
+    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, token: &str) -> Option<T> {
+        let (payload, sig) = token.split_once('.')?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        self.mac(purpose, payload).verify_slice(&sig).ok()?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
+    fn mac(&self, purpose: Purpose, payload: &str) -> Hmac<Sha256> {
+        let mut mac = self.key.clone();
+        // Guest tokens predate purposes: theirs is empty, so tokens already issued still verify.
+        let prefix = purpose.prefix();
+        if !prefix.is_empty() {
+            mac.update(prefix.as_bytes());
+            mac.update(b"\0");
+        }
+        mac.update(payload.as_bytes());
+        mac
+    }
+}
+
+/// What a sealed token is for; a token opens only for the purpose it was sealed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A guest's identity (`hello`, `POST /api/session`).
+    Guest,
+    /// An upload slot: who may put which image where.
+    Upload,
+    /// A verified image a `send` frame may attach.
+    Attachment,
+}
+
+impl Purpose {
+    fn prefix(self) -> &'static str {
+        match self {
+            Purpose::Guest => "",
+            Purpose::Upload => "upload",
+            Purpose::Attachment => "attachment",
+        }
     }
 }
 
@@ -140,6 +182,23 @@ mod tests {
             nickname: "Bob".into(),
             avatar: "otter".into(),
         }
+    }
+
+    #[test]
+    fn sealed_claims_open_only_for_their_purpose() {
+        let tokens = Tokens::new(b"0123456789abcdef");
+        let sealed = tokens.seal(Purpose::Upload, &vec![1u64, 2, 3]);
+        assert_eq!(
+            tokens.open::<Vec<u64>>(Purpose::Upload, &sealed),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(tokens.open::<Vec<u64>>(Purpose::Attachment, &sealed), None);
+        assert_eq!(tokens.open::<Vec<u64>>(Purpose::Guest, &sealed), None);
+        // A guest token is no upload slot either.
+        assert_eq!(
+            tokens.open::<serde_json::Value>(Purpose::Upload, &tokens.issue(&user())),
+            None
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 /// A lean WebSocket chat server. With no configuration it runs a single-node chat on an
 /// embedded on-disk store; with DynamoDB and Redis configured, many tasks act as one chat.
 #[derive(Debug, Parser)]
-#[command(name = "chat-server", version, about)]
+#[command(name = "chat-server", version = crate::build_info::LONG_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -62,7 +62,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_DYNAMODB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub dynamodb_timeout_ms: u64,
 
-    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`).
+    /// Use Redis for cross-task fanout and presence (`redis://` or `rediss://`; a Redis
+    /// Cluster, e.g. ElastiCache in cluster mode: `redis+cluster://` or `rediss+cluster://`).
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -83,6 +84,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Comma-separated origins allowed to embed the page (`/`, `/room/{room}`) in a frame besides
+    /// its own, e.g. `https://conf.example.com,https://*.example.org`: sent as
+    /// `Content-Security-Policy: frame-ancestors 'self' …`. Default: none.
+    #[arg(long, env = "CHAT_FRAME_ANCESTORS", value_delimiter = ',')]
+    pub frame_ancestors: Vec<String>,
+
     /// Seconds over which a draining task spreads its 1012 closes.
     #[arg(long, env = "CHAT_DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
@@ -102,6 +109,20 @@ pub struct Config {
     /// Frames a connection's outbound queue holds before the client counts as too slow (closed 1008).
     #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..))]
     pub outbound_queue: u32,
+
+    /// S3 bucket for shared images (browsers upload to it through presigned URLs); unset =
+    /// files under `{CHAT_DATA_DIR}/uploads`, served by chat-server.
+    #[arg(long, env = "CHAT_UPLOADS_BUCKET")]
+    pub uploads_bucket: Option<String>,
+
+    /// Key prefix of images in the bucket.
+    #[arg(long, env = "CHAT_UPLOADS_PREFIX", default_value = "uploads/")]
+    pub uploads_prefix: String,
+
+    /// Public URL the bucket's images are served from, ending at the prefix (e.g.
+    /// `https://d123.cloudfront.net/uploads/`); required with `CHAT_UPLOADS_BUCKET`.
+    #[arg(long, env = "CHAT_UPLOADS_PUBLIC_URL")]
+    pub uploads_public_url: Option<String>,
 }
 
 /// A configuration value that cannot work, named by its variable.
@@ -136,6 +157,8 @@ pub struct Settings {
     pub color: String,
     pub token_secret: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// Origins allowed to frame the page besides its own (CSP frame-ancestors).
+    pub frame_ancestors: Vec<String>,
     /// Window over which a drain spreads its 1012 closes.
     pub drain: Duration,
     pub task_id: String,
@@ -143,6 +166,21 @@ pub struct Settings {
     pub rate_burst: NonZeroU32,
     /// Frames a connection's outbound queue holds.
     pub outbound_queue: NonZeroUsize,
+    /// Where shared images are kept.
+    pub uploads: UploadSettings,
+}
+
+/// Where shared images are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadSettings {
+    /// Files under this directory, served by chat-server at `/uploads/`.
+    Embedded { dir: PathBuf },
+    /// An S3 bucket; objects `{prefix}{name}` served at `{public_base}{name}`.
+    S3 {
+        bucket: String,
+        prefix: String,
+        public_base: String,
+    },
 }
 
 /// The DynamoDB store's settings.
@@ -156,7 +194,8 @@ pub struct DynamoSettings {
 /// The Redis fanout's settings.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    /// A URL the redis crate parses (`redis://`, `rediss://`, `redis+unix://`, `unix://`), or
+    /// a Redis Cluster's (`redis+cluster://`, `rediss+cluster://`).
     pub url: String,
     /// How long a task's presence outlives its last heartbeat.
     pub presence_ttl: Duration,
@@ -201,15 +240,18 @@ impl Config {
             let scheme_ok = url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
-                || url.starts_with("unix://");
+                || url.starts_with("unix://")
+                || crate::fanout::redis::is_cluster_url(url);
             if !scheme_ok {
                 return Err(ConfigError::new(
                     "CHAT_REDIS_URL",
-                    format!("{url:?} is not a redis:// or rediss:// URL"),
+                    format!(
+                        "{url:?} is not a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL"
+                    ),
                 ));
             }
-            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
-                return Err(ConfigError::new("CHAT_REDIS_URL", e.to_string()));
+            if let Err(e) = crate::fanout::redis::check_url(url) {
+                return Err(ConfigError::new("CHAT_REDIS_URL", e));
             }
         }
         for origin in &self.allowed_origins {
@@ -220,9 +262,18 @@ impl Config {
                 ));
             }
         }
+        if let Some(bad) = self.frame_ancestors.iter().find(|o| !is_frame_ancestor(o)) {
+            return Err(ConfigError::new(
+                "CHAT_FRAME_ANCESTORS",
+                format!(
+                    "{bad:?} is not an origin like https://conf.example.com or https://*.example.com"
+                ),
+            ));
+        }
         if self.color.is_empty() || self.color.len() > 32 {
             return Err(ConfigError::new("CHAT_COLOR", "must be 1-32 characters"));
         }
+        let uploads = self.upload_settings()?;
         let non_zero = |var: &'static str, v: u32| {
             NonZeroU32::new(v).ok_or_else(|| ConfigError::new(var, "must be at least 1"))
         };
@@ -244,12 +295,59 @@ impl Config {
             color: self.color.clone(),
             token_secret: self.token_secret.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            frame_ancestors: self.frame_ancestors.clone(),
             drain: Duration::from_secs(self.drain_secs),
             task_id: self.task_id(),
             rate_per_sec: non_zero("CHAT_RATE_PER_SEC", self.rate_per_sec)?,
             rate_burst: non_zero("CHAT_RATE_BURST", self.rate_burst)?,
             outbound_queue: NonZeroUsize::new(self.outbound_queue as usize)
                 .ok_or_else(|| ConfigError::new("CHAT_OUTBOUND_QUEUE", "must be at least 1"))?,
+            uploads,
+        })
+    }
+
+    fn upload_settings(&self) -> Result<UploadSettings, ConfigError> {
+        let Some(bucket) = self.uploads_bucket.clone() else {
+            return Ok(UploadSettings::Embedded {
+                dir: self.data_dir.join("uploads"),
+            });
+        };
+        if bucket.is_empty() {
+            return Err(ConfigError::new("CHAT_UPLOADS_BUCKET", "must not be empty"));
+        }
+        let prefix = &self.uploads_prefix;
+        if !prefix.is_empty()
+            && (!prefix.ends_with('/')
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)))
+        {
+            return Err(ConfigError::new(
+                "CHAT_UPLOADS_PREFIX",
+                format!("{prefix:?} must end with / and use only A-Z a-z 0-9 _ - . /"),
+            ));
+        }
+        let public = self.uploads_public_url.clone().ok_or_else(|| {
+            ConfigError::new(
+                "CHAT_UPLOADS_PUBLIC_URL",
+                "required with CHAT_UPLOADS_BUCKET (the URL its images are served from)",
+            )
+        })?;
+        if !(public.starts_with("https://") || public.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "CHAT_UPLOADS_PUBLIC_URL",
+                format!("{public:?} is not an http(s):// URL"),
+            ));
+        }
+        let public_base = if public.ends_with('/') {
+            public
+        } else {
+            format!("{public}/")
+        };
+        Ok(UploadSettings::S3 {
+            bucket,
+            prefix: prefix.clone(),
+            public_base,
         })
     }
 
@@ -267,5 +365,55 @@ impl Config {
                 .unwrap_or_else(|| "host".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+}
+
+/// `http(s)://host[:port]`, the host lowercase letters, digits, dots and hyphens, optionally
+/// `*.`-prefixed: what a CSP source may be without letting a value add a directive (the same
+/// rule as Terraform's `frame_ancestors` validation).
+fn is_frame_ancestor(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let rest = rest.strip_prefix("*.").unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod frame_ancestor_tests {
+    use super::is_frame_ancestor;
+
+    #[test]
+    fn origins_pass_and_directives_do_not() {
+        for ok in [
+            "https://conf.example.com",
+            "http://127.0.0.1:8080",
+            "https://*.example.org",
+        ] {
+            assert!(is_frame_ancestor(ok), "{ok}");
+        }
+        for bad in [
+            "conf.example.com",
+            "https://x.example; script-src *",
+            "https://x.example/path",
+            "'none'",
+            "javascript:alert(1)",
+            "https://",
+            "https://X.example",
+            "https://x.example:123456",
+        ] {
+            assert!(!is_frame_ancestor(bad), "{bad}");
+        }
     }
 }

@@ -17,11 +17,14 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::auth::{self, Tokens};
+use crate::http_error::ApiError;
 use crate::hub::Hub;
 use crate::protocol::{
     DEFAULT_HISTORY, ErrorCode, MAX_HISTORY_LIMIT, Refusal, User, validate_nickname, validate_room,
 };
 use crate::store::{HistoryQuery, Store};
+use crate::uploads::Uploads;
+use crate::uploads::routes::UploadState;
 use crate::ws::Limits;
 
 /// What every request handler shares.
@@ -30,17 +33,14 @@ pub struct AppState {
     /// The store, for the routes that read it directly (sessions, history, readiness).
     pub store: Arc<dyn Store>,
     pub tokens: Arc<Tokens>,
+    /// Shared images: upload slots, checks, the embedded files.
+    pub uploads: Arc<Uploads>,
     pub limits: Limits,
     /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
     pub allowed_origins: Vec<String>,
+    /// The embedded web client of this build.
+    pub web: crate::web::WebClient,
 }
-
-/// The web client, embedded in the binary (read from disk in debug builds).
-#[derive(rust_embed::Embed)]
-#[folder = "../frontend/"]
-#[exclude = "tests/*"]
-#[exclude = "*/node_modules/*"]
-struct Frontend;
 
 /// The public router.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -54,9 +54,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ws", get(websocket))
         .route("/", get(index))
         .route("/room/{room}", get(index))
+        .route("/assets/{build}/{*path}", get(asset))
         .fallback(static_file)
+        .with_state(Arc::clone(&state))
+        .merge(crate::uploads::routes::router(Arc::new(UploadState {
+            uploads: Arc::clone(&state.uploads),
+            tokens: Arc::clone(&state.tokens),
+        })))
         .layer(axum::middleware::from_fn(trace_request))
-        .with_state(state)
 }
 
 /// One X-Ray span per request, continuing the ALB's `X-Amzn-Trace-Id`. Named by the route
@@ -97,31 +102,6 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-/// An error answer: `{"error":{"code","message"}}` with a status.
-pub struct ApiError(StatusCode, Refusal);
-
-impl From<Refusal> for ApiError {
-    fn from(e: Refusal) -> Self {
-        let status = match e.code {
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.1.code, "message": self.1.message}});
-        (self.0, Json(body)).into_response()
-    }
-}
-
 fn bad_request(message: impl Into<String>) -> ApiError {
     Refusal::new(ErrorCode::BadRequest, message).into()
 }
@@ -131,18 +111,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let hub = &app.hub;
-    let mut failing = Vec::new();
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), app.store.check()).await;
-    if !matches!(check, Ok(Ok(()))) {
-        failing.push(app.store.name());
-    }
-    if !hub.fanout().is_ready() {
-        failing.push(hub.fanout().name());
-    }
-    if hub.is_draining() {
-        failing.push("draining");
-    }
+    let failing = crate::readiness::failing(&app.store, &app.hub).await;
     if failing.is_empty() {
         Json(json!({"status": "ok"})).into_response()
     } else {
@@ -156,7 +125,13 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 
 async fn version(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let info = &app.hub.info;
-    Json(json!({"version": info.version, "color": info.color, "task": info.task}))
+    Json(json!({
+        "version": info.version,
+        "git_sha": info.git_sha,
+        "built_at": info.built_at,
+        "color": info.color,
+        "task": info.task,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -307,8 +282,32 @@ async fn websocket(
     Ok(response.into_response())
 }
 
-async fn index() -> Response {
-    serve_embedded("index.html")
+async fn index(State(app): State<Arc<AppState>>) -> Response {
+    app.web.page()
+}
+
+/// This build's web-client files: `/assets/<colour>-<build>/<path>`. Another build's path (a
+/// task of the other build during a rolling deploy) is 404 and must not be cached.
+async fn asset(
+    State(app): State<Arc<AppState>>,
+    Path((build, path)): Path<(String, String)>,
+) -> Response {
+    app.web.asset(&build, &path).unwrap_or_else(|| {
+        let mut response = no_file(&format!("assets/{build}/{path}"));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        response
+    })
+}
+
+fn no_file(path: &str) -> Response {
+    ApiError::from(Refusal::new(
+        ErrorCode::NotFound,
+        format!("no file /{path}"),
+    ))
+    .into_response()
 }
 
 async fn static_file(uri: Uri) -> Response {
@@ -320,33 +319,7 @@ async fn static_file(uri: Uri) -> Response {
         ))
         .into_response();
     }
-    serve_embedded(path)
-}
-
-fn serve_embedded(path: &str) -> Response {
-    match Frontend::get(path) {
-        Some(file) => {
-            let mime = file.metadata.mimetype().to_string();
-            let cache = if path.ends_with(".html") || path == "config.js" {
-                "no-cache"
-            } else {
-                "public, max-age=300"
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, cache.to_string()),
-                ],
-                file.data,
-            )
-                .into_response()
-        }
-        None => ApiError::from(Refusal::new(
-            ErrorCode::NotFound,
-            format!("no file /{path}"),
-        ))
-        .into_response(),
-    }
+    crate::web::plain_file(path).unwrap_or_else(|| no_file(path))
 }
 
 async fn render_metrics(State(hub): State<Arc<Hub>>) -> Response {

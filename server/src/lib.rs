@@ -3,7 +3,10 @@
 //! # Layout (each module imports only those below it)
 //! - [`config`]: flags and environment variables, validated once into typed [`config::Settings`].
 //! - [`app`]: builds the store, fanout and hub from the settings, binds, serves, drains.
-//! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]).
+//! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]);
+//!   [`http_error`] the JSON error answer they (and the upload routes) give.
+//! - [`uploads`]: images in messages: upload slots, the check by bytes, the embedded or S3
+//!   backend, the signed attachment a `send` carries.
 //! - [`ws`]: one WebSocket connection: hello, read loop, rate limit, writer task.
 //! - [`hub`]: rooms -> local connections. `hub/mod.rs` the API (join, leave, send, typing,
 //!   delivery); `hub/room.rs` the pure in-order state machine; `hub/repair.rs` gap repair from
@@ -18,21 +21,31 @@
 //! - [`auth`]: guest tokens (HMAC-SHA256), avatars, default nicknames.
 //! - [`metrics`]: Prometheus metrics for the admin listener.
 //! - [`telemetry`]: JSON logs and X-Ray traces (OpenTelemetry over OTLP to the ADOT sidecar).
+//! - [`web`]: the embedded web client: the page with its frame-ancestors, per-build versioned files.
+//! - [`build_info`]: git commit and build time baked in by build.rs (`--version`, `/version`,
+//!   `welcome`, `chat_build_info`).
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
+pub mod build_info;
 pub mod commit;
 pub mod config;
 pub mod conn;
+pub mod ecs_stop;
 pub mod fanout;
 pub mod http;
+pub mod http_error;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;
+pub mod readiness;
+pub mod rebalance;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
+pub mod web;
 pub mod ws;
 
 /// Milliseconds since the Unix epoch.

@@ -149,7 +149,15 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 async fn serve(settings: chat_server::config::Settings) -> anyhow::Result<()> {
-    let running = chat_server::app::start(settings, shutdown_signal()).await?;
+    // The drain starts on SIGTERM, or earlier: when the ECS task metadata says the task is
+    // being stopped (deregistration has begun; SIGTERM comes only after its delay).
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = chat_server::ecs_stop::stopping() => {}
+        }
+    };
+    let running = chat_server::app::start(settings, shutdown).await?;
     running.wait().await
 }
 

@@ -5,6 +5,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 /// Every metric the server keeps.
@@ -129,6 +130,16 @@ impl Metrics {
             m.fanout_link_up.clone(),
         );
         registry.register("draining", "1 while the task drains", m.draining.clone());
+        // `chat_build_info{version, git_sha, built_at} 1`: which build a task runs.
+        registry.register(
+            "build",
+            "Build identity: package version, git commit, build time",
+            Info::new(vec![
+                ("version", crate::build_info::VERSION),
+                ("git_sha", crate::build_info::GIT_SHA),
+                ("built_at", crate::build_info::BUILT_AT),
+            ]),
+        );
         Self { registry, ..m }
     }
 

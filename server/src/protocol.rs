@@ -56,6 +56,10 @@ pub struct User {
 pub struct ServerInfo {
     pub color: String,
     pub version: &'static str,
+    /// Git commit of the build (`unknown` when built without git).
+    pub git_sha: &'static str,
+    /// Build time, RFC 3339 UTC.
+    pub built_at: &'static str,
     pub task: String,
 }
 
@@ -65,10 +69,28 @@ pub struct ChatMessage {
     pub room: String,
     pub seq: u64,
     pub user: User,
+    /// Empty only when the message carries an attachment.
     pub text: String,
     /// Milliseconds since the Unix epoch when the server accepted it.
     pub ts: i64,
     pub client_msg_id: String,
+    /// An image shared with the message (absent on text-only messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+}
+
+/// An image a message carries, as the server measured it when it was uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Where the image is served: `/uploads/{name}` (embedded) or the CDN's URL (S3).
+    pub url: String,
+    /// `image/jpeg`, `image/png`, `image/gif` or `image/webp`, from its bytes.
+    pub content_type: String,
+    /// Pixels, so a page reserves the space before the image loads.
+    pub width: u32,
+    pub height: u32,
+    /// Size of the file.
+    pub bytes: u64,
 }
 
 /// The `type` of every [`ClientFrame`].
@@ -92,7 +114,12 @@ pub enum ClientFrame {
     Send {
         room: String,
         client_msg_id: String,
+        /// May be empty (`""`) when `attachment` is given.
+        #[serde(default)]
         text: String,
+        /// The `token` of `POST /api/uploads/{id}/complete`: an image checked by the server.
+        #[serde(default)]
+        attachment: Option<String>,
     },
     Typing {
         room: String,
@@ -172,10 +199,12 @@ pub enum ErrorCode {
     InvalidNickname,
     NotFound,
     Forbidden,
+    UnsupportedType,
+    InvalidImage,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::NotJoined,
@@ -186,6 +215,8 @@ impl ErrorCode {
         ErrorCode::InvalidNickname,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
+        ErrorCode::UnsupportedType,
+        ErrorCode::InvalidImage,
     ];
 }
 
@@ -276,9 +307,9 @@ pub fn validate_nickname(nickname: &str) -> Result<String, Refusal> {
     Ok(trimmed.to_string())
 }
 
-/// Message text: 1–2000 characters.
-pub fn validate_text(text: &str) -> Result<(), Refusal> {
-    if text.trim().is_empty() {
+/// Message text: 1–2000 characters, or 0–2000 on a message with an attachment.
+pub fn validate_text(text: &str, has_attachment: bool) -> Result<(), Refusal> {
+    if text.trim().is_empty() && !has_attachment {
         return Err(Refusal::new(
             ErrorCode::BadRequest,
             "text must not be empty",
@@ -374,13 +405,21 @@ mod tests {
 
     #[test]
     fn text_rules() {
-        assert!(validate_text("hi").is_ok());
-        assert!(validate_text(&"é".repeat(2000)).is_ok());
+        assert!(validate_text("hi", false).is_ok());
+        assert!(validate_text(&"é".repeat(2000), false).is_ok());
         assert_eq!(
-            validate_text(&"a".repeat(2001)).unwrap_err().code,
+            validate_text(&"a".repeat(2001), false).unwrap_err().code,
             ErrorCode::TooLarge
         );
-        assert_eq!(validate_text("  ").unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            validate_text(&"a".repeat(2001), true).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+        assert_eq!(
+            validate_text("  ", false).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert!(validate_text("", true).is_ok(), "an image needs no text");
     }
 
     #[test]
@@ -408,6 +447,7 @@ mod tests {
             text: "t".into(),
             ts: 5,
             client_msg_id: "c".into(),
+            attachment: None,
         };
         let v: serde_json::Value =
             serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
@@ -487,6 +527,8 @@ mod tests {
         let info = ServerInfo {
             color: "blue".into(),
             version: "0",
+            git_sha: "0123",
+            built_at: "2026-01-01T00:00:00Z",
             task: "t".into(),
         };
         let message = ChatMessage {
@@ -496,6 +538,7 @@ mod tests {
             text: "x".into(),
             ts: 0,
             client_msg_id: "c".into(),
+            attachment: None,
         };
         let frames = [
             ServerFrame::Welcome {
@@ -572,7 +615,9 @@ mod tests {
                 | ErrorCode::Unavailable
                 | ErrorCode::InvalidNickname
                 | ErrorCode::NotFound
-                | ErrorCode::Forbidden => {}
+                | ErrorCode::Forbidden
+                | ErrorCode::UnsupportedType
+                | ErrorCode::InvalidImage => {}
             }
             let name = serde_json::to_value(code).expect("codes serialise");
             let name = name.as_str().expect("codes are strings");

@@ -99,7 +99,7 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
         user: &conn.user,
         server: &hub.info,
     });
-    let code = read_loop(hub, &conn, limits, &mut reader).await;
+    let code = read_loop(hub, &tokens, &conn, limits, &mut reader).await;
     tracing::debug!(user_id = conn.user.id, close_code = ?code, "WebSocket closed");
     if let Some(code) = code {
         conn.kill(code);
@@ -169,6 +169,7 @@ where
 /// Handles frames until the connection ends; returns the close code to send, if any.
 async fn read_loop<S>(
     hub: &Arc<Hub>,
+    tokens: &Tokens,
     conn: &Arc<Conn>,
     limits: Limits,
     reader: &mut FragmentCollectorRead<S>,
@@ -251,9 +252,13 @@ where
                 room,
                 client_msg_id,
                 text,
+                attachment,
             } => {
                 let id = client_msg_id.clone();
-                hub.send(conn, room, client_msg_id, text)
+                attachment
+                    .map(|token| crate::uploads::open_attachment(tokens, conn.user.id, &token))
+                    .transpose()
+                    .and_then(|attachment| hub.send(conn, room, client_msg_id, text, attachment))
                     .map_err(|e| (e, Some(id)))
             }
             ClientFrame::Typing { room } => hub.typing(conn, &room).await.map_err(|e| (e, None)),

@@ -95,13 +95,9 @@ async fn randomized_faults_lose_no_acked_message() {
     let mut tokens = Vec::with_capacity(clients);
     for chunk in (0..clients).collect::<Vec<_>>().chunks(20) {
         let urls = &cluster.urls;
+        let names: Vec<String> = chunk.iter().map(|i| format!("u{i}")).collect();
         tokens.extend(
-            futures_util::future::join_all(
-                chunk
-                    .iter()
-                    .map(|i| client::session(urls, &format!("u{i}"))),
-            )
-            .await,
+            futures_util::future::join_all(names.iter().map(|n| client::session(urls, n))).await,
         );
     }
     for (i, token) in tokens.into_iter().enumerate() {

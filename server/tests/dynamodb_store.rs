@@ -42,6 +42,7 @@ fn msg(room: &str, i: usize) -> NewMessage {
         client_msg_id: format!("{room}-{i}"),
         text: format!("message {i}"),
         ts: 1_763_800_000_000 + i as i64,
+        attachment: None,
     }
 }
 

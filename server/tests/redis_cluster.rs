@@ -24,17 +24,7 @@ struct Pair {
 
 async fn pair(redis: &RedisServer) -> Pair {
     let moto = Moto::start().await;
-    let out = std::process::Command::new(support::bin())
-        .arg("create-tables")
-        .env("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX)
-        .envs(moto.env())
-        .output()
-        .expect("running create-tables");
-    assert!(
-        out.status.success(),
-        "create-tables failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    moto.create_tables(&support::bin(), PREFIX);
     let start = |task: &'static str| {
         let mut env: Vec<(&str, String)> = moto.env();
         env.extend([

@@ -73,6 +73,7 @@ fn msg(room: &str, user_id: u64, client_msg_id: &str, text: &str) -> NewMessage 
         client_msg_id: client_msg_id.into(),
         text: text.into(),
         ts: T0,
+        attachment: None,
     }
 }
 

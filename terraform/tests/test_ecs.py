@@ -51,7 +51,8 @@ def test_redis_url_is_tls_on_6379(modules):
     """CHAT_REDIS_URL as stored in SSM: rediss:// (transit encryption is on), port 6379."""
     parameter = modules["elasticache"]["resource"]["aws_ssm_parameter"]["url"]
     assert parameter["type"] == "SecureString"
-    assert parameter["value"].startswith("rediss://")
+    assert parameter["value"].startswith("${local.scheme}://")
+    assert modules["elasticache"]["locals"]["scheme"] == '${local.cluster ? "rediss+cluster" : "rediss"}'
     assert parameter["value"].endswith(":${var.port}")
     assert modules["elasticache"]["variable"]["port"]["default"] == 6379
     group = modules["elasticache"]["resource"]["aws_elasticache_replication_group"]["this"]
@@ -105,10 +106,10 @@ def test_drain_fits_stop_timeout_and_deregistration(root, modules, server_help):
 
 
 def test_idle_timeout_outlives_server_pings(root, modules):
-    """The server pings every HEARTBEAT (server/src/hub.rs); the ALB must not cut in between."""
-    hub = (ROOT / "server" / "src" / "hub.rs").read_text()
-    match = re.search(r"HEARTBEAT: Duration = Duration::from_secs\((\d+)\)", hub)
-    assert match, "server/src/hub.rs no longer defines HEARTBEAT as Duration::from_secs(N)"
+    """The server pings every HEARTBEAT (server/src/hub/); the ALB must not cut in between."""
+    sources = "\n".join(p.read_text() for p in sorted((ROOT / "server" / "src").rglob("*.rs")))
+    match = re.search(r"HEARTBEAT: Duration = Duration::from_secs\((\d+)\)", sources)
+    assert match, "server/src no longer defines HEARTBEAT as Duration::from_secs(N)"
     ping = int(match.group(1))
     idle = resolve(modules["alb"]["resource"]["aws_lb"]["this"]["idle_timeout"], "alb", root, modules["alb"])
     assert idle >= 3 * ping, f"ALB idle timeout {idle} s should survive a couple of lost pings (every {ping} s)"
@@ -138,15 +139,23 @@ def test_services_and_target_groups_are_tagged_by_color(modules):
 
 
 def test_listener_weights_belong_to_opsctl(modules):
-    listeners = modules["alb"]["resource"]["aws_lb_listener"]
+    """The weighted forward (blue 100 / green 0 at creation) sits in the production listener's
+    default action with alb_public_access, else in the origin-verified `production` rule; either
+    way terraform ignores later changes, which belong to opsctl."""
+    alb = modules["alb"]["resource"]
+    listeners = alb["aws_lb_listener"]
     for name in ("http", "https"):
         assert "default_action" in listeners[name]["lifecycle"][0]["ignore_changes"][0], name
-    forwards = [listeners["https"]["default_action"][0]] + [
+    forwards = [
         d["default_action"]["content"][0]
-        for d in listeners["http"]["dynamic"]
+        for name in ("http", "https")
+        for d in listeners[name]["dynamic"]
         if d["default_action"]["content"][0]["type"] == "forward"
     ]
-    assert len(forwards) == 2, "both production listeners forward (80 without a certificate, 443 with one)"
+    assert len(forwards) == 2, "both production listeners forward with public access (80 without a certificate, 443 with one)"
+    rule = alb["aws_lb_listener_rule"]["production"]
+    assert "action" in rule["lifecycle"][0]["ignore_changes"]
+    forwards.append(rule["action"][0])
     for action in forwards:
         groups = action["forward"][0]["target_group"]
         assert [g["arn"] for g in groups] == [f'${{aws_lb_target_group.this["{c}"].arn}}' for c in COLORS]
@@ -161,22 +170,19 @@ def test_listener_weights_belong_to_opsctl(modules):
 def test_cloudfront_sends_dynamic_paths_to_the_alb_uncached(modules):
     cdn = modules["cdn"]
     dist = cdn["resource"]["aws_cloudfront_distribution"]["this"]
-    paths = cdn["locals"]["dynamic_paths"]
+    paths = cdn["locals"]["api_paths"]
     for path in ("/ws", "/api/*", "/version"):
         assert path in paths
     behaviour = dist["dynamic"][0]["ordered_cache_behavior"]
-    assert behaviour["for_each"] == "${local.dynamic_paths}"
+    assert behaviour["for_each"] == "${local.api_paths}"
     content = behaviour["content"][0]
     assert content["target_origin_id"] == "${local.alb_origin_id}"
     assert content["cache_policy_id"] == "${local.cache_disabled}"
-    assert content["origin_request_policy_id"] == "${local.all_viewer}"
+    assert content["origin_request_policy_id"] == "${local.all_viewer_except_host}"
     assert cdn["locals"]["cache_disabled"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-    assert cdn["locals"]["all_viewer"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"
-    assert (ROOT / "frontend" / dist["default_root_object"]).is_file(), "CloudFront's root object is not in frontend/"
     default = dist["default_cache_behavior"][0]
-    assert default["target_origin_id"] == "${local.s3_origin_id}"
-    s3_origin = [o for o in dist["origin"] if o["origin_id"] == "${local.s3_origin_id}"][0]
-    assert s3_origin["origin_access_control_id"] == "${aws_cloudfront_origin_access_control.this.id}"
+    assert default["target_origin_id"] == "${local.alb_origin_id}"
+    assert "default_root_object" not in dist, "chat-server answers / itself"
 
 
 def test_task_role_reaches_only_the_chat_tables(modules, root):

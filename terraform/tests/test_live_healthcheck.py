@@ -7,6 +7,7 @@ the table layout is checked in test_dynamodb.py)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import tempfile
@@ -47,9 +48,10 @@ def server(root, modules):
     drain = resolve("${var.drain_secs}", "ecs", root, modules["ecs"])
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
+        admin_port = free_port()
         env = clean_env() | {
             "CHAT_LISTEN": f"127.0.0.1:{port}",
-            "CHAT_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+            "CHAT_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
             "CHAT_DATA_DIR": data_dir,
             "CHAT_COLOR": "green",
             "CHAT_DRAIN_SECS": str(drain),
@@ -66,7 +68,7 @@ def server(root, modules):
                     pass
                 assert time.monotonic() < deadline, f"chat-server did not serve {health_path} within {DEADLINE_SECS}s"
                 time.sleep(0.1)
-            yield proc, port, health_path
+            yield proc, port, health_path, admin_port
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -74,7 +76,7 @@ def server(root, modules):
 
 
 def test_container_health_check_passes_while_serving_and_fails_after(server, modules):
-    proc, port, health_path = server
+    proc, port, health_path, _ = server
     command = [
         a.replace("${var.health_check_path}", health_path)
         for a in modules["ecs"]["locals"]["chat_container"]["healthCheck"]["command"][1:]
@@ -90,3 +92,26 @@ def test_container_health_check_passes_while_serving_and_fails_after(server, mod
     proc.wait(timeout=10)
     assert healthcheck(command, port) != 0, "the health check passes with no server listening"
 
+
+
+def test_every_metric_cloudwatch_gets_is_one_chat_server_exports(server, modules):
+    """The collector scrapes the admin listener; each name its awsemf declaration selects (and the
+    dashboard and alarms read) must be in what chat-server actually writes on /metrics."""
+    _, _, _, admin_port = server
+    status, body = get(f"http://127.0.0.1:{admin_port}/metrics")
+    assert status == 200
+    text = body.decode()
+    families = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            families[name] = kind
+    exported = modules["monitoring"]["locals"]["exported_metrics"]
+    assert exported
+    for name in exported:
+        # prometheus_client names a counter family `x` and its sample `x_total`.
+        family = name.removesuffix("_total")
+        assert family in families, f"{name} is not on chat-server's /metrics:\n{text}"
+        if name.endswith("_total"):
+            assert families[family] == "counter", name
+            assert re.search(rf"^{name} ", text, re.M), f"no sample {name}"

@@ -15,6 +15,7 @@ MODULE_DIRS = [TERRAFORM] + [MODULES / m for m in MODULE_NAMES]
 UNTAGGABLE = {
     "aws_cloudfront_origin_access_control",
     "aws_cloudfront_response_headers_policy",
+    "aws_cloudwatch_dashboard",
     "aws_ecr_lifecycle_policy",
     "aws_ecs_cluster_capacity_providers",
     "aws_iam_role_policy",
@@ -23,6 +24,7 @@ UNTAGGABLE = {
     "aws_route",
     "aws_route_table_association",
     "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_cors_configuration",
     "aws_s3_bucket_logging",
     "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy",

@@ -23,14 +23,14 @@ const ARGS = [
 /**
  * A person: their own Chromium with a fresh profile (so their own localStorage), one page.
  * `errors` collects uncaught page errors; `dialogs` any alert/confirm/prompt (which a chat
- * page never opens: one means injected script ran).
+ * page never opens: one means injected script ran). `args` are extra Chromium switches.
  */
-export async function launchPerson(name, { viewport = { width: 1000, height: 700 } } = {}) {
+export async function launchPerson(name, { viewport = { width: 1000, height: 700 }, args = [] } = {}) {
   const profile = tempDir(`chat-browser-${name}-`);
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...args],
     viewport,
     timeout: 30000,
   });
@@ -70,6 +70,28 @@ export async function enterRoom(person, base, room, { nickname, query = "" } = {
 
 export async function waitOnline(page) {
   await page.locator('#conn-status[data-state="online"]').waitFor();
+}
+
+const focusSessions = new WeakMap();
+const elsewhere = new WeakMap();
+
+/**
+ * The window loses focus (the person switched to another tab or app) or gets it back, as the
+ * browser reports it: blur/focus events and document.hasFocus(). Another page of the same
+ * browser comes to the front, and the focus emulation Playwright keeps on every page is turned
+ * off for this one. Headless Chromium keeps every tab "visible", so this is how a test makes
+ * the reader look away.
+ */
+export async function setFocused(page, focused) {
+  // One DevTools session per page, kept open: the emulation lasts as long as its session.
+  focusSessions.set(page, focusSessions.get(page) ?? (await page.context().newCDPSession(page)));
+  if (!focused) {
+    elsewhere.set(page, elsewhere.get(page) ?? (await page.context().newPage()));
+    await elsewhere.get(page).bringToFront();
+  }
+  await focusSessions.get(page).send("Emulation.setFocusEmulationEnabled", { enabled: focused });
+  if (focused) await page.bringToFront();
+  await page.waitForFunction((f) => document.hasFocus() === f, focused);
 }
 
 /** Types `text` in the composer and presses Enter. */

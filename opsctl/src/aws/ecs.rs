@@ -268,6 +268,24 @@ pub async fn update_service(
     Ok(())
 }
 
+/// Sets the desired task count of `service` (rollback scales a stable colour back up).
+pub async fn set_desired(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+    desired: i32,
+) -> anyhow::Result<()> {
+    client
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .desired_count(desired)
+        .send()
+        .await
+        .ctx(|| format!("scaling ECS service {service:?} to {desired} tasks"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
 //! ELBv2: finds the load balancer, the weighted listener and the blue/green target groups;
 //! reads and writes the listener's forward weights (both the plain `TargetGroupArn` and the
-//! `ForwardConfig` shape); keeps opsctl's memory (previous weights, stable colour) as
-//! listener tags; reports target health.
+//! `ForwardConfig` shape) — in its default action, or, when the default action refuses
+//! (the Terraform's CloudFront-only listener answers 403), in the one listener rule that
+//! forwards to several target groups; keeps opsctl's memory (previous weights, stable colour)
+//! as listener tags; reports target health.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,7 +19,8 @@ use crate::weights::{Color, Weights};
 
 /// Listener tag holding the weights in force before the last change (`blue=100,green=0`).
 pub const TAG_PREVIOUS: &str = "opsctl:previous-weights";
-/// Listener tag holding the colour last marked stable (a shift that ended at 100 %).
+/// Listener tag holding the stable colour: the one that had 100 % when the current rollout
+/// began (written by the first weight change away from a sole colour).
 pub const TAG_STABLE: &str = "opsctl:stable";
 /// The tag that says which colour a target group or ECS service is.
 pub const TAG_COLOR: &str = "Color";
@@ -35,7 +38,9 @@ pub struct Topology {
     pub alb_name: String,
     pub listener_arn: String,
     pub listener_port: i32,
-    /// The listener's default actions as read, so a write changes only the forward action.
+    /// The rule holding the weighted forward, when the default action does not forward.
+    pub rule_arn: Option<String>,
+    /// The default actions (or the rule's actions) as read, so a write changes only the forward action.
     actions: Vec<Action>,
     /// Index of the forward action within `actions`.
     forward: usize,
@@ -104,12 +109,25 @@ pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Res
             )
         })?;
     let listener_arn = listener.listener_arn.clone().unwrap_or_default();
-    let actions = listener.default_actions.unwrap_or_default();
+    let mut actions = listener.default_actions.unwrap_or_default();
+    let mut rule_arn = None;
+    if !actions
+        .iter()
+        .any(|a| a.r#type == Some(ActionTypeEnum::Forward))
+    {
+        let (arn, rule_actions) = weighted_rule(client, &listener_arn).await?.ok_or_else(|| {
+            anyhow!(
+                "the listener on port {port} of {alb_name:?} has no forward default action and no rule forwarding to several target groups"
+            )
+        })?;
+        rule_arn = Some(arn);
+        actions = rule_actions;
+    }
     let forward = actions
         .iter()
         .position(|a| a.r#type == Some(ActionTypeEnum::Forward))
         .ok_or_else(|| {
-            anyhow!("the listener on port {port} of {alb_name:?} has no forward default action")
+            anyhow!("the listener on port {port} of {alb_name:?} has no forward action")
         })?;
     let raw = forward_weights(&actions[forward]);
 
@@ -147,6 +165,7 @@ pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Res
         alb_name: alb_name.to_string(),
         listener_arn,
         listener_port: port,
+        rule_arn,
         actions,
         forward,
         target_groups,
@@ -154,6 +173,46 @@ pub async fn discover(client: &Client, alb_name: &str, port: i32) -> anyhow::Res
         previous,
         stable,
     })
+}
+
+/// The one non-default rule of the listener whose forward action spreads over several target
+/// groups (the weighted blue/green forward), with its actions. Two such rules are ambiguous.
+async fn weighted_rule(
+    client: &Client,
+    listener_arn: &str,
+) -> anyhow::Result<Option<(String, Vec<Action>)>> {
+    let mut found = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = client
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .set_marker(marker)
+            .send()
+            .await
+            .ctx(|| format!("listing the rules of listener {listener_arn}"))?;
+        for rule in out.rules.unwrap_or_default() {
+            let actions = rule.actions.clone().unwrap_or_default();
+            let weighted = actions
+                .iter()
+                .any(|a| a.r#type == Some(ActionTypeEnum::Forward) && forward_weights(a).len() > 1);
+            if weighted && rule.is_default != Some(true) {
+                found.push((rule.rule_arn.unwrap_or_default(), actions));
+            }
+        }
+        marker = out.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    if found.len() > 1 {
+        let arns: Vec<&str> = found.iter().map(|(arn, _)| arn.as_str()).collect();
+        bail!(
+            "listener {listener_arn} has several rules forwarding to several target groups: {}",
+            arns.join(", ")
+        );
+    }
+    Ok(found.pop())
 }
 
 /// (target group ARN, raw weight) of a forward action, whichever shape it has.
@@ -350,6 +409,16 @@ pub async fn set_weights(client: &Client, topo: &Topology, weights: Weights) -> 
         .build();
     let mut actions = topo.actions.clone();
     actions[topo.forward] = forward;
+    if let Some(rule_arn) = &topo.rule_arn {
+        client
+            .modify_rule()
+            .rule_arn(rule_arn)
+            .set_actions(Some(actions))
+            .send()
+            .await
+            .ctx(|| format!("setting weights {weights} on rule {rule_arn}"))?;
+        return Ok(());
+    }
     client
         .modify_listener()
         .listener_arn(&topo.listener_arn)
@@ -448,4 +517,55 @@ pub async fn target_health(client: &Client, tg: &TargetGroup) -> anyhow::Result<
             }
         })
         .collect())
+}
+
+/// The listener's weights now (one DescribeListeners call, or DescribeRules when the weighted
+/// forward sits in a rule behind the origin check): what a stepped shift re-reads before each
+/// step to notice that someone else changed them.
+pub async fn current_weights(client: &Client, topo: &Topology) -> anyhow::Result<Weights> {
+    let actions = match &topo.rule_arn {
+        Some(rule_arn) => client
+            .describe_rules()
+            .rule_arns(rule_arn)
+            .send()
+            .await
+            .ctx(|| format!("reading rule {rule_arn}"))?
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("rule {rule_arn} is gone"))?
+            .actions
+            .unwrap_or_default(),
+        None => client
+            .describe_listeners()
+            .listener_arns(&topo.listener_arn)
+            .send()
+            .await
+            .ctx(|| format!("reading listener {}", topo.listener_arn))?
+            .listeners
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("listener {} is gone", topo.listener_arn))?
+            .default_actions
+            .unwrap_or_default(),
+    };
+    let forward = actions
+        .iter()
+        .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
+        .ok_or_else(|| anyhow!("listener {} has no forward action", topo.listener_arn))?;
+    let raw = forward_weights(forward);
+    let weight_of = |c: Color| {
+        raw.iter()
+            .filter(|(arn, _)| *arn == topo.target_group(c).arn)
+            .map(|(_, w)| *w)
+            .sum::<i32>()
+    };
+    Weights::from_raw(weight_of(Color::Blue), weight_of(Color::Green)).ok_or_else(|| {
+        anyhow!(
+            "listener {} gives every target group weight 0",
+            topo.listener_arn
+        )
+    })
 }

@@ -5,9 +5,11 @@
 //! - `elbv2`: load balancer, listener, weights, listener tags, target health.
 //! - `ecs`: blue/green services, task definitions, deployments.
 //! - `cloudwatch`: alarm states for the shift gates.
-//! - `dynamodb`: live connections per colour.
+//! - `dynamodb`: live connections per colour (connection records).
+//! - `control`: the lease, the control record tasks watch, the fleet heartbeats.
 
 pub mod cloudwatch;
+pub mod control;
 pub mod dynamodb;
 pub mod ecs;
 pub mod elbv2;

@@ -6,4 +6,5 @@ pub mod health;
 pub mod rollback;
 pub mod shift;
 pub mod status;
+pub mod undo;
 pub mod watch;

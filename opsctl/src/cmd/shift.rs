@@ -1,28 +1,35 @@
-//! `opsctl shift B/G`: set the weights, at once or in `--step`s, through the gates.
+//! `opsctl shift B/G`: set the weights, at once or in `--step`s, through the gates, under
+//! the lease (`--force` takes it over); with `--rebalance` live connections follow.
 
 use std::process::ExitCode;
 
 use crate::cli::ShiftArgs;
 use crate::context::Context;
-use crate::traffic::{self, Plan};
+use crate::traffic::{self, Plan, exit_for};
 
 pub async fn run(ctx: &Context, args: &ShiftArgs) -> anyhow::Result<ExitCode> {
     let topo = ctx.topology().await?;
-    let target = args.weights;
-    let steps = match args.step {
-        Some(step) => topo.weights.steps_to(target, step),
-        None if topo.weights == target => Vec::new(),
-        None => vec![target],
-    };
     let plan = Plan {
         command: "shift",
-        target,
-        steps,
+        target: args.weights,
+        step: args.step,
         interval: args.interval,
         gates: &args.gates,
         dry_run: args.dry_run,
+        rebalance: args.rebalance,
+        timeout: args.timeout,
     };
-    let (report, code) = traffic::apply(ctx, &topo, plan).await?;
+    if plan.dry_run {
+        let (report, code) = traffic::dry_run(ctx, &topo, &plan).await?;
+        ctx.out.emit(&report)?;
+        return Ok(code);
+    }
+    let Some(mut lease) = traffic::lease(ctx, "shift", args.gates.force).await? else {
+        return Ok(exit_for(false));
+    };
+    let result = traffic::apply(ctx, &topo, &mut lease, plan).await;
+    lease.release(ctx).await;
+    let (report, code) = result?;
     ctx.out.emit(&report)?;
     Ok(code)
 }

@@ -1,4 +1,6 @@
 //! `opsctl status`: weights, target health, ECS services and live connections per colour.
+//! Connections come from the tasks' fleet heartbeats when they publish them (a dead task
+//! drops out within seconds), else from the connection records' `by-color` index.
 
 use std::process::ExitCode;
 
@@ -6,6 +8,7 @@ use anyhow::anyhow;
 
 use crate::aws::{dynamodb, elbv2};
 use crate::context::Context;
+use crate::gates;
 use crate::output::{ColorStatus, Status};
 use crate::weights::Color;
 
@@ -24,13 +27,20 @@ pub async fn gather(ctx: &Context) -> anyhow::Result<Status> {
         .table_prefix
         .as_deref()
         .map(dynamodb::connections_table);
+    let fleet = gates::fleet(ctx).await?;
     let mut colors = Vec::new();
     for color in Color::ALL {
         let tg = topo.target_group(color);
         let targets = elbv2::target_health(&ctx.clients.elb, tg).await?;
-        let live_connections = match &table {
-            Some(t) => Some(dynamodb::live_connections(&ctx.clients.dynamodb, t, color).await?),
-            None => None,
+        let mine: Option<Vec<_>> = fleet
+            .as_ref()
+            .map(|f| f.iter().filter(|b| b.color == color).collect());
+        let live_connections = match (&mine, &table) {
+            (Some(beats), _) => Some(beats.iter().map(|b| b.conns).sum()),
+            (None, Some(t)) => {
+                Some(dynamodb::live_connections(&ctx.clients.dynamodb, t, color).await?)
+            }
+            (None, None) => None,
         };
         colors.push(ColorStatus {
             color,
@@ -42,6 +52,8 @@ pub async fn gather(ctx: &Context) -> anyhow::Result<Status> {
                 .remove(&color)
                 .ok_or_else(|| anyhow!("no ECS service for {color}"))?,
             live_connections,
+            live_tasks: mine.as_ref().map(Vec::len),
+            ready_tasks: mine.as_ref().map(|m| m.iter().filter(|b| b.ready).count()),
         });
     }
     Ok(Status {

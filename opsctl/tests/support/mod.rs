@@ -8,6 +8,10 @@
 #![allow(dead_code)]
 
 mod ec2;
+mod fault;
+
+#[allow(unused_imports)]
+pub use fault::FaultProxy;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -26,7 +30,8 @@ use aws_sdk_ecs::types::{
     NetworkConfiguration, NetworkMode, PortMapping,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, Tag, TargetDescription,
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
+    HttpHeaderConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetDescription,
     TargetGroupTuple, TargetTypeEnum,
 };
 use ec2::Ec2;
@@ -96,6 +101,16 @@ impl Moto {
 
     /// Starts opsctl against this moto without waiting.
     pub fn spawn_opsctl(&self, args: &[&str]) -> Running {
+        self.spawn_opsctl_via(&self.endpoint, args)
+    }
+
+    /// Runs opsctl with its AWS calls sent to `endpoint` (a fault proxy in front of moto).
+    pub fn opsctl_via(&self, endpoint: &str, args: &[&str]) -> Run {
+        self.spawn_opsctl_via(endpoint, args).wait()
+    }
+
+    /// Starts opsctl with its AWS calls sent to `endpoint`.
+    pub fn spawn_opsctl_via(&self, endpoint: &str, args: &[&str]) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsctl"));
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
@@ -104,7 +119,7 @@ impl Moto {
             }
         }
         cmd.args(args)
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
@@ -238,6 +253,9 @@ pub struct Options {
     /// Listener shape: `ForwardConfig` with weights (as the Terraform), else a plain
     /// `TargetGroupArn` to blue.
     pub forward_config: bool,
+    /// As the Terraform's CloudFront-only listener: the default action answers 403 and a rule
+    /// matching the secret origin header holds the weighted forward.
+    pub origin_rule: bool,
     /// Desired tasks of the green service (moto runs `MOTO_RUNNING` of each).
     pub green_desired: i32,
 }
@@ -247,6 +265,7 @@ impl Default for Options {
         Options {
             green_targets: 2,
             forward_config: true,
+            origin_rule: false,
             green_desired: MOTO_RUNNING,
         }
     }
@@ -259,6 +278,8 @@ pub struct Stack {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub listener_arn: String,
+    /// The rule holding the weighted forward (`origin_rule`).
+    pub rule_arn: Option<String>,
     pub blue_tg: String,
     pub green_tg: String,
 }
@@ -356,12 +377,27 @@ impl Stack {
                 .target_group_arn(&blue_tg)
                 .build()
         };
+        let refuse = Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code("403")
+                    .content_type("text/plain")
+                    .message_body("Forbidden")
+                    .build(),
+            )
+            .build();
+        let (default_action, rule_action) = if opts.origin_rule {
+            (refuse, Some(action))
+        } else {
+            (action, None)
+        };
         let listener_arn = elb
             .create_listener()
             .load_balancer_arn(&lb_arn)
             .protocol(ProtocolEnum::Http)
             .port(80)
-            .default_actions(action)
+            .default_actions(default_action)
             .send()
             .await
             .expect("create listener")
@@ -369,6 +405,32 @@ impl Stack {
             .and_then(|l| l.into_iter().next())
             .and_then(|l| l.listener_arn)
             .expect("listener arn");
+        let mut rule_arn = None;
+        if let Some(action) = rule_action {
+            rule_arn = elb
+                .create_rule()
+                .listener_arn(&listener_arn)
+                .priority(100)
+                .conditions(
+                    RuleCondition::builder()
+                        .field("http-header")
+                        .http_header_config(
+                            HttpHeaderConditionConfig::builder()
+                                .http_header_name("X-Origin-Verify")
+                                .values("secret-a")
+                                .values("secret-b")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .actions(action)
+                .send()
+                .await
+                .expect("create rule")
+                .rules
+                .and_then(|r| r.into_iter().next())
+                .and_then(|r| r.rule_arn);
+        }
 
         ecs.create_cluster()
             .cluster_name(CLUSTER)
@@ -453,27 +515,42 @@ impl Stack {
             cloudwatch,
             dynamodb,
             listener_arn,
+            rule_arn,
             blue_tg,
             green_tg,
         };
         stack.set_alarm("OK").await;
+        stack.create_connections_table().await;
         stack
     }
 
-    /// The listener's (blue, green) weights as read back through the API.
+    /// The (blue, green) weights of the listener's forward (or of its origin rule) as read
+    /// back through the API.
     pub async fn weights(&self) -> (i32, i32) {
-        let listener = self
-            .elb
-            .describe_listeners()
-            .listener_arns(&self.listener_arn)
-            .send()
-            .await
-            .expect("describe listener")
-            .listeners
-            .and_then(|l| l.into_iter().next())
-            .expect("listener");
-        let action = listener
-            .default_actions()
+        let actions = if let Some(rule_arn) = &self.rule_arn {
+            self.elb
+                .describe_rules()
+                .rule_arns(rule_arn)
+                .send()
+                .await
+                .expect("describe rule")
+                .rules
+                .and_then(|r| r.into_iter().next())
+                .and_then(|r| r.actions)
+                .expect("rule actions")
+        } else {
+            self.elb
+                .describe_listeners()
+                .listener_arns(&self.listener_arn)
+                .send()
+                .await
+                .expect("describe listener")
+                .listeners
+                .and_then(|l| l.into_iter().next())
+                .and_then(|l| l.default_actions)
+                .expect("listener")
+        };
+        let action = actions
             .iter()
             .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
             .expect("forward action");
@@ -539,8 +616,95 @@ impl Stack {
             .expect("set alarm state");
     }
 
+    /// Writes the fleet heartbeat item as tasks do: `(task, colour, connections, ready)`,
+    /// each beat fresh now (the whole item, as `server/src/rebalance.rs` keeps it).
+    pub async fn put_fleet(&self, tasks: &[(&str, &str, u64, bool)]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis();
+        let entries = tasks
+            .iter()
+            .map(|(task, color, conns, ready)| {
+                let entry = HashMap::from([
+                    ("color".to_string(), AttributeValue::S(color.to_string())),
+                    ("conns".to_string(), AttributeValue::N(conns.to_string())),
+                    ("ready".to_string(), AttributeValue::Bool(*ready)),
+                    ("at_ms".to_string(), AttributeValue::N(now.to_string())),
+                ]);
+                (task.to_string(), AttributeValue::M(entry))
+            })
+            .collect();
+        self.dynamodb
+            .put_item()
+            .table_name(format!("{PREFIX}connections"))
+            .item("conn_id", AttributeValue::S("fleet".into()))
+            .item("tasks", AttributeValue::M(entries))
+            .send()
+            .await
+            .expect("put fleet");
+    }
+
+    /// The control record opsctl writes for the tasks: (blue, green, rebalance).
+    pub async fn control(&self) -> Option<(i64, i64, bool)> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(format!("{PREFIX}connections"))
+            .key("conn_id", AttributeValue::S("opsctl#control".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get control")
+            .item?;
+        let num = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .expect("number")
+        };
+        let rebalance = item
+            .get("rebalance")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .expect("rebalance");
+        Some((num("blue"), num("green"), rebalance))
+    }
+
+    /// Sets a service's desired count, as an operator scaling it in would.
+    pub async fn set_desired(&self, service: &str, desired: i32) {
+        self.ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(service)
+            .desired_count(desired)
+            .send()
+            .await
+            .expect("update service");
+    }
+
+    /// Sets the listener's weights directly, as someone at the console would.
+    pub async fn set_weights_directly(&self, blue: i32, green: i32) {
+        let action = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(tuple(&self.blue_tg, blue))
+                    .target_groups(tuple(&self.green_tg, green))
+                    .build(),
+            )
+            .build();
+        self.elb
+            .modify_listener()
+            .listener_arn(&self.listener_arn)
+            .default_actions(action)
+            .send()
+            .await
+            .expect("modify listener");
+    }
+
     /// The chat server's connections table, as `server/src/store/schema.rs` defines it.
-    pub async fn create_connections_table(&self) {
+    async fn create_connections_table(&self) {
         let s = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)

@@ -31,8 +31,8 @@ use crate::conn::{self, Conn, Outbound};
 use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ChatMessage, ErrorCode, Refusal, ServerFrame, ServerInfo, User, validate_client_msg_id,
-    validate_room, validate_text,
+    Attachment, ChatMessage, ErrorCode, Refusal, ServerFrame, ServerInfo, User,
+    validate_client_msg_id, validate_room, validate_text,
 };
 use crate::store::{ConnectionRecord, NewMessage, Store};
 pub use lifecycle::HEARTBEAT;
@@ -95,6 +95,11 @@ impl Hub {
         hub.spawn_heartbeat();
         hub.spawn_audit();
         hub
+    }
+
+    /// The live connections of this task (for `rebalance`).
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        self.conns.lock().values().cloned().collect()
     }
 
     pub fn fanout(&self) -> &dyn Fanout {
@@ -246,13 +251,15 @@ impl Hub {
     }
 
     /// Accepts a `send`: validates it and queues it for the group commit. The ack (or an
-    /// `unavailable` error) follows when the store has answered.
+    /// `unavailable` error) follows when the store has answered. `attachment` was checked by
+    /// the caller (its signed token).
     pub fn send(
         &self,
         conn: &Arc<Conn>,
         room: String,
         client_msg_id: String,
         text: String,
+        attachment: Option<Attachment>,
     ) -> Result<(), Refusal> {
         validate_room(&room)?;
         validate_client_msg_id(&client_msg_id)?;
@@ -262,13 +269,14 @@ impl Hub {
                 format!("join room {room:?} before sending to it"),
             ));
         }
-        validate_text(&text)?;
+        validate_text(&text, attachment.is_some())?;
         let message = NewMessage {
             room,
             user: conn.user.clone(),
             client_msg_id,
             text,
             ts: crate::now_ms(),
+            attachment: attachment.map(Box::new),
         };
         self.committer.submit(Arc::clone(conn), message)
     }

@@ -123,6 +123,7 @@ fn append_batch(db: &Database, batch: Vec<NewMessage>) -> Result<Vec<Appended>, 
                 text: new.text,
                 ts: new.ts,
                 client_msg_id: new.client_msg_id,
+                attachment: new.attachment.map(|a| *a),
             };
             let json = serde_json::to_vec(&message).map_err(corrupt)?;
             messages

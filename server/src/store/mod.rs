@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::protocol::{ChatMessage, ErrorCode, Refusal, User};
+use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
 
 pub mod dynamodb;
 pub mod embedded;
@@ -25,6 +25,9 @@ pub struct NewMessage {
     pub text: String,
     /// Milliseconds since the Unix epoch.
     pub ts: i64,
+    /// An image checked at upload (its signed token verified by the WebSocket side). Boxed:
+    /// sends wait in the commit queue, and most carry none.
+    pub attachment: Option<Box<Attachment>>,
 }
 
 /// What `append` did with one message.

@@ -92,6 +92,26 @@ impl Moto {
 
     /// A DynamoDB client with the server's own settings, pointed here; with a long timeout,
     /// as moto on a busy 2-core machine answers far slower than DynamoDB.
+    /// Runs `chat-server create-tables` (the binary at `bin`) against this moto with table
+    /// `prefix`; asserts it succeeds and returns what it printed.
+    pub fn create_tables(&self, bin: &std::path::Path, prefix: &str) -> String {
+        let out = Command::new(bin)
+            .arg("create-tables")
+            .env("CHAT_DYNAMODB_TABLE_PREFIX", prefix)
+            // moto on a busy 2-core machine is far slower than DynamoDB.
+            .env("CHAT_DYNAMODB_TIMEOUT_MS", "30000")
+            .envs(self.env())
+            .output()
+            .expect("running create-tables");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "create-tables failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     pub async fn client(&self) -> Client {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(self.endpoint())

@@ -1,6 +1,9 @@
 # The public Application Load Balancer: one target group per colour, a production listener whose
 # weights belong to opsctl after creation, a test listener that always reaches green, and access
-# logs in S3. Only CloudFront's origin-facing addresses reach the production listener.
+# logs in S3. By default only our CloudFront distribution reaches the production listener: the
+# security group admits CloudFront's origin-facing addresses and a listener rule forwards only
+# requests carrying the distribution's secret origin header (any other distribution gets 403).
+# With public_access the listener is open to browsers directly instead.
 
 data "aws_elb_service_account" "this" {}
 
@@ -13,10 +16,19 @@ data "aws_ec2_managed_prefix_list" "cloudfront" {
 locals {
   colors = toset(["blue", "green"])
   https  = var.certificate_arn != null
-  # CloudFront reaches the ALB on the production listener's port.
+  # CloudFront (and, with public_access, browsers) reach the ALB on the production listener's port.
   listener_port      = local.https ? 443 : 80
   test_protocol      = local.https ? "HTTPS" : "HTTP"
   access_logs_prefix = "alb"
+  # Requests must carry the distribution's secret header unless the ALB is open to browsers.
+  verify_origin = !var.public_access
+  # Ports browsers reach directly with public_access: the production listener, and 80 when it
+  # only redirects to 443.
+  public_ports = var.public_access ? toset(local.https ? [80, 443] : [80]) : toset([])
+  # The production listener (443 with a certificate, else 80).
+  production_listener_arn = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http.arn
+  # Each colour's web-client files live under /assets/<colour>-<build>/: always that colour's tasks.
+  asset_rules = { for i, c in sort(tolist(local.colors)) : c => 10 + i }
 }
 
 ################################################################################
@@ -77,7 +89,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "logs" {
     id     = "expire"
     status = "Enabled"
 
-    filter {}
+    # The whole bucket: an empty filter {} warns "will be an error in a future version" since 5.90.
+    filter {
+      prefix = ""
+    }
 
     expiration {
       days = var.log_retention_days
@@ -142,7 +157,7 @@ resource "aws_s3_bucket_policy" "logs" {
 
 resource "aws_security_group" "this" {
   name_prefix = "${var.name}-alb-"
-  description = "Chat ALB: production listener from CloudFront only, test listener from operators."
+  description = "Chat ALB: production listener from CloudFront (or browsers), test listener from operators."
   vpc_id      = var.vpc_id
 
   tags = merge(var.tags, { Name = "${var.name}-alb" })
@@ -152,13 +167,31 @@ resource "aws_security_group" "this" {
   }
 }
 
+# The managed prefix list counts as 55 rules against the 60-rule quota of a security group, which
+# is why test_listener_cidr_blocks takes at most 5 entries.
 resource "aws_vpc_security_group_ingress_rule" "cloudfront" {
+  count = var.public_access ? 0 : 1
+
   security_group_id = aws_security_group.this.id
   description       = "Production listener, from CloudFront origin-facing addresses only"
   prefix_list_id    = data.aws_ec2_managed_prefix_list.cloudfront.id
   ip_protocol       = "tcp"
   from_port         = local.listener_port
   to_port           = local.listener_port
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "public" {
+  #checkov:skip=CKV_AWS_260:public_access opens the chat's own listener to browsers on purpose (80 only redirects when a certificate is set); it is off by default.
+  for_each = local.public_ports
+
+  security_group_id = aws_security_group.this.id
+  description       = "Browsers directly (public_access)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = each.value
+  to_port           = each.value
 
   tags = var.tags
 }
@@ -193,8 +226,8 @@ resource "aws_vpc_security_group_egress_rule" "targets" {
 
 resource "aws_lb" "this" {
   #checkov:skip=CKV_AWS_150:terraform destroy must remove the ALB after the event without a manual step; set enable_deletion_protection to protect it.
-  #checkov:skip=CKV2_AWS_20:Port 80 redirects to HTTPS when certificate_arn is set; without one it forwards, but only CloudFront (HTTPS to viewers) can reach it.
-  #checkov:skip=CKV2_AWS_28:Only CloudFront reaches the ALB (security group on CloudFront's prefix list); a WAF web ACL costs more than the whole compute budget.
+  #checkov:skip=CKV2_AWS_20:Port 80 redirects to HTTPS when certificate_arn is set; without one it is the CloudFront-only origin (HTTPS to viewers) unless public_access is chosen.
+  #checkov:skip=CKV2_AWS_28:The optional WAF (waf_rate_limit) sits on CloudFront, where the viewer's address is known; behind it the ALB admits only our distribution.
   name               = var.name
   load_balancer_type = "application"
   internal           = false
@@ -245,18 +278,27 @@ resource "aws_lb_target_group" "this" {
   }
 
   tags = merge(var.tags, { Color = each.key })
+
+  lifecycle {
+    precondition {
+      condition     = var.deregistration_delay > var.drain_secs
+      error_message = "deregistration_delay must exceed drain_secs, or the ALB cuts draining sockets before the task has sent them `reconnect`."
+    }
+  }
 }
 
 # Production listener. Its weights belong to opsctl after creation: terraform never resets them.
+# Without public_access its default action answers 403 and the weighted forward sits in the
+# `production` rule, behind the secret origin header; with public_access it is the default action.
 resource "aws_lb_listener" "http" {
-  #checkov:skip=CKV_AWS_2:Without a certificate, port 80 is reachable only from CloudFront, which serves viewers over HTTPS; with certificate_arn it redirects to 443.
+  #checkov:skip=CKV_AWS_2:Without a certificate port 80 is the CloudFront-only origin (viewers get HTTPS from CloudFront); with certificate_arn it only redirects to 443.
   #checkov:skip=CKV_AWS_103:Port 80 carries no TLS to configure; the TLS 1.2+ policy is set on the 443 listener.
   load_balancer_arn = aws_lb.this.arn
   port              = 80
   protocol          = "HTTP"
 
   dynamic "default_action" {
-    for_each = local.https ? [] : [1]
+    for_each = !local.https && !local.verify_origin ? [1] : []
     content {
       type = "forward"
       forward {
@@ -268,6 +310,18 @@ resource "aws_lb_listener" "http" {
           arn    = aws_lb_target_group.this["green"].arn
           weight = var.initial_weights["green"]
         }
+      }
+    }
+  }
+
+  dynamic "default_action" {
+    for_each = !local.https && local.verify_origin ? [1] : []
+    content {
+      type = "fixed-response"
+      fixed_response {
+        content_type = "text/plain"
+        message_body = "Forbidden"
+        status_code  = "403"
       }
     }
   }
@@ -300,7 +354,57 @@ resource "aws_lb_listener" "https" {
   ssl_policy        = var.ssl_policy
   certificate_arn   = var.certificate_arn
 
-  default_action {
+  dynamic "default_action" {
+    for_each = local.verify_origin ? [] : [1]
+    content {
+      type = "forward"
+      forward {
+        target_group {
+          arn    = aws_lb_target_group.this["blue"].arn
+          weight = var.initial_weights["blue"]
+        }
+        target_group {
+          arn    = aws_lb_target_group.this["green"].arn
+          weight = var.initial_weights["green"]
+        }
+      }
+    }
+  }
+
+  dynamic "default_action" {
+    for_each = local.verify_origin ? [1] : []
+    content {
+      type = "fixed-response"
+      fixed_response {
+        content_type = "text/plain"
+        message_body = "Forbidden"
+        status_code  = "403"
+      }
+    }
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    ignore_changes = [default_action]
+
+    precondition {
+      condition     = var.domain_name != null
+      error_message = "certificate_arn needs domain_name: the name the certificate covers, pointed at the ALB; CloudFront reaching the ALB by its *.elb.amazonaws.com name over HTTPS gets 502 on every dynamic path."
+    }
+  }
+}
+
+# CloudFront-only (the default): requests with the distribution's secret header get the weighted
+# forward, the rest the listener's 403. The header accepts both rotation slots, so a rotation
+# never refuses requests from edges that still send the previous value.
+resource "aws_lb_listener_rule" "production" {
+  count = local.verify_origin ? 1 : 0
+
+  listener_arn = local.production_listener_arn
+  priority     = 100
+
+  action {
     type = "forward"
     forward {
       target_group {
@@ -314,11 +418,51 @@ resource "aws_lb_listener" "https" {
     }
   }
 
-  tags = var.tags
+  condition {
+    http_header {
+      http_header_name = var.origin_verify_header_name
+      values           = var.origin_verify_values
+    }
+  }
+
+  tags = merge(var.tags, { "chat:traffic" = "production" })
 
   lifecycle {
-    ignore_changes = [default_action]
+    # opsctl shift owns the weights after creation.
+    ignore_changes = [action]
   }
+}
+
+# /assets/<colour>-<build>/… always reaches the colour whose build wrote the page that links it,
+# whatever the weights: a page and its scripts never come from two builds.
+resource "aws_lb_listener_rule" "assets" {
+  for_each = local.asset_rules
+
+  listener_arn = local.production_listener_arn
+  priority     = each.value
+
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this[each.key].arn
+  }
+
+  condition {
+    path_pattern {
+      values = ["${var.assets_path}/${each.key}-*"]
+    }
+  }
+
+  dynamic "condition" {
+    for_each = local.verify_origin ? [1] : []
+    content {
+      http_header {
+        http_header_name = var.origin_verify_header_name
+        values           = var.origin_verify_values
+      }
+    }
+  }
+
+  tags = merge(var.tags, { Color = each.key })
 }
 
 # Preview: always green, whatever the production weights are.

@@ -35,7 +35,7 @@ output "listener_protocol" {
 
 output "test_listener_url" {
   description = "URL of the test listener (green only)."
-  value       = "${lower(local.test_protocol)}://${aws_lb.this.dns_name}:${var.test_listener_port}"
+  value       = "${lower(local.test_protocol)}://${local.https && var.domain_name != null ? var.domain_name : aws_lb.this.dns_name}:${var.test_listener_port}"
 }
 
 output "target_group_arns" {
@@ -43,7 +43,7 @@ output "target_group_arns" {
   value       = { for color, tg in aws_lb_target_group.this : color => tg.arn }
 
   # ECS refuses a service whose target group no listener uses yet: hand the ARNs out only then.
-  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener.test]
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener.test, aws_lb_listener_rule.production]
 }
 
 output "target_group_arn_suffixes" {
@@ -54,4 +54,14 @@ output "target_group_arn_suffixes" {
 output "log_bucket_id" {
   description = "S3 bucket holding access logs (ALB, and S3 server access logs under s3/)."
   value       = aws_s3_bucket.logs.id
+}
+
+output "url" {
+  description = "URL of the production listener by the ALB's name (browsers reach it only with public_access; with a certificate use domain_name)."
+  value       = "${local.https ? "https" : "http"}://${local.https && var.domain_name != null ? var.domain_name : aws_lb.this.dns_name}"
+}
+
+output "production_rule_arn" {
+  description = "Listener rule holding the weighted forward when only CloudFront may reach the ALB (tag chat:traffic = production); null with public_access."
+  value       = local.verify_origin ? aws_lb_listener_rule.production[0].arn : null
 }

@@ -94,3 +94,45 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "domain_name" {
+  description = "DNS name covered by certificate_arn and pointed at the ALB (CloudFront's HTTPS origin host); required with certificate_arn."
+  type        = string
+  default     = null
+}
+
+variable "drain_secs" {
+  description = "CHAT_DRAIN_SECS of the tasks; deregistration_delay must exceed it."
+  type        = number
+  default     = 10
+}
+
+variable "public_access" {
+  description = "Open the production listener to browsers directly (0.0.0.0/0) instead of only our CloudFront distribution."
+  type        = bool
+  default     = false
+}
+
+variable "origin_verify_header_name" {
+  description = "Header CloudFront adds to every origin request; without public_access the production rule forwards only requests carrying one of origin_verify_values in it."
+  type        = string
+  default     = "X-Origin-Verify"
+}
+
+variable "origin_verify_values" {
+  description = "Accepted values of origin_verify_header_name: the current secret and the previous rotation slot."
+  type        = list(string)
+  default     = []
+  sensitive   = true
+
+  validation {
+    condition     = length(var.origin_verify_values) <= 4 && alltrue([for v in var.origin_verify_values : length(v) >= 16 && length(v) <= 128])
+    error_message = "origin_verify_values takes at most 4 values of 16-128 characters (an ALB rule allows 5 condition values in all; one header value at most 128)."
+  }
+}
+
+variable "assets_path" {
+  description = "Path prefix under which chat-server serves its web client as <prefix>/<colour>-<build>/…; each colour's prefix is routed to that colour."
+  type        = string
+  default     = "/assets"
+}

@@ -1,173 +1,72 @@
-# CloudFront in front of everything: the web client from a private S3 bucket (origin access
-# control), and the ALB as a second origin for the dynamic paths. Those paths are never cached and
-# forward every viewer header (Host, Origin, Upgrade, Sec-WebSocket-*) and query string, which is
-# what lets a WebSocket upgrade pass through CloudFront to chat-server.
+# CloudFront in front of everything, with the ALB as its only origin: chat-server serves the web
+# client itself (each colour the client it was built with), so there is no shared bucket that
+# blue and green would have to agree on.
+#
+#   /assets/*                  the web client, cached (paths carry colour and build, never reused)
+#   /ws /api/* /version        never cached, viewer headers forwarded (the WebSocket upgrade passes)
+#   /room/* and the rest       the page: never cached, may be framed by frame_ancestors
+#
+# Every origin request carries the secret origin header the ALB checks; the optional WAF web
+# ACL rate-limits per viewer address where CloudFront still knows it.
 
 locals {
-  s3_origin_id  = "frontend"
   alb_origin_id = "alb"
   custom_cert   = var.acm_certificate_arn != null
 
-  # Served by chat-server through the ALB; everything else is a static file from S3.
-  dynamic_paths = ["/ws", "/api/*", "/version", "/room/*"]
+  # Served by chat-server and never cached; framing denied.
+  api_paths = ["/ws", "/api/*", "/version"]
 
   # AWS managed policies (stable IDs, the same in every account).
   cache_optimized = "658327ea-f89d-4fab-a63d-7e88639e58f6" # Managed-CachingOptimized
   cache_disabled  = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad" # Managed-CachingDisabled
-  all_viewer      = "216adef6-5c7f-47e4-b989-5492eafa07d3" # Managed-AllViewer
+  # Every viewer header, cookie and query string except Host: the ALB's certificate names the ALB,
+  # not the distribution, and chat-server admits the distribution's origin by CHAT_ALLOWED_ORIGINS.
+  all_viewer_except_host = "b689b0a8-53d0-40ab-baf2-68738e2966ac" # Managed-AllViewerExceptHostHeader
 
-  # The web client only: its browser tests and their node_modules stay out of the bucket.
-  frontend_files = var.frontend_dir == null ? toset([]) : toset([
-    for f in fileset(var.frontend_dir, "**") : f
-    if !startswith(f, "tests/") && !strcontains(f, "node_modules/") && !startswith(basename(f), ".")
-  ])
-
-  content_types = {
-    html        = "text/html; charset=utf-8"
-    js          = "text/javascript; charset=utf-8"
-    mjs         = "text/javascript; charset=utf-8"
-    css         = "text/css; charset=utf-8"
-    json        = "application/json"
-    svg         = "image/svg+xml"
-    png         = "image/png"
-    ico         = "image/x-icon"
-    webp        = "image/webp"
-    woff2       = "font/woff2"
-    txt         = "text/plain; charset=utf-8"
-    webmanifest = "application/manifest+json"
-  }
+  # frame-ancestors: the chat itself and the configured embedding origins.
+  frame_ancestors = join(" ", concat(["'self'"], var.frame_ancestors))
+  page_csp        = "frame-ancestors ${local.frame_ancestors}"
 }
 
 ################################################################################
-# Bucket with the web client
+# Response headers
 ################################################################################
 
-resource "aws_s3_bucket" "this" {
-  #checkov:skip=CKV_AWS_144:Public web-client files rebuilt from git on every apply; a replica in a second region adds cost and nothing to restore.
-  #checkov:skip=CKV_AWS_145:The bucket holds only the public web client that CloudFront serves to anyone; SSE-S3 encrypts at rest without per-request KMS charges.
-  #checkov:skip=CKV2_AWS_62:Nothing reacts to uploads of the web client; notifications would have no consumer.
-  bucket_prefix = "${var.name}-web-"
-  force_destroy = true
+# The page (/ and /room/*): embeddable by the chat itself and frame_ancestors. chat-server sends
+# the same Content-Security-Policy; override = false keeps the origin's header and adds this one
+# only where the origin sent none. No X-Frame-Options: it cannot list origins, and DENY would
+# blank every embedded room.
+resource "aws_cloudfront_response_headers_policy" "page" {
+  name    = "${var.name}-page"
+  comment = "HSTS, nosniff, strict referrer, CSP frame-ancestors for embedding"
 
-  tags = var.tags
-}
+  security_headers_config {
+    strict_transport_security {
+      access_control_max_age_sec = 31536000
+      include_subdomains         = true
+      preload                    = true
+      override                   = true
+    }
 
-resource "aws_s3_bucket_public_access_block" "this" {
-  bucket = aws_s3_bucket.this.id
+    content_type_options {
+      override = true
+    }
 
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
+    content_security_policy {
+      content_security_policy = local.page_csp
+      override                = false
+    }
 
-resource "aws_s3_bucket_ownership_controls" "this" {
-  bucket = aws_s3_bucket.this.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "this" {
-  bucket = aws_s3_bucket.this.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
-  bucket = aws_s3_bucket.this.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
+    referrer_policy {
+      referrer_policy = "strict-origin-when-cross-origin"
+      override        = true
     }
   }
 }
 
-resource "aws_s3_bucket_lifecycle_configuration" "this" {
-  bucket = aws_s3_bucket.this.id
-
-  rule {
-    id     = "old-versions"
-    status = "Enabled"
-
-    filter {}
-
-    noncurrent_version_expiration {
-      noncurrent_days = 7
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-}
-
-resource "aws_s3_bucket_logging" "this" {
-  bucket        = aws_s3_bucket.this.id
-  target_bucket = var.log_bucket_id
-  target_prefix = "s3/${var.name}-web/"
-}
-
-resource "aws_s3_bucket_policy" "this" {
-  bucket = aws_s3_bucket.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "CloudFrontReadsThroughOAC"
-        Effect    = "Allow"
-        Principal = { Service = "cloudfront.amazonaws.com" }
-        Action    = "s3:GetObject"
-        Resource  = "${aws_s3_bucket.this.arn}/*"
-        Condition = { StringEquals = { "AWS:SourceArn" = aws_cloudfront_distribution.this.arn } }
-      },
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = "*"
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-    ]
-  })
-
-  depends_on = [aws_s3_bucket_public_access_block.this]
-}
-
-# The files of frontend/, uploaded as they are (no build step).
-resource "aws_s3_object" "this" {
-  for_each = local.frontend_files
-
-  bucket        = aws_s3_bucket.this.id
-  key           = each.value
-  source        = "${var.frontend_dir}/${each.value}"
-  etag          = filemd5("${var.frontend_dir}/${each.value}")
-  content_type  = lookup(local.content_types, lower(reverse(split(".", each.value))[0]), "application/octet-stream")
-  cache_control = endswith(each.value, ".html") ? "no-cache" : "public, max-age=300"
-
-  tags = var.tags
-}
-
-################################################################################
-# Distribution
-################################################################################
-
-resource "aws_cloudfront_origin_access_control" "this" {
-  name                              = "${var.name}-web"
-  description                       = "CloudFront signs its requests to the web-client bucket"
-  origin_access_control_origin_type = "s3"
-  signing_behavior                  = "always"
-  signing_protocol                  = "sigv4"
-}
-
-# Security headers on every response, static or dynamic.
-resource "aws_cloudfront_response_headers_policy" "this" {
-  name    = "${var.name}-security-headers"
+# The API and the web client's files: nothing there is meant to be framed.
+resource "aws_cloudfront_response_headers_policy" "static" {
+  name    = "${var.name}-static"
   comment = "HSTS, nosniff, frame-deny, strict referrer"
 
   security_headers_config {
@@ -194,26 +93,74 @@ resource "aws_cloudfront_response_headers_policy" "this" {
   }
 }
 
+################################################################################
+# Optional WAF: a rate-based rule per viewer address
+################################################################################
+
+resource "aws_wafv2_web_acl" "this" {
+  #checkov:skip=CKV2_AWS_31:WAF logging needs a Firehose or log group per request; the rule's CloudWatch metrics and sampled requests show what it blocks.
+  #checkov:skip=CKV_AWS_192:chat-server is Rust and logs no user input through a JNDI-capable logger; the web ACL exists only for the rate-based rule.
+  count    = var.waf_rate_limit == null ? 0 : 1
+  provider = aws.us_east_1
+
+  name        = "${var.name}-rate"
+  description = "Blocks a viewer address above waf_rate_limit requests per 5 minutes"
+  scope       = "CLOUDFRONT"
+
+  default_action {
+    allow {}
+  }
+
+  rule {
+    name     = "rate-per-ip"
+    priority = 1
+
+    action {
+      block {}
+    }
+
+    statement {
+      rate_based_statement {
+        limit              = var.waf_rate_limit
+        aggregate_key_type = "IP"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-rate-per-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = "${var.name}-waf"
+    sampled_requests_enabled   = true
+  }
+
+  tags = var.tags
+}
+
+################################################################################
+# Distribution
+################################################################################
+
 resource "aws_cloudfront_distribution" "this" {
-  #checkov:skip=CKV_AWS_68:A WAF web ACL costs about $5-10/month plus per-request fees, more than the compute; chat-server enforces its own rate limits per connection.
-  #checkov:skip=CKV2_AWS_47:No WAF (see CKV_AWS_68); chat-server is Rust and logs no user input through a JNDI-capable logger.
-  #checkov:skip=CKV_AWS_86:Standard logging needs ACL-enabled buckets; ALB access logs already record every dynamic request and static hits are not needed for an event.
-  #checkov:skip=CKV_AWS_310:Each path has exactly one origin; there is no second copy of the web client or the chat to fail over to.
+  #checkov:skip=CKV_AWS_68:The WAF web ACL is optional (waf_rate_limit): about $6/month plus requests, against chat-server's own per-connection and per-address limits.
+  #checkov:skip=CKV2_AWS_47:The optional web ACL carries only a rate rule; chat-server is Rust and logs no user input through a JNDI-capable logger.
+  #checkov:skip=CKV_AWS_86:Standard logging needs ACL-enabled buckets; ALB access logs already record every request that reaches the origin.
+  #checkov:skip=CKV_AWS_310:Every path has one origin (the ALB, which balances two colours itself); there is no second copy to fail over to.
   #checkov:skip=CKV_AWS_374:The chat is open to a worldwide audience; no geographic restriction is wanted.
   #checkov:skip=CKV_AWS_174:With the default *.cloudfront.net certificate CloudFront fixes the minimum protocol; with acm_certificate_arn set the distribution enforces TLSv1.2_2021.
-  enabled             = true
-  is_ipv6_enabled     = true
-  comment             = "${var.name}: web client from S3, /ws and /api/* from the ALB"
-  default_root_object = "index.html"
-  price_class         = var.price_class
-  aliases             = var.aliases
-  http_version        = "http2and3"
-
-  origin {
-    origin_id                = local.s3_origin_id
-    domain_name              = aws_s3_bucket.this.bucket_regional_domain_name
-    origin_access_control_id = aws_cloudfront_origin_access_control.this.id
-  }
+  #checkov:skip=CKV_AWS_305:No default root object: chat-server answers / itself (the landing page of the build behind the ALB).
+  enabled         = true
+  is_ipv6_enabled = true
+  comment         = "${var.name}: everything from the ALB; /assets/* cached"
+  price_class     = var.price_class
+  aliases         = var.aliases
+  http_version    = "http2and3"
+  web_acl_id      = var.waf_rate_limit == null ? null : aws_wafv2_web_acl.this[0].arn
 
   origin {
     origin_id   = local.alb_origin_id
@@ -227,20 +174,40 @@ resource "aws_cloudfront_distribution" "this" {
       origin_keepalive_timeout = 60
       origin_read_timeout      = 60
     }
+
+    # The ALB forwards only requests carrying this value (see the alb module).
+    custom_header {
+      name  = var.origin_verify_header_name
+      value = var.origin_verify_value
+    }
   }
 
+  # The page: /, /room/* and anything not listed below.
   default_cache_behavior {
-    target_origin_id           = local.s3_origin_id
+    target_origin_id           = local.alb_origin_id
     viewer_protocol_policy     = "redirect-to-https"
     allowed_methods            = ["GET", "HEAD", "OPTIONS"]
     cached_methods             = ["GET", "HEAD"]
     compress                   = true
+    cache_policy_id            = local.cache_disabled
+    origin_request_policy_id   = local.all_viewer_except_host
+    response_headers_policy_id = aws_cloudfront_response_headers_policy.page.id
+  }
+
+  # Paths carry the colour and build, so a cached file is never stale.
+  ordered_cache_behavior {
+    path_pattern               = "${var.assets_path}/*"
+    target_origin_id           = local.alb_origin_id
+    viewer_protocol_policy     = "redirect-to-https"
+    allowed_methods            = ["GET", "HEAD"]
+    cached_methods             = ["GET", "HEAD"]
+    compress                   = true
     cache_policy_id            = local.cache_optimized
-    response_headers_policy_id = aws_cloudfront_response_headers_policy.this.id
+    response_headers_policy_id = aws_cloudfront_response_headers_policy.static.id
   }
 
   dynamic "ordered_cache_behavior" {
-    for_each = local.dynamic_paths
+    for_each = local.api_paths
     content {
       path_pattern               = ordered_cache_behavior.value
       target_origin_id           = local.alb_origin_id
@@ -249,8 +216,8 @@ resource "aws_cloudfront_distribution" "this" {
       cached_methods             = ["GET", "HEAD"]
       compress                   = false
       cache_policy_id            = local.cache_disabled
-      origin_request_policy_id   = local.all_viewer
-      response_headers_policy_id = aws_cloudfront_response_headers_policy.this.id
+      origin_request_policy_id   = local.all_viewer_except_host
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.static.id
     }
   }
 
@@ -268,4 +235,16 @@ resource "aws_cloudfront_distribution" "this" {
   }
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.alb_origin_protocol == "https" || var.allow_http_origin
+      error_message = "CloudFront reaches the ALB over HTTPS by default: set alb_certificate_arn and alb_domain_name (a name you own, pointed at the ALB), or allow_http_origin = true to accept plaintext between CloudFront and the ALB."
+    }
+
+    precondition {
+      condition     = length(var.aliases) == 0 || local.custom_cert
+      error_message = "aliases (cdn_aliases) need acm_certificate_arn (cdn_certificate_arn): CloudFront refuses a custom name served with its *.cloudfront.net certificate."
+    }
+  }
 }

@@ -8,7 +8,7 @@ output "distribution_id" {
   value       = aws_cloudfront_distribution.this.id
 }
 
-output "bucket_id" {
-  description = "Bucket holding the web client (aws s3 sync target)."
-  value       = aws_s3_bucket.this.id
+output "web_acl_arn" {
+  description = "ARN of the WAF web ACL; null without waf_rate_limit."
+  value       = var.waf_rate_limit == null ? null : aws_wafv2_web_acl.this[0].arn
 }

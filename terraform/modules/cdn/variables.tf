@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix of the bucket and distribution."
+  description = "Name prefix of the distribution's policies and web ACL."
   type        = string
 }
 
@@ -9,9 +9,9 @@ variable "alb_domain_name" {
 }
 
 variable "alb_origin_protocol" {
-  description = "http (to the ALB's port 80, no certificate) or https (to 443 with a certificate matching alb_domain_name)."
+  description = "https (to 443 with a certificate matching alb_domain_name) or http (to port 80: plaintext between CloudFront and the ALB)."
   type        = string
-  default     = "http"
+  default     = "https"
 
   validation {
     condition     = contains(["http", "https"], var.alb_origin_protocol)
@@ -19,15 +19,40 @@ variable "alb_origin_protocol" {
   }
 }
 
-variable "frontend_dir" {
-  description = "Directory with the web client's static files, uploaded as they are; null = upload nothing (aws s3 sync instead)."
-  type        = string
-  default     = null
+variable "allow_http_origin" {
+  description = "Accept alb_origin_protocol = http: requests, cookies and the origin secret cross the internet between CloudFront and the ALB unencrypted."
+  type        = bool
+  default     = false
 }
 
-variable "log_bucket_id" {
-  description = "Bucket receiving the web bucket's S3 server access logs."
+variable "origin_verify_header_name" {
+  description = "Header added to every request CloudFront sends to the ALB."
   type        = string
+  default     = "X-Origin-Verify"
+}
+
+variable "origin_verify_value" {
+  description = "Secret value of origin_verify_header_name (the current rotation slot)."
+  type        = string
+  sensitive   = true
+}
+
+variable "frame_ancestors" {
+  description = "Origins allowed to embed the chat in a frame, besides the chat itself (CSP frame-ancestors)."
+  type        = list(string)
+  default     = []
+}
+
+variable "assets_path" {
+  description = "Path prefix of the web client's versioned files (cached)."
+  type        = string
+  default     = "/assets"
+}
+
+variable "waf_rate_limit" {
+  description = "Requests per 5 minutes one viewer address may send before the WAF blocks it; null = no web ACL."
+  type        = number
+  default     = null
 }
 
 variable "aliases" {

@@ -1,6 +1,8 @@
 # The ECS cluster and one Fargate service per colour. Each task runs chat-server and an AWS
-# OpenTelemetry collector sidecar that forwards traces to X-Ray. Terraform creates the first task
-# definition revision; `opsctl deploy` registers the next ones, so services ignore later changes.
+# Distro for OpenTelemetry collector sidecar: traces (OTLP) to X-Ray, and chat-server's
+# Prometheus metrics (scraped from its loopback admin listener) to CloudWatch as EMF. Terraform
+# creates the first task definition revision; `opsctl deploy` registers the next ones, so
+# services ignore later changes.
 
 data "aws_region" "current" {}
 
@@ -10,15 +12,19 @@ locals {
   # chat-server's admin listener (metrics) stays on loopback; only CHAT_LISTEN faces the ALB.
   base_environment = [
     { name = "CHAT_LISTEN", value = "0.0.0.0:${var.container_port}" },
-    { name = "CHAT_ADMIN_LISTEN", value = "127.0.0.1:9090" },
+    { name = "CHAT_ADMIN_LISTEN", value = "127.0.0.1:${var.admin_port}" },
     { name = "CHAT_DYNAMODB_TABLE_PREFIX", value = var.table_prefix },
     { name = "CHAT_DRAIN_SECS", value = tostring(var.drain_secs) },
-    { name = "AWS_REGION", value = data.aws_region.current.name },
+    { name = "AWS_REGION", value = data.aws_region.current.id },
     { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://localhost:4318" },
     { name = "OTEL_SERVICE_NAME", value = "chat-server" },
   ]
   origins_environment = length(var.allowed_origins) > 0 ? [
     { name = "CHAT_ALLOWED_ORIGINS", value = join(",", var.allowed_origins) },
+  ] : []
+  # The page's Content-Security-Policy frame-ancestors; CloudFront keeps what chat-server sends.
+  framing_environment = length(var.frame_ancestors) > 0 ? [
+    { name = "CHAT_FRAME_ANCESTORS", value = join(",", var.frame_ancestors) },
   ] : []
 
   # Secrets reach the container as environment variables, read by the execution role at start.
@@ -27,7 +33,7 @@ locals {
     { name = "CHAT_REDIS_URL", valueFrom = var.redis_url_parameter_arn },
   ]
 
-  chat_environment = concat(local.base_environment, local.origins_environment)
+  chat_environment = concat(local.base_environment, local.origins_environment, local.framing_environment)
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 
@@ -62,17 +68,84 @@ locals {
   otel_container = {
     name  = "aws-otel-collector"
     image = var.otel_collector_image
-    # Tracing is best effort: a collector crash must not stop the chat.
+    # Telemetry is best effort: a collector crash must not stop the chat.
     essential              = false
     readonlyRootFilesystem = true
-    # OTLP in (gRPC 4317, HTTP 4318 on localhost), X-Ray out; the config ships in the image.
-    command           = ["--config=/etc/ecs/ecs-xray.yaml"]
-    memoryReservation = 64
-    environment = [
-      { name = "AWS_REGION", value = data.aws_region.current.name },
-    ]
+    memoryReservation      = 64
   }
 }
+
+# The collector's configuration per colour (AOT_CONFIG_CONTENT replaces the image's default).
+#   traces:  OTLP on localhost -> X-Ray
+#   metrics: Prometheus scrape of chat-server's admin /metrics (loopback, never exposed) ->
+#            awsemf: CloudWatch Embedded Metric Format lines in the metrics log group, which
+#            CloudWatch turns into metrics of namespace var.metrics_namespace with dimension
+#            `color`. Only metric_declarations' names become metrics (each costs as a custom
+#            metric); the rest stays in the log group for Logs Insights.
+locals {
+  collector_config = {
+    for color in local.colors : color => {
+      receivers = {
+        otlp = {
+          protocols = {
+            grpc = { endpoint = "127.0.0.1:4317" }
+            http = { endpoint = "127.0.0.1:4318" }
+          }
+        }
+        prometheus = {
+          config = {
+            scrape_configs = [{
+              job_name        = "chat-server"
+              scrape_interval = "${var.metrics_interval_secs}s"
+              metrics_path    = "/metrics"
+              static_configs = [{
+                targets = ["127.0.0.1:${var.admin_port}"]
+                labels  = { color = color }
+              }]
+            }]
+          }
+        }
+      }
+      processors = {
+        batch = {}
+      }
+      exporters = {
+        awsxray = {}
+        awsemf = {
+          namespace               = var.metrics_namespace
+          log_group_name          = var.metrics_log_group_name
+          log_stream_name         = "${color}/{TaskId}"
+          dimension_rollup_option = "NoDimensionRollup"
+          metric_declarations = [{
+            dimensions            = [["color"]]
+            metric_name_selectors = [for m in var.exported_metrics : "^${m}$"]
+          }]
+        }
+      }
+      service = {
+        pipelines = {
+          traces  = { receivers = ["otlp"], processors = ["batch"], exporters = ["awsxray"] }
+          metrics = { receivers = ["prometheus"], processors = ["batch"], exporters = ["awsemf"] }
+        }
+      }
+    }
+  }
+}
+
+################################################################################
+# The log group Container Insights writes, owned by Terraform
+################################################################################
+
+# Container Insights writes here; left to ECS, the group would be created unencrypted with no
+# retention and outlive terraform destroy.
+resource "aws_cloudwatch_log_group" "container_insights" {
+  name              = "/aws/ecs/containerinsights/${var.name}/performance"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}
+
 
 resource "aws_ecs_cluster" "this" {
   name = var.name
@@ -83,6 +156,9 @@ resource "aws_ecs_cluster" "this" {
   }
 
   tags = var.tags
+
+  # The log group exists before Container Insights could create its own.
+  depends_on = [aws_cloudwatch_log_group.container_insights]
 }
 
 resource "aws_ecs_cluster_capacity_providers" "this" {
@@ -172,17 +248,21 @@ resource "aws_ecs_task_definition" "this" {
         logDriver = "awslogs"
         options = {
           awslogs-group         = var.log_group_name
-          awslogs-region        = data.aws_region.current.name
+          awslogs-region        = data.aws_region.current.id
           awslogs-stream-prefix = each.key
         }
       }
     }),
     merge(local.otel_container, {
+      environment = [
+        { name = "AWS_REGION", value = data.aws_region.current.id },
+        { name = "AOT_CONFIG_CONTENT", value = yamlencode(local.collector_config[each.key]) },
+      ]
       logConfiguration = {
         logDriver = "awslogs"
         options = {
           awslogs-group         = var.log_group_name
-          awslogs-region        = data.aws_region.current.name
+          awslogs-region        = data.aws_region.current.id
           awslogs-stream-prefix = "${each.key}-otel"
         }
       }
@@ -233,6 +313,10 @@ resource "aws_ecs_service" "this" {
     enable   = true
     rollback = true
   }
+
+  # Switching use_fargate_spot changes the capacity provider strategy: with this the provider
+  # rolls the service onto the new capacity in place instead of replacing it (an outage).
+  force_new_deployment = true
 
   enable_ecs_managed_tags = true
   propagate_tags          = "SERVICE"

@@ -22,3 +22,8 @@ output "security_group_id" {
   description = "Security group of the tasks (Redis admits it)."
   value       = aws_security_group.this.id
 }
+
+output "container_insights_log_group_name" {
+  description = "Log group Container Insights writes, owned by Terraform."
+  value       = aws_cloudwatch_log_group.container_insights.name
+}

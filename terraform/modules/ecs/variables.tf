@@ -156,3 +156,54 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key encrypting the Container Insights log group."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch keeps Container Insights performance logs."
+  type        = number
+  default     = 365
+}
+
+variable "admin_port" {
+  description = "Port of chat-server's admin listener (metrics) on the task's loopback: CHAT_ADMIN_LISTEN and the collector's scrape target."
+  type        = number
+  default     = 9090
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of chat-server's metrics (awsemf exporter)."
+  type        = string
+  default     = "ChatServer"
+}
+
+variable "metrics_interval_secs" {
+  description = "Seconds between two scrapes of chat-server's /metrics by the collector."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.metrics_interval_secs >= 10 && var.metrics_interval_secs <= 300
+    error_message = "metrics_interval_secs must be between 10 and 300."
+  }
+}
+
+variable "exported_metrics" {
+  description = "Prometheus metric names (as chat-server's /metrics writes them) that become CloudWatch metrics; the dashboard and alarms use these."
+  type        = list(string)
+  default     = []
+}
+
+variable "metrics_log_group_name" {
+  description = "Log group the collector's awsemf exporter writes (monitoring module)."
+  type        = string
+}
+
+variable "frame_ancestors" {
+  description = "CHAT_FRAME_ANCESTORS: origins allowed to embed the page besides its own (the same list CloudFront's page policy carries)."
+  type        = list(string)
+  default     = []
+}

@@ -1,6 +1,21 @@
 # Redis-compatible ElastiCache for cross-task fanout and presence: a primary and a replica in two
 # AZs with automatic failover, TLS in transit, encryption at rest and an AUTH token. The full
 # rediss:// URL (token included) is kept in SSM so it reaches tasks as a secret, not plain env.
+#
+# With `shards` > 0 the group runs in cluster mode: that many shards (node groups) of a primary
+# and one replica each, rooms spread over them by their `{room}` hash tag. The URL then names the
+# configuration endpoint with the rediss+cluster:// scheme, which makes chat-server use the
+# cluster client (sharded pub/sub on each room's shard, following slot moves and failovers).
+
+locals {
+  cluster = var.shards > 0
+
+  # Cluster mode needs a parameter group with cluster-enabled yes (default.<family>.cluster.on).
+  cluster_parameter_group = endswith(var.parameter_group_name, ".cluster.on") ? var.parameter_group_name : "${var.parameter_group_name}.cluster.on"
+  parameter_group_name    = local.cluster ? local.cluster_parameter_group : var.parameter_group_name
+  scheme                  = local.cluster ? "rediss+cluster" : "rediss"
+  endpoint                = local.cluster ? aws_elasticache_replication_group.this.configuration_endpoint_address : aws_elasticache_replication_group.this.primary_endpoint_address
+}
 
 resource "random_password" "auth" {
   length  = 48
@@ -47,9 +62,13 @@ resource "aws_elasticache_replication_group" "this" {
   engine_version       = var.engine_version
   node_type            = var.node_type
   port                 = var.port
-  parameter_group_name = var.parameter_group_name
+  parameter_group_name = local.parameter_group_name
 
-  num_cache_clusters         = 2
+  # Off: one primary and one replica. On: `shards` node groups of a primary and one replica.
+  cluster_mode               = local.cluster ? "enabled" : "disabled"
+  num_cache_clusters         = local.cluster ? null : 2
+  num_node_groups            = local.cluster ? var.shards : null
+  replicas_per_node_group    = local.cluster ? 1 : null
   automatic_failover_enabled = true
   multi_az_enabled           = true
 
@@ -75,7 +94,7 @@ resource "aws_ssm_parameter" "url" {
   description = "CHAT_REDIS_URL for chat-server (TLS, AUTH token included)"
   type        = "SecureString"
   key_id      = var.kms_key_arn
-  value       = "rediss://:${random_password.auth.result}@${aws_elasticache_replication_group.this.primary_endpoint_address}:${var.port}"
+  value       = "${local.scheme}://:${random_password.auth.result}@${local.endpoint}:${var.port}"
 
   tags = var.tags
 }

@@ -1,6 +1,11 @@
 output "primary_endpoint" {
-  description = "Primary endpoint address of the replication group (follows failover)."
-  value       = aws_elasticache_replication_group.this.primary_endpoint_address
+  description = "Endpoint clients connect to (follows failover): the primary endpoint, or in cluster mode the configuration endpoint."
+  value       = local.endpoint
+}
+
+output "cluster_mode" {
+  description = "Whether the replication group runs in cluster mode (shards > 0)."
+  value       = local.cluster
 }
 
 output "port" {

@@ -9,7 +9,7 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets in two AZs for the primary and the replica."
+  description = "Private subnets in two AZs for the primaries and the replicas."
   type        = list(string)
 }
 
@@ -41,8 +41,19 @@ variable "parameter_group_name" {
   default     = "default.valkey8"
 }
 
+variable "shards" {
+  description = "0: cluster mode off (one primary, one replica). N > 0: cluster mode on with N shards of a primary and one replica each."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.shards >= 0 && var.shards <= 500 && floor(var.shards) == var.shards
+    error_message = "shards must be a whole number from 0 (cluster mode off) to 500."
+  }
+}
+
 variable "node_type" {
-  description = "Node type of the primary and the replica."
+  description = "Node type of every node (primaries and replicas)."
   type        = string
   default     = "cache.t4g.micro"
 }

@@ -1,9 +1,17 @@
 # Two roles, least privilege: the execution role (ECS itself: pull the image, write logs, read the
-# two secrets) and the task role (chat-server: only its three tables; the collector: X-Ray writes).
+# two secrets) and the task role (chat-server: only its three tables; the collector: X-Ray writes
+# and EMF lines into the metrics log group).
 
 data "aws_caller_identity" "current" {}
 
 data "aws_region" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  # Regional endpoint of a service: <service>.<region>.amazonaws.com (.com.cn in China).
+  endpoint_suffix = "${data.aws_region.current.id}.${data.aws_partition.current.dns_suffix}"
+}
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -37,7 +45,7 @@ resource "aws_iam_role" "execution" {
 
 resource "aws_iam_role_policy_attachment" "execution" {
   role       = aws_iam_role.execution.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
 data "aws_iam_policy_document" "execution" {
@@ -56,8 +64,8 @@ data "aws_iam_policy_document" "execution" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values = [
-        "ssm.${data.aws_region.current.name}.amazonaws.com",
-        "ecr.${data.aws_region.current.name}.amazonaws.com",
+        "ssm.${local.endpoint_suffix}",
+        "ecr.${local.endpoint_suffix}",
       ]
     }
   }
@@ -107,8 +115,15 @@ data "aws_iam_policy_document" "task" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["dynamodb.${data.aws_region.current.name}.amazonaws.com"]
+      values   = ["dynamodb.${local.endpoint_suffix}"]
     }
+  }
+
+  # The collector's awsemf exporter: EMF lines into the metrics log group only.
+  statement {
+    sid       = "MetricsAsEmf"
+    actions   = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    resources = [var.metrics_log_group_arn, "${var.metrics_log_group_arn}:*"]
   }
 
   statement {

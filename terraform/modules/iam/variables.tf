@@ -23,3 +23,8 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "metrics_log_group_arn" {
+  description = "Log group the collector sidecar writes chat-server's metrics to (EMF)."
+  type        = string
+}

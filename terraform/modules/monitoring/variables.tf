@@ -47,3 +47,44 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "region" {
+  description = "Region of the metrics the dashboard shows."
+  type        = string
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of chat-server's metrics (written by the collector's awsemf exporter)."
+  type        = string
+  default     = "ChatServer"
+}
+
+variable "metrics_log_retention_days" {
+  description = "Days the collector's EMF lines are kept (the extracted metrics follow CloudWatch's own retention)."
+  type        = number
+  default     = 3
+}
+
+variable "client_error_threshold" {
+  description = "4xx answers (chat-server plus the ALB itself) in 5 minutes that raise the 4xx-surge alarm."
+  type        = number
+  default     = 500
+}
+
+variable "budget_emails" {
+  description = "E-mail addresses told when the month's cost is forecast to pass, or passes, monthly_budget_usd; empty = no budget."
+  type        = list(string)
+  default     = []
+}
+
+variable "monthly_budget_usd" {
+  description = "Monthly cost budget of the account in USD."
+  type        = number
+  default     = 150
+}
+
+variable "table_names" {
+  description = "DynamoDB table names whose throttles and system errors the dashboard shows."
+  type        = list(string)
+  default     = []
+}

@@ -4,18 +4,30 @@
 
 data "aws_region" "current" {}
 
+data "aws_partition" "current" {}
+
 # Pinned by name: the subnets never move when AWS adds a zone to the region.
 data "aws_availability_zones" "available" {
   state = "available"
 
   filter {
     name   = "zone-name"
-    values = coalesce(var.availability_zones, ["${data.aws_region.current.name}a", "${data.aws_region.current.name}b"])
+    values = local.requested_azs
+  }
+
+  lifecycle {
+    # A name that does not exist in the region (or is not available to the account) would
+    # silently shrink the VPC to one zone; ALB and ElastiCache Multi-AZ need two.
+    postcondition {
+      condition     = length(self.names) == 2
+      error_message = "The availability zones ${join(", ", local.requested_azs)} are not both available in this region: set availability_zones to two zones listed by `aws ec2 describe-availability-zones`."
+    }
   }
 }
 
 locals {
-  azs = data.aws_availability_zones.available.names
+  requested_azs = coalesce(var.availability_zones, ["${data.aws_region.current.id}a", "${data.aws_region.current.id}b"])
+  azs           = data.aws_availability_zones.available.names
 }
 
 resource "aws_vpc" "this" {
@@ -127,7 +139,7 @@ resource "aws_route_table_association" "private" {
 # Gateway endpoints are free: DynamoDB traffic from either tier skips the NAT and the internet.
 resource "aws_vpc_endpoint" "dynamodb" {
   vpc_id            = aws_vpc.this.id
-  service_name      = "com.amazonaws.${data.aws_region.current.name}.dynamodb"
+  service_name      = "${data.aws_partition.current.reverse_dns_prefix}.${data.aws_region.current.id}.dynamodb"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.public.id, aws_route_table.private.id]
 

@@ -450,6 +450,7 @@ impl DynamoStore {
                             text: new.text.clone(),
                             ts: new.ts,
                             client_msg_id: new.client_msg_id.clone(),
+                            attachment: new.attachment.as_deref().cloned(),
                         };
                         to_write.push((i, message, KeyProbe::of(new)));
                     }

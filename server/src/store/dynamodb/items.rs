@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::protocol::{ChatMessage, User};
+use crate::protocol::{Attachment, ChatMessage, User};
 use crate::store::{IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError};
 
 /// One DynamoDB item.
@@ -60,7 +60,7 @@ pub(super) fn message_key(room: &str, seq: u64) -> Item {
 }
 
 pub(super) fn message_item(m: &ChatMessage) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("room".into(), s(&m.room)),
         ("seq".into(), n(m.seq)),
         ("user_id".into(), n(m.user.id)),
@@ -69,7 +69,37 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
         ("text".into(), s(&m.text)),
         ("ts".into(), n(m.ts)),
         ("client_msg_id".into(), s(&m.client_msg_id)),
-    ])
+    ]);
+    if let Some(a) = &m.attachment {
+        // A map attribute: no key or index changes, nothing for text-only messages.
+        item.insert(
+            "attachment".into(),
+            AttributeValue::M(HashMap::from([
+                ("url".into(), s(&a.url)),
+                ("content_type".into(), s(&a.content_type)),
+                ("width".into(), n(a.width)),
+                ("height".into(), n(a.height)),
+                ("bytes".into(), n(a.bytes)),
+            ])),
+        );
+    }
+    item
+}
+
+fn attachment_from_item(item: &Item) -> Result<Option<Attachment>, StoreError> {
+    match item.get("attachment") {
+        None => Ok(None),
+        Some(AttributeValue::M(a)) => Ok(Some(Attachment {
+            url: get_s(a, "url")?.to_string(),
+            content_type: get_s(a, "content_type")?.to_string(),
+            width: get_n(a, "width")?,
+            height: get_n(a, "height")?,
+            bytes: get_n(a, "bytes")?,
+        })),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "attribute attachment should be a map, found {other:?}"
+        ))),
+    }
 }
 
 /// A reserved seq given up for good: an item at the message's key that holds no message, so
@@ -96,6 +126,7 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
         text: get_s(item, "text")?.to_string(),
         ts: get_n(item, "ts")?,
         client_msg_id: get_s(item, "client_msg_id")?.to_string(),
+        attachment: attachment_from_item(item)?,
     })
 }
 
@@ -143,6 +174,7 @@ mod tests {
             text: "hi ✓".into(),
             ts: 1_763_800_000_123,
             client_msg_id: "c-1".into(),
+            attachment: None,
         }
     }
 
@@ -150,6 +182,21 @@ mod tests {
     fn message_items_round_trip() {
         let m = message();
         assert_eq!(message_from_item(&message_item(&m)).ok(), Some(m));
+        let with_image = ChatMessage {
+            text: String::new(),
+            attachment: Some(Attachment {
+                url: "https://cdn.example/uploads/a.png".into(),
+                content_type: "image/png".into(),
+                width: 640,
+                height: 360,
+                bytes: 12_345,
+            }),
+            ..message()
+        };
+        assert_eq!(
+            message_from_item(&message_item(&with_image)).ok(),
+            Some(with_image)
+        );
     }
 
     #[test]

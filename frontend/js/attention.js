@@ -1,0 +1,142 @@
+// Getting a reader's attention back while they look elsewhere: new messages from others are
+// counted in the tab title ("(3) Keynote · Chat") and the favicon gets a dot until the page
+// is looked at again; optional desktop notifications meanwhile (while the tab is hidden or
+// another window has the focus, as chat apps do). Permission for
+// notifications is only ever asked from a click on the bell (never on load), and the choice is
+// remembered per browser.
+
+const PREF_KEY = "chat.notify.v1";
+const FAVICON = "/favicon.svg";
+const FAVICON_UNREAD = "/favicon-unread.svg";
+/** A catch-up after a reconnect notifies at most its last few messages. */
+const NOTIFY_BATCH_MAX = 3;
+/** A notification shows at most this much of the message. */
+const NOTIFY_TEXT_MAX = 140;
+
+/** The tab title with `unread` in front ("(3) …", "(99+) …"), or the base when none. */
+export function titleWithUnread(base, unread) {
+  if (!(unread > 0)) return base;
+  return `(${unread > 99 ? "99+" : unread}) ${base}`;
+}
+
+/** What a notification says for one message: `{ title, body }`, plain text. */
+export function notificationText(message, roomTitle) {
+  const nick = message.user?.nickname ?? "Someone";
+  let body = String(message.text ?? "");
+  if ([...body].length > NOTIFY_TEXT_MAX) body = `${[...body].slice(0, NOTIFY_TEXT_MAX - 1).join("")}…`;
+  return { title: `${nick} · ${roomTitle}`, body };
+}
+
+export class Attention {
+  /**
+   * @param {object} o
+   * @param {string} o.title      the tab title when nothing is unread
+   * @param {string} o.roomTitle  the room's name, for notifications
+   * @param {string} o.room       the room id (one notification per room replaces the last)
+   * @param {HTMLButtonElement} o.bell  the notifications toggle
+   * @param {Function} o.me       () => the current user
+   * @param {Function} o.onError  (message) => void, for a refused permission
+   */
+  constructor({ title, roomTitle, room, bell, me, onError }) {
+    Object.assign(this, { title, roomTitle, room, bell, me, onError });
+    this.unread = 0;
+    this.favicon = document.querySelector('link[rel="icon"]');
+    this.enabled = this.#supported() && Notification.permission === "granted" && loadPref();
+    const back = () => {
+      if (!this.away()) this.#setUnread(0);
+    };
+    document.addEventListener("visibilitychange", back);
+    window.addEventListener("focus", back);
+    if (this.#supported()) {
+      bell.hidden = false;
+      bell.addEventListener("click", () => this.#toggle());
+    }
+    this.#showBell();
+    this.#setUnread(0);
+  }
+
+  /** True while the reader is not looking at the page (another tab or another window). */
+  away() {
+    return document.visibilityState === "hidden" || !document.hasFocus();
+  }
+
+  /** New messages were shown: while away, count others' and notify them when enabled. */
+  saw(messages) {
+    if (!this.away()) return;
+    const theirs = messages.filter((m) => m.user?.id !== this.me()?.id);
+    if (!theirs.length) return;
+    this.#setUnread(this.unread + theirs.length);
+    if (this.enabled) for (const m of theirs.slice(-NOTIFY_BATCH_MAX)) this.#notify(m);
+  }
+
+  #setUnread(n) {
+    this.unread = n;
+    document.title = titleWithUnread(this.title, n);
+    if (this.favicon) this.favicon.href = n > 0 ? FAVICON_UNREAD : FAVICON;
+  }
+
+  #supported() {
+    return typeof window.Notification === "function" && window.isSecureContext;
+  }
+
+  async #toggle() {
+    if (this.enabled) {
+      this.enabled = false;
+      savePref(false);
+      this.#showBell();
+      return;
+    }
+    let permission = Notification.permission;
+    if (permission === "default") {
+      try {
+        permission = await Notification.requestPermission();
+      } catch {
+        permission = "denied";
+      }
+    }
+    if (permission !== "granted") {
+      this.onError?.("Notifications are blocked for this site: allow them in the browser's site settings to use the bell.");
+      this.#showBell();
+      return;
+    }
+    this.enabled = true;
+    savePref(true);
+    this.#showBell();
+  }
+
+  #showBell() {
+    const on = Boolean(this.enabled);
+    this.bell.setAttribute("aria-pressed", String(on));
+    this.bell.title = on ? "Desktop notifications are on while you look elsewhere. Click to turn off." : "Notify me of new messages while I look elsewhere";
+    this.bell.querySelector(".bell-label").textContent = on ? "Notifications on" : "Notify me";
+  }
+
+  #notify(message) {
+    const { title, body } = notificationText(message, this.roomTitle);
+    try {
+      const n = new Notification(title, { body, tag: `chat-room-${this.room}`, icon: FAVICON });
+      n.onclick = () => {
+        window.focus();
+        n.close();
+      };
+    } catch {
+      // Some platforms only allow notifications from a service worker: the title count remains.
+    }
+  }
+}
+
+function loadPref() {
+  try {
+    return localStorage.getItem(PREF_KEY) === "on";
+  } catch {
+    return false;
+  }
+}
+
+function savePref(on) {
+  try {
+    localStorage.setItem(PREF_KEY, on ? "on" : "off");
+  } catch {
+    // Storage unavailable: the choice lasts for this page only.
+  }
+}

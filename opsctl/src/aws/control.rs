@@ -1,0 +1,280 @@
+//! The rollout's shared state, kept as three items in the chat servers' connections table
+//! (`{prefix}connections`) beside the connection records:
+//!
+//! - `opsctl#lease`: who may change the weights now (`owner`, `until_ms`), taken with a
+//!   conditional write so two operators cannot interleave;
+//! - `opsctl#control`: the weights opsctl last put in place and whether tasks should shed
+//!   connections toward them (`rebalance`, `window_ms`); tasks poll it;
+//! - `fleet`: one entry per task (`tasks.{task_id} = {color, conns, ready, at_ms}`),
+//!   refreshed by every task about once a second; entries older than [`FRESH_MS`] are dead
+//!   tasks and drop out.
+//!
+//! None of them has a top-level `color`, so none appears in the `by-color` index that counts
+//! connection records. The item names and fields are the contract with
+//! `server/src/rebalance.rs`.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use super::SdkContext as _;
+use crate::weights::{Color, Weights};
+
+/// Key (`conn_id`) of the lease item.
+pub const LEASE_KEY: &str = "opsctl#lease";
+/// Key of the control record tasks watch.
+pub const CONTROL_KEY: &str = "opsctl#control";
+/// Key of the fleet heartbeat item tasks write.
+pub const FLEET_KEY: &str = "fleet";
+/// A task entry older than this (ms) is a dead task.
+pub const FRESH_MS: i64 = 10_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_n(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+    item.get(key)?.as_n().ok()?.parse().ok()
+}
+
+fn get_s<'a>(
+    item: &'a std::collections::HashMap<String, AttributeValue>,
+    key: &str,
+) -> Option<&'a str> {
+    item.get(key)?.as_s().ok().map(String::as_str)
+}
+
+/// Who holds the lease, as read when taking it failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Holder {
+    pub owner: String,
+    pub until_ms: i64,
+}
+
+/// Takes the lease for `owner` until `until_ms`. Unless `steal`, only when nobody holds it
+/// (absent or expired) or `owner` already does; `Ok(Err(holder))` names who holds it.
+/// With `steal` it always succeeds and returns the holder it displaced, if any.
+pub async fn take_lease(
+    client: &Client,
+    table: &str,
+    owner: &str,
+    until_ms: i64,
+    steal: bool,
+) -> anyhow::Result<Result<Option<Holder>, Holder>> {
+    let now = now_ms();
+    let mut put = client
+        .put_item()
+        .table_name(table)
+        .item("conn_id", s(LEASE_KEY))
+        .item("owner", s(owner))
+        .item("until_ms", n(until_ms))
+        // TTL (seconds) cleans up a lease nobody released.
+        .item("expires_at", n(until_ms / 1000 + 3600))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+    if !steal {
+        put = put
+            .condition_expression("attribute_not_exists(conn_id) OR until_ms < :now OR #o = :me")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":me", s(owner));
+    }
+    match put.send().await {
+        Ok(out) => {
+            let displaced = out.attributes.and_then(|old| {
+                let holder = Holder {
+                    owner: get_s(&old, "owner")?.to_string(),
+                    until_ms: get_n(&old, "until_ms")?,
+                };
+                (holder.owner != owner && holder.until_ms >= now).then_some(holder)
+            });
+            Ok(Ok(displaced))
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(Err(read_lease(client, table).await?.unwrap_or(Holder {
+                owner: "(released meanwhile)".into(),
+                until_ms: now,
+            })))
+        }
+        Err(e) => Err(e).ctx(|| format!("taking the opsctl lease in {table}")),
+    }
+}
+
+/// Extends the lease if `owner` still holds it; `false` when someone took it.
+pub async fn renew_lease(
+    client: &Client,
+    table: &str,
+    owner: &str,
+    until_ms: i64,
+) -> anyhow::Result<bool> {
+    let out = client
+        .update_item()
+        .table_name(table)
+        .key("conn_id", s(LEASE_KEY))
+        .update_expression("SET until_ms = :u, expires_at = :e")
+        .condition_expression("#o = :me")
+        .expression_attribute_names("#o", "owner")
+        .expression_attribute_values(":u", n(until_ms))
+        .expression_attribute_values(":e", n(until_ms / 1000 + 3600))
+        .expression_attribute_values(":me", s(owner))
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).ctx(|| format!("renewing the opsctl lease in {table}")),
+    }
+}
+
+/// Gives the lease back if `owner` still holds it.
+pub async fn release_lease(client: &Client, table: &str, owner: &str) -> anyhow::Result<()> {
+    let out = client
+        .delete_item()
+        .table_name(table)
+        .key("conn_id", s(LEASE_KEY))
+        .condition_expression("#o = :me")
+        .expression_attribute_names("#o", "owner")
+        .expression_attribute_values(":me", s(owner))
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).ctx(|| format!("releasing the opsctl lease in {table}")),
+    }
+}
+
+/// The current lease holder, if the item exists.
+pub async fn read_lease(client: &Client, table: &str) -> anyhow::Result<Option<Holder>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("conn_id", s(LEASE_KEY))
+        .consistent_read(true)
+        .send()
+        .await
+        .ctx(|| format!("reading the opsctl lease in {table}"))?;
+    Ok(out.item.and_then(|item| {
+        Some(Holder {
+            owner: get_s(&item, "owner")?.to_string(),
+            until_ms: get_n(&item, "until_ms")?,
+        })
+    }))
+}
+
+/// What tasks are told: the weights in force and whether to shed toward them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Control {
+    pub weights: Weights,
+    pub rebalance: bool,
+    pub window_ms: i64,
+}
+
+/// Writes the control record (after the listener carries `control.weights`).
+pub async fn write_control(
+    client: &Client,
+    table: &str,
+    control: Control,
+    by: &str,
+) -> anyhow::Result<()> {
+    client
+        .put_item()
+        .table_name(table)
+        .item("conn_id", s(CONTROL_KEY))
+        .item("blue", n(i64::from(control.weights.blue)))
+        .item("green", n(i64::from(control.weights.green)))
+        .item("rebalance", AttributeValue::Bool(control.rebalance))
+        .item("window_ms", n(control.window_ms))
+        .item("updated_ms", n(now_ms()))
+        .item("by", s(by))
+        .send()
+        .await
+        .ctx(|| format!("writing the rollout control record in {table}"))?;
+    Ok(())
+}
+
+/// One live task as its heartbeat says.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskBeat {
+    pub task: String,
+    pub color: Color,
+    pub conns: u64,
+    /// Its `/readyz` checks (store, fanout) pass and it is not draining.
+    pub ready: bool,
+    /// Age of the heartbeat in ms.
+    pub age_ms: i64,
+}
+
+/// The live tasks (fresh heartbeats only); `None` when no task has ever written one.
+pub async fn fleet(client: &Client, table: &str) -> anyhow::Result<Option<Vec<TaskBeat>>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("conn_id", s(FLEET_KEY))
+        .consistent_read(true)
+        .send()
+        .await
+        .ctx(|| format!("reading the fleet heartbeats in {table}"))?;
+    let Some(item) = out.item else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let mut beats = Vec::new();
+    let tasks = item.get("tasks").and_then(|t| t.as_m().ok());
+    for (task, entry) in tasks.into_iter().flatten() {
+        let Ok(m) = entry.as_m() else { continue };
+        let Some(color) = get_s(m, "color").and_then(Color::from_tag) else {
+            continue;
+        };
+        let at = get_n(m, "at_ms").unwrap_or(0);
+        let age_ms = now - at;
+        if age_ms > FRESH_MS {
+            continue;
+        }
+        beats.push(TaskBeat {
+            task: task.clone(),
+            color,
+            conns: u64::try_from(get_n(m, "conns").unwrap_or(0)).unwrap_or(0),
+            ready: m.get("ready").and_then(|r| r.as_bool().ok()).copied() == Some(true),
+            age_ms,
+        });
+    }
+    beats.sort_by(|a, b| a.task.cmp(&b.task));
+    Ok(Some(beats))
+}
+
+/// Live connections per colour from fresh heartbeats.
+pub fn counts(beats: &[TaskBeat]) -> BTreeMap<Color, u64> {
+    let mut out: BTreeMap<Color, u64> = Color::ALL.into_iter().map(|c| (c, 0)).collect();
+    for b in beats {
+        *out.entry(b.color).or_default() += b.conns;
+    }
+    out
+}
