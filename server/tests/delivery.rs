@@ -107,6 +107,54 @@ async fn an_acked_message_written_slowly_reaches_every_member_live() {
 }
 
 #[tokio::test]
+async fn a_rejoin_above_what_the_task_settled_gets_nothing_twice() {
+    // Found by the checker (seed 2): a client rejoins with `after` above what its new task
+    // has settled (that task waits on an older seq still being written), and the room moves
+    // past `after` while the join reads the store. The join's catch-up from memory started
+    // at what the task had settled, not at `after`: the client got seqs it had twice.
+    let c = Cluster::start(2, 30_000).await;
+    let mut alice = client(&c, 0, "alice").await;
+    let mut bob = client(&c, 1, "bob").await;
+    alice.join("lag").await;
+    bob.join("lag").await;
+    for i in 1..=3 {
+        send_until_acked(&mut alice, "lag", &format!("a{i}")).await;
+    }
+    receive_in_order(&mut bob, &[1, 2, 3]).await;
+    // Alice's write of seq 4 is held; Bob's message takes seq 5 and waits behind it on his
+    // task, which cannot read the store either (its catch-up reads hang).
+    c.ddb[0].set_rules(vec![Rule::op("TransactWriteItems", Action::Hang)]);
+    alice
+        .send(json!({"type": "send", "room": "lag", "client_msg_id": "a4", "text": "a4"}))
+        .await;
+    eventually("seq 4's write is held", || async { c.ddb[0].held() > 0 }).await;
+    c.ddb[1].set_rules(vec![Rule::op("Query", Action::Hang)]);
+    assert_eq!(send_until_acked(&mut bob, "lag", "b5").await, 5);
+    eventually("bob's task is stuck reading the gap", || async {
+        c.ddb[1].held() == 1
+    })
+    .await;
+    // Carol has everything up to 5 (she read the history) and joins Bob's task with it.
+    let mut carol = client(&c, 1, "carol").await;
+    carol
+        .send(json!({"type": "join", "room": "lag", "after": 5}))
+        .await;
+    eventually("carol's join is reading the store", || async {
+        c.ddb[1].held() == 2
+    })
+    .await;
+    // Seq 4 lands: Bob's task settles 4 and 5 while Carol's join still reads.
+    c.ddb[0].clear();
+    receive_in_order(&mut bob, &[4, 5]).await;
+    c.ddb[1].clear();
+    let joined = carol.recv_type("joined").await;
+    assert_eq!(joined["messages"], json!([]), "{joined}");
+    send_until_acked(&mut alice, "lag", "a6").await;
+    // Nothing at or below 5 again: the next message Carol gets is 6.
+    receive_in_order(&mut carol, &[6]).await;
+}
+
+#[tokio::test]
 async fn a_member_joining_while_a_write_is_in_flight_receives_it() {
     let c = Cluster::start(2, 30_000).await;
     let mut alice = client(&c, 0, "alice").await;

@@ -141,11 +141,14 @@ impl Hub {
                     settled
                 }
                 .max(after.unwrap_or(0));
+                // Never below `after`: the client has everything up to it, and a room this
+                // task had settled below it may have moved past it during the reads.
                 let covered = if paging {
                     floor
                 } else {
                     covered_by_page.min(floor)
-                };
+                }
+                .max(after.unwrap_or(0));
                 let messages: Vec<_> = page
                     .messages
                     .iter()

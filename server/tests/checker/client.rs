@@ -2,6 +2,8 @@
 //! live task, joins its room with `after` = the highest seq it has, pages the rest of a
 //! long absence over REST by the highest seq that catch-up itself returned, sends numbered
 //! messages one at a time and retries each with its `client_msg_id` until it is acked.
+//! Now and then it leaves and comes back (churn), as people do. Every step has a deadline,
+//! and the whole client stops the moment the test says so.
 //! Everything it sees goes into its [`Log`] for the verdict.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,13 +18,18 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Urls;
 
 /// A send unanswered this long is sent again (same `client_msg_id`).
 const ACK_TIMEOUT: Duration = Duration::from_secs(20);
-/// A connection, hello or join that takes longer is abandoned and tried again.
+/// A connection, hello, join, frame write or history page that takes longer is abandoned
+/// and tried again.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Mean time a client stays connected before it leaves and comes back on its own (while
+/// the test sends): joins with `after` keep happening on every task, restarted ones too.
+const MEAN_STAY: Duration = Duration::from_secs(40);
 
 /// What one client saw.
 #[derive(Debug, Default)]
@@ -50,10 +57,11 @@ pub struct Log {
 /// What the test tells every client.
 #[derive(Default)]
 pub struct Control {
-    /// New messages are sent while set; an outstanding one is retried regardless.
+    /// New messages are sent (and clients churn) while set; an outstanding one is retried
+    /// regardless.
     pub sending: AtomicBool,
-    /// Clients stop (close their sockets) once cleared.
-    pub running: AtomicBool,
+    /// Cancelled at the end: every client stops at once, wherever it is.
+    pub stop: CancellationToken,
 }
 
 pub struct Client {
@@ -73,8 +81,6 @@ enum End {
     Reconnect(Duration),
     /// The connection broke or a step failed.
     Broken,
-    /// The test is over.
-    Stop,
 }
 
 impl Client {
@@ -106,22 +112,25 @@ impl Client {
         self.log.lock().room.clone()
     }
 
-    /// Runs until the control says stop.
+    /// Runs until the control says stop: then returns at once, whatever it was doing.
     pub async fn run(mut self) {
-        while self.control.running.load(Ordering::Relaxed) {
-            let live: Vec<String> = self.urls.read().iter().flatten().cloned().collect();
-            let pause = if live.is_empty() {
-                Duration::from_millis(100)
-            } else {
-                let base = live[self.rng.random_range(0..live.len())].clone();
-                match self.connection(&base).await {
-                    End::Stop => return,
-                    End::Reconnect(after) => after,
-                    End::Broken => Duration::from_millis(self.rng.random_range(100..700)),
-                }
-            };
-            tokio::time::sleep(pause).await;
-        }
+        let stop = self.control.stop.clone();
+        stop.run_until_cancelled(async move {
+            loop {
+                let live: Vec<String> = self.urls.read().iter().flatten().cloned().collect();
+                let pause = if live.is_empty() {
+                    Duration::from_millis(100)
+                } else {
+                    let base = live[self.rng.random_range(0..live.len())].clone();
+                    match self.connection(&base).await {
+                        End::Reconnect(after) => after,
+                        End::Broken => Duration::from_millis(self.rng.random_range(100..700)),
+                    }
+                };
+                tokio::time::sleep(pause).await;
+            }
+        })
+        .await;
     }
 
     fn next_send_at(&mut self) -> Instant {
@@ -140,7 +149,7 @@ impl Client {
         self.log.lock().connections += 1;
         let room = self.room();
         let hello = json!({"type": "hello", "token": self.token});
-        if ws.send(Message::text(hello.to_string())).await.is_err() {
+        if !send(&mut ws, hello).await {
             return End::Broken;
         }
         if expect(&mut ws, "welcome").await.is_none() {
@@ -151,7 +160,7 @@ impl Client {
             Some(a) => json!({"type": "join", "room": room, "after": a}),
             None => json!({"type": "join", "room": room}),
         };
-        if ws.send(Message::text(join.to_string())).await.is_err() {
+        if !send(&mut ws, join).await {
             return End::Broken;
         }
         let Some(joined) = expect(&mut ws, "joined").await else {
@@ -181,6 +190,8 @@ impl Client {
 
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut next_send = self.next_send_at();
+        let stay = -MEAN_STAY.as_secs_f64() * (1.0 - self.rng.random::<f64>()).ln();
+        let leave_at = Instant::now() + Duration::from_secs_f64(stay);
         // When the outstanding send goes (again).
         let mut resend_at = Some(Instant::now());
         loop {
@@ -234,9 +245,10 @@ impl Client {
                     }
                 }
                 _ = tick.tick() => {
-                    if !self.control.running.load(Ordering::Relaxed) {
-                        let _ = ws.close(None).await;
-                        return End::Stop;
+                    if self.control.sending.load(Ordering::Relaxed) && Instant::now() >= leave_at {
+                        // Churn: leave (even with a send unanswered) and come back soon.
+                        let _ = tokio::time::timeout(STEP_TIMEOUT, ws.close(None)).await;
+                        return End::Reconnect(Duration::from_millis(self.rng.random_range(0..1_000)));
                     }
                     let outstanding = self.log.lock().outstanding.clone();
                     let now = Instant::now();
@@ -252,8 +264,8 @@ impl Client {
                     };
                     if let Some(id) = id {
                         resend_at = Some(now + ACK_TIMEOUT);
-                        let send = json!({"type": "send", "room": room, "client_msg_id": id, "text": id});
-                        if ws.send(Message::text(send.to_string())).await.is_err() {
+                        let frame = json!({"type": "send", "room": room, "client_msg_id": id, "text": id});
+                        if !send(&mut ws, frame).await {
                             return End::Broken;
                         }
                     }
@@ -282,10 +294,13 @@ impl Client {
     /// Pages `GET /api/rooms/{room}/messages?after=` from `from`, each page after the highest
     /// seq the catch-up itself returned, until nothing more matches.
     async fn catch_up(&self, base: &str, room: &str, mut from: u64) -> bool {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder()
+            .timeout(STEP_TIMEOUT)
+            .build()
+            .expect("HTTP client");
         loop {
             let url = format!("{base}/api/rooms/{room}/messages?after={from}&limit=200");
-            let Ok(Ok(r)) = tokio::time::timeout(STEP_TIMEOUT, http.get(&url).send()).await else {
+            let Ok(r) = http.get(&url).send().await else {
                 return false;
             };
             if r.status() != 200 {
@@ -312,6 +327,17 @@ impl Client {
     }
 }
 
+/// Writes one frame within [`STEP_TIMEOUT`]; false when the connection is no good.
+async fn send<S>(ws: &mut S, frame: Value) -> bool
+where
+    S: SinkExt<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(STEP_TIMEOUT, ws.send(Message::text(frame.to_string()))).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Reads until a frame of `kind`; `None` on an error frame, a close or a timeout.
 async fn expect<S>(ws: &mut S, kind: &str) -> Option<Value>
 where
@@ -336,9 +362,12 @@ where
     }
 }
 
-/// A guest session through any live task, retried until one answers.
+/// A guest session through any live task, retried until one answers (each try bounded).
 pub async fn session(urls: &Urls, nickname: &str) -> String {
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .timeout(STEP_TIMEOUT)
+        .build()
+        .expect("HTTP client");
     for _ in 0..200 {
         let base = urls.read().iter().flatten().next().cloned();
         if let Some(base) = base

@@ -5,21 +5,28 @@
 //!   order on each connection (live, in `joined`, or through its own REST catch-up).
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use crate::client::Log;
 
-#[derive(Debug, Default)]
+/// The figures of one room (or of all rooms, summed).
+#[derive(Debug, Default, Clone)]
 pub struct Verdict {
+    /// Distinct messages acked.
     pub acked: usize,
+    /// Messages in the history.
     pub stored: usize,
+    /// Deliveries owed (an acked message above a client's join point) that arrived.
+    pub delivered: usize,
     /// Acked messages missing from the history.
     pub lost: usize,
-    /// Acked messages some client above their join point never received.
+    /// Deliveries owed that never arrived.
     pub undelivered: usize,
     /// Messages stored twice, or received twice by one client.
     pub duplicated: usize,
     pub out_of_order: usize,
-    /// Acked with another seq than the history holds, or acked twice with different seqs.
+    /// Acked with another seq than the history holds, acked twice with different seqs, or
+    /// received with another message than the history holds at that seq.
     pub mismatched: usize,
     /// Up to a few examples of each failure, for the report.
     pub examples: Vec<String>,
@@ -31,18 +38,64 @@ impl Verdict {
     }
 
     fn example(&mut self, what: String) {
-        if self.examples.len() < 20 {
+        if self.examples.len() < 10 {
             self.examples.push(what);
         }
     }
+
+    fn add(&mut self, o: &Verdict) {
+        self.acked += o.acked;
+        self.stored += o.stored;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.undelivered += o.undelivered;
+        self.duplicated += o.duplicated;
+        self.out_of_order += o.out_of_order;
+        self.mismatched += o.mismatched;
+    }
 }
 
-/// `history` is each room's full history as (seq, client_msg_id), oldest first.
-pub fn judge(logs: &[Log], history: &BTreeMap<String, Vec<(u64, String)>>) -> Verdict {
-    let mut v = Verdict::default();
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "acked {}, stored {}, delivered {}, lost {}, undelivered {}, duplicated {}, out of order {}, mismatched {}",
+            self.acked,
+            self.stored,
+            self.delivered,
+            self.lost,
+            self.undelivered,
+            self.duplicated,
+            self.out_of_order,
+            self.mismatched
+        )
+    }
+}
+
+/// Per room, and summed.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub rooms: BTreeMap<String, Verdict>,
+    pub total: Verdict,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.rooms.values().all(Verdict::ok)
+    }
+}
+
+/// `history` is each room's full history as (seq, client_msg_id), oldest first. Every room
+/// of `logs` and of `history` gets a verdict.
+pub fn judge(logs: &[Log], history: &BTreeMap<String, Vec<(u64, String)>>) -> Report {
+    let mut rooms: BTreeMap<String, Verdict> = history
+        .keys()
+        .map(|r| (r.clone(), Verdict::default()))
+        .collect();
     // room -> client_msg_id -> acked seq
     let mut acked: BTreeMap<&str, HashMap<&str, u64>> = BTreeMap::new();
     for log in logs {
+        let v = rooms.entry(log.room.clone()).or_default();
         let room = acked.entry(log.room.as_str()).or_default();
         for (id, &seq) in &log.acks {
             room.insert(id.as_str(), seq);
@@ -52,10 +105,11 @@ pub fn judge(logs: &[Log], history: &BTreeMap<String, Vec<(u64, String)>>) -> Ve
             v.example(format!("{id} acked with two seqs"));
         }
     }
-    v.acked = acked.values().map(HashMap::len).sum();
-    for (room, acks) in &acked {
-        let stored = history.get(*room).map(Vec::as_slice).unwrap_or_default();
-        v.stored += stored.len();
+    for (room, v) in rooms.iter_mut() {
+        let acks = acked.get(room.as_str()).cloned().unwrap_or_default();
+        v.acked = acks.len();
+        let stored = history.get(room).map(Vec::as_slice).unwrap_or_default();
+        v.stored = stored.len();
         let mut where_stored: HashMap<&str, Vec<u64>> = HashMap::new();
         for (seq, id) in stored {
             where_stored.entry(id.as_str()).or_default().push(*seq);
@@ -63,52 +117,73 @@ pub fn judge(logs: &[Log], history: &BTreeMap<String, Vec<(u64, String)>>) -> Ve
         for (id, seqs) in &where_stored {
             if seqs.len() > 1 {
                 v.duplicated += seqs.len() - 1;
-                v.example(format!("{room}: {id} stored at seqs {seqs:?}"));
+                v.example(format!("{id} stored at seqs {seqs:?}"));
             }
         }
-        for (id, seq) in acks {
+        for (id, seq) in &acks {
             match where_stored.get(id).map(Vec::as_slice) {
                 None => {
                     v.lost += 1;
-                    v.example(format!(
-                        "{room}: {id} acked at seq {seq} is not in the history"
-                    ));
+                    v.example(format!("{id} acked at seq {seq} is not in the history"));
                 }
                 Some([s]) if s != seq => {
                     v.mismatched += 1;
-                    v.example(format!("{room}: {id} acked at {seq}, stored at {s}"));
+                    v.example(format!("{id} acked at {seq}, stored at {s}"));
                 }
                 _ => {}
             }
         }
     }
+    let by_seq: BTreeMap<&str, HashMap<u64, &str>> = history
+        .iter()
+        .map(|(room, h)| {
+            let seqs = h.iter().map(|(s, id)| (*s, id.as_str())).collect();
+            (room.as_str(), seqs)
+        })
+        .collect();
     for (i, log) in logs.iter().enumerate() {
+        let v = rooms
+            .get_mut(&log.room)
+            .expect("every client's room has a verdict");
         v.duplicated += log.duplicates.len();
         for seq in &log.duplicates {
-            v.example(format!(
-                "client {i} in {}: seq {seq} received twice",
-                log.room
-            ));
+            v.example(format!("client {i}: seq {seq} received twice"));
         }
         v.out_of_order += log.out_of_order.len();
         for (prev, seq) in &log.out_of_order {
-            v.example(format!(
-                "client {i} in {}: seq {seq} after {prev}",
-                log.room
-            ));
+            v.example(format!("client {i}: seq {seq} after {prev}"));
+        }
+        let stored = by_seq.get(log.room.as_str());
+        for (seq, id) in &log.received {
+            let there = stored.and_then(|h| h.get(seq)).copied();
+            if there.is_some_and(|t| t != id) {
+                v.mismatched += 1;
+                v.example(format!(
+                    "client {i}: seq {seq} received as {id}, stored as {}",
+                    there.unwrap_or("")
+                ));
+            }
         }
         let start = log.start.unwrap_or(u64::MAX);
         for (id, &seq) in acked.get(log.room.as_str()).into_iter().flatten() {
-            if seq > start && log.received.get(&seq).map(String::as_str) != Some(*id) {
+            if seq <= start {
+                continue;
+            }
+            if log.received.get(&seq).map(String::as_str) == Some(*id) {
+                v.delivered += 1;
+            } else {
                 v.undelivered += 1;
                 v.example(format!(
-                    "client {i} in {} (from seq {start}) never received {id} (seq {seq})",
-                    log.room
+                    "client {i} (from seq {start}) never received {id} (seq {seq})"
                 ));
             }
         }
     }
-    v
+    let mut total = Verdict::default();
+    for v in rooms.values() {
+        total.add(v);
+    }
+    Report { rooms, total }
 }
 
 /// Every acked seq of `log`'s room above its join point that it has not received yet.
@@ -148,17 +223,25 @@ mod tests {
             log("r", 0, &[(1, "a"), (2, "b")], &[("a", 1), ("c", 3)]),
             log("r", 1, &[(2, "b")], &[("b", 2)]),
         ];
-        let v = judge(&logs, &history);
+        let report = judge(&logs, &history);
+        let v = &report.rooms["r"];
         assert_eq!(v.acked, 3);
         assert_eq!(v.duplicated, 1);
         assert_eq!(v.lost, 1);
-        // c (seq 3) reached neither client.
+        // c (seq 3) reached neither client; a and b reached the one above its join point.
         assert_eq!(v.undelivered, 2);
-        assert!(!v.ok());
+        assert_eq!(v.delivered, 2);
+        assert!(!report.ok());
+        assert_eq!(report.total.lost, 1);
 
         let history: BTreeMap<String, Vec<(u64, String)>> =
             [("r".to_string(), vec![(1, "a".into()), (2, "b".into())])].into();
         let logs = vec![log("r", 0, &[(1, "a"), (2, "b")], &[("a", 1), ("b", 2)])];
         assert!(judge(&logs, &history).ok());
+        // A client that got another message at a seq than the history holds.
+        let logs = vec![log("r", 0, &[(1, "a"), (2, "x")], &[("a", 1), ("b", 2)])];
+        let report = judge(&logs, &history);
+        assert_eq!(report.rooms["r"].mismatched, 1);
+        assert!(!report.ok());
     }
 }
