@@ -8,7 +8,8 @@
 //!
 //! Settings (environment): `CHECKER_SEED` (default: random, printed), `CHECKER_SECONDS` of
 //! faults (60), `CHECKER_CLIENTS` (60), `CHECKER_ROOMS` (10), `CHECKER_TASKS` (3),
-//! `CHECKER_RATE` messages per second over all clients (8). The defaults are the bounded run
+//! `CHECKER_RATE` messages per second over all clients (8), `CHECKER_STAY` mean seconds a
+//! client stays connected before it leaves and comes back (40). The defaults are the bounded run
 //! of the test command; `scripts/soak.sh SECONDS` runs 300 clients for as long as asked.
 //! Every wait has a deadline and the whole run a budget: it ends, passing or failing, and a
 //! failure prints the seed and the command that reproduces it (the same seed replays the same
@@ -37,8 +38,10 @@ use tokio::time::Instant;
 use client::{Client, Control};
 use cluster::Cluster;
 
-/// Longest wait for every client's first `joined`.
+/// Longest wait for every client's first `joined`, once the last one has arrived.
 const JOIN_WAIT: Duration = Duration::from_secs(90);
+/// New clients arriving per second at the start.
+const ARRIVALS_PER_SEC: f64 = 5.0;
 /// Longest wait, once the faults are healed, for every send to be acked and every client to
 /// have caught up.
 const HEAL_WAIT: Duration = Duration::from_secs(90);
@@ -54,6 +57,7 @@ struct Settings {
     rooms: usize,
     tasks: usize,
     rate: u64,
+    stay: u64,
 }
 
 fn setting(name: &str, default: u64) -> u64 {
@@ -74,14 +78,15 @@ impl Settings {
             rooms: setting("CHECKER_ROOMS", 10).max(1) as usize,
             tasks: setting("CHECKER_TASKS", 3).max(1) as usize,
             rate: setting("CHECKER_RATE", 8).max(1),
+            stay: setting("CHECKER_STAY", 40).max(1),
         }
     }
 
     /// The command that replays this run.
     fn reproduce(&self) -> String {
         format!(
-            "CHECKER_SEED={} CHECKER_SECONDS={} CHECKER_CLIENTS={} CHECKER_ROOMS={} CHECKER_TASKS={} CHECKER_RATE={} cargo test -p chat-server --test checker -- --nocapture",
-            self.seed, self.seconds, self.clients, self.rooms, self.tasks, self.rate
+            "CHECKER_SEED={} CHECKER_SECONDS={} CHECKER_CLIENTS={} CHECKER_ROOMS={} CHECKER_TASKS={} CHECKER_RATE={} CHECKER_STAY={} cargo test -p chat-server --test checker -- --nocapture",
+            self.seed, self.seconds, self.clients, self.rooms, self.tasks, self.rate, self.stay
         )
     }
 }
@@ -91,6 +96,8 @@ struct Outcome {
     report: verdict::Report,
     tally: faults::Tally,
     reconnects: u32,
+    /// Why connections ended (besides churn), by reason.
+    ends: BTreeMap<String, u32>,
     unacked: usize,
     healed_in: Duration,
 }
@@ -150,20 +157,37 @@ async fn check(s: Settings) -> Outcome {
             Arc::clone(&control),
             s.seed,
             every,
+            Duration::from_secs(s.stay),
+            Duration::from_secs_f64(i as f64 / ARRIVALS_PER_SEC),
         );
         logs.push(Arc::clone(&c.log));
         handles.push(tokio::spawn(c.run()));
     }
     // Everyone joined before the first fault, so every client has a join point.
-    let deadline = Instant::now() + JOIN_WAIT;
+    let arrivals = Duration::from_secs_f64(s.clients as f64 / ARRIVALS_PER_SEC);
+    let joining = Instant::now();
+    let deadline = joining + arrivals + JOIN_WAIT;
+    let mut progress = joining;
     loop {
         let waiting = logs.iter().filter(|l| l.lock().start.is_none()).count();
         if waiting == 0 {
+            println!(
+                "checker: all {} clients joined in {:.1} s",
+                s.clients,
+                joining.elapsed().as_secs_f64()
+            );
             break;
+        }
+        if progress.elapsed() >= Duration::from_secs(10) {
+            progress = Instant::now();
+            println!(
+                "checker: {waiting} clients not joined yet after {:.0} s",
+                joining.elapsed().as_secs_f64()
+            );
         }
         assert!(
             Instant::now() < deadline,
-            "{waiting} clients had not joined after {JOIN_WAIT:?}"
+            "{waiting} clients had not joined {JOIN_WAIT:?} after the last one arrived"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -179,6 +203,7 @@ async fn check(s: Settings) -> Outcome {
     // Healed: every outstanding send is retried until acked, every client catches up.
     let healing = Instant::now();
     let deadline = healing + HEAL_WAIT;
+    let mut progress = healing;
     let unacked = loop {
         let outstanding = logs
             .iter()
@@ -198,6 +223,13 @@ async fn check(s: Settings) -> Outcome {
             .sum();
         if outstanding == 0 && missing == 0 {
             break 0;
+        }
+        if progress.elapsed() >= Duration::from_secs(10) {
+            progress = Instant::now();
+            println!(
+                "checker: healing for {:.0} s: {outstanding} sends unacked, {missing} deliveries missing",
+                healing.elapsed().as_secs_f64()
+            );
         }
         if Instant::now() >= deadline {
             println!(
@@ -229,10 +261,17 @@ async fn check(s: Settings) -> Outcome {
         .map(|l| std::mem::take(&mut *l.lock()))
         .collect();
     let reconnects: u32 = logs.iter().map(|l| l.connections.saturating_sub(1)).sum();
+    let mut ends: BTreeMap<String, u32> = BTreeMap::new();
+    for l in &logs {
+        for (why, n) in &l.ends {
+            *ends.entry(why.clone()).or_default() += n;
+        }
+    }
     Outcome {
         report: verdict::judge(&logs, &stored),
         tally,
         reconnects,
+        ends,
         unacked,
         healed_in,
     }
@@ -244,8 +283,8 @@ async fn randomized_faults_lose_no_acked_message() {
     let seed = s.seed;
     let reproduce = s.reproduce();
     println!(
-        "checker: seed {seed} ({} s of faults, {} clients, {} rooms, {} tasks, {} msg/s); reproduce with: {reproduce}",
-        s.seconds, s.clients, s.rooms, s.tasks, s.rate
+        "checker: seed {seed} ({} s of faults, {} clients, {} rooms, {} tasks, {} msg/s, {} s mean stay); reproduce with: {reproduce}",
+        s.seconds, s.clients, s.rooms, s.tasks, s.rate, s.stay
     );
     let budget = Duration::from_secs(s.seconds) + OVERHEAD_BUDGET;
     let started = Instant::now();
@@ -295,6 +334,15 @@ async fn randomized_faults_lose_no_acked_message() {
         outcome.unacked,
         outcome.healed_in.as_secs_f64(),
         started.elapsed().as_secs_f64()
+    );
+    let ends: Vec<String> = outcome
+        .ends
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!(
+        "checker: seed {seed}: connections ended by: {}",
+        ends.join(", ")
     );
     assert!(
         outcome.report.total.acked > 0,

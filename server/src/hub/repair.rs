@@ -155,21 +155,29 @@ impl Hub {
             loop {
                 tick.tick().await;
                 let Some(hub) = me.upgrade() else { return };
-                let rooms: Vec<Arc<Room>> = hub.rooms.read().values().cloned().collect();
-                for room in rooms {
-                    if room.state.lock().repairing {
-                        continue;
-                    }
-                    let Ok(reserved) = hub.store.last_seq(&room.name).await else {
-                        continue;
-                    };
+                let rooms: Vec<Arc<Room>> = hub
+                    .rooms
+                    .read()
+                    .values()
+                    .filter(|r| !r.state.lock().repairing)
+                    .cloned()
+                    .collect();
+                if rooms.is_empty() {
+                    continue;
+                }
+                // One batched read of every counter, not one call per room.
+                let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
+                let Ok(counters) = hub.store.last_seqs(&names).await else {
+                    continue;
+                };
+                for (room, reserved) in rooms.iter().zip(counters) {
                     let behind = {
                         let mut st = room.state.lock();
                         st.reserved(reserved);
                         st.has_gap()
                     };
                     if behind {
-                        hub.repair(&room, Duration::ZERO, GAP_WAIT);
+                        hub.repair(room, Duration::ZERO, GAP_WAIT);
                     }
                 }
             }

@@ -130,6 +130,16 @@ pub trait Store: Send + Sync + 'static {
     /// The highest seq allocated in the room so far (0 for an empty room).
     async fn last_seq(&self, room: &str) -> Result<u64, StoreError>;
 
+    /// [`Store::last_seq`] of many rooms at once, in the order of `rooms` (the hub's audit
+    /// reads every room of the task each round: one batched read where the backend has one).
+    async fn last_seqs(&self, rooms: &[String]) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            out.push(self.last_seq(room).await?);
+        }
+        Ok(out)
+    }
+
     /// Settles a reserved seq for good: the message stored at it, or `None` when it is (now,
     /// or already) abandoned, after which no write of it can ever succeed. Called by whoever
     /// gives up on the seq: the writer whose call failed, or a reader tired of waiting.

@@ -27,9 +27,12 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(20);
 /// A connection, hello, join, frame write or history page that takes longer is abandoned
 /// and tried again.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Mean time a client stays connected before it leaves and comes back on its own (while
-/// the test sends): joins with `after` keep happening on every task, restarted ones too.
-const MEAN_STAY: Duration = Duration::from_secs(40);
+/// A `join` (store reads behind every other client's) may take longer on a loaded machine.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed connection: random up to this, doubling per failure in a row up to
+/// [`MAX_BACKOFF`], so a crowd that lost its task does not come back as one herd.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What one client saw.
 #[derive(Debug, Default)]
@@ -52,6 +55,8 @@ pub struct Log {
     pub outstanding: Option<String>,
     /// Connections opened (the first and every reconnect).
     pub connections: u32,
+    /// Why connections ended, by reason (for the report).
+    pub ends: BTreeMap<String, u32>,
 }
 
 /// What the test tells every client.
@@ -73,14 +78,21 @@ pub struct Client {
     rng: StdRng,
     /// Mean time between this client's sends.
     every: Duration,
+    /// Mean time it stays connected before it leaves and comes back on its own (while the
+    /// test sends): joins with `after` keep landing on every task, restarted ones too.
+    stay: Duration,
     next_n: u64,
+    /// When it first connects (clients arrive spread out, as people do).
+    arrives_after: Duration,
+    /// Connections in a row that failed before being joined.
+    failures: u32,
 }
 
 enum End {
     /// The server asked to reconnect after this long (drain).
     Reconnect(Duration),
-    /// The connection broke or a step failed.
-    Broken,
+    /// The connection broke or a step failed, and why.
+    Broken(String),
 }
 
 impl Client {
@@ -92,6 +104,8 @@ impl Client {
         control: Arc<Control>,
         seed: u64,
         every: Duration,
+        stay: Duration,
+        arrives_after: Duration,
     ) -> Self {
         Self {
             id,
@@ -104,7 +118,10 @@ impl Client {
             })),
             rng: StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             every,
+            stay,
             next_n: 0,
+            arrives_after,
+            failures: 0,
         }
     }
 
@@ -116,6 +133,7 @@ impl Client {
     pub async fn run(mut self) {
         let stop = self.control.stop.clone();
         stop.run_until_cancelled(async move {
+            tokio::time::sleep(self.arrives_after).await;
             loop {
                 let live: Vec<String> = self.urls.read().iter().flatten().cloned().collect();
                 let pause = if live.is_empty() {
@@ -124,13 +142,25 @@ impl Client {
                     let base = live[self.rng.random_range(0..live.len())].clone();
                     match self.connection(&base).await {
                         End::Reconnect(after) => after,
-                        End::Broken => Duration::from_millis(self.rng.random_range(100..700)),
+                        End::Broken(why) => {
+                            *self.log.lock().ends.entry(why).or_default() += 1;
+                            self.backoff()
+                        }
                     }
                 };
                 tokio::time::sleep(pause).await;
             }
         })
         .await;
+    }
+
+    /// A random pause before trying again, growing with the failures in a row.
+    fn backoff(&mut self) -> Duration {
+        let cap = FIRST_BACKOFF
+            .saturating_mul(1 << self.failures.min(6))
+            .min(MAX_BACKOFF);
+        self.failures += 1;
+        Duration::from_millis(100 + self.rng.random_range(0..cap.as_millis() as u64))
     }
 
     fn next_send_at(&mut self) -> Instant {
@@ -144,16 +174,16 @@ impl Client {
         let Ok(Ok((mut ws, _))) =
             tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async(ws_url)).await
         else {
-            return End::Broken;
+            return End::Broken("connect failed".into());
         };
         self.log.lock().connections += 1;
         let room = self.room();
         let hello = json!({"type": "hello", "token": self.token});
         if !send(&mut ws, hello).await {
-            return End::Broken;
+            return End::Broken("hello not sent".into());
         }
-        if expect(&mut ws, "welcome").await.is_none() {
-            return End::Broken;
+        if let Err(why) = expect(&mut ws, "welcome", STEP_TIMEOUT).await {
+            return End::Broken(format!("no welcome: {why}"));
         }
         let after = self.log.lock().received.last_key_value().map(|(s, _)| *s);
         let join = match after {
@@ -161,11 +191,13 @@ impl Client {
             None => json!({"type": "join", "room": room}),
         };
         if !send(&mut ws, join).await {
-            return End::Broken;
+            return End::Broken("join not sent".into());
         }
-        let Some(joined) = expect(&mut ws, "joined").await else {
-            return End::Broken;
+        let joined = match expect(&mut ws, "joined", JOIN_TIMEOUT).await {
+            Ok(joined) => joined,
+            Err(why) => return End::Broken(format!("no joined: {why}")),
         };
+        self.failures = 0;
         // Seq order is checked per connection, from the join point on.
         let mut last = after.unwrap_or(0);
         let messages = joined["messages"].as_array().cloned().unwrap_or_default();
@@ -184,13 +216,13 @@ impl Client {
                 .and_then(|m| m["seq"].as_u64())
                 .unwrap_or(last);
             if !self.catch_up(base, &room, from).await {
-                return End::Broken;
+                return End::Broken("catch-up failed".into());
             }
         }
 
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut next_send = self.next_send_at();
-        let stay = -MEAN_STAY.as_secs_f64() * (1.0 - self.rng.random::<f64>()).ln();
+        let stay = -self.stay.as_secs_f64() * (1.0 - self.rng.random::<f64>()).ln();
         let leave_at = Instant::now() + Duration::from_secs_f64(stay);
         // When the outstanding send goes (again).
         let mut resend_at = Some(Instant::now());
@@ -200,9 +232,13 @@ impl Client {
                     let f = match frame {
                         Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
                             Ok(f) => f,
-                            Err(_) => return End::Broken,
+                            Err(_) => return End::Broken("bad frame".into()),
                         },
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Broken,
+                        Some(Ok(Message::Close(c))) => {
+                            let code = c.map_or(0, |c| u16::from(c.code));
+                            return End::Broken(format!("closed {code}"));
+                        }
+                        Some(Err(_)) | None => return End::Broken("connection lost".into()),
                         Some(Ok(_)) => continue,
                     };
                     match f["type"].as_str().unwrap_or("") {
@@ -232,10 +268,12 @@ impl Client {
                                         + Duration::from_millis(self.rng.random_range(200..1_500)),
                                 );
                             } else if f["code"] == "not_joined" {
-                                return End::Broken;
+                                return End::Broken("not_joined".into());
                             }
                         }
                         "reconnect" => {
+                            let why = format!("reconnect {}", f["reason"].as_str().unwrap_or("?"));
+                            *self.log.lock().ends.entry(why).or_default() += 1;
                             let ms = f["retry_after_ms"].as_u64().unwrap_or(500);
                             return End::Reconnect(Duration::from_millis(
                                 ms + self.rng.random_range(0..500),
@@ -266,7 +304,7 @@ impl Client {
                         resend_at = Some(now + ACK_TIMEOUT);
                         let frame = json!({"type": "send", "room": room, "client_msg_id": id, "text": id});
                         if !send(&mut ws, frame).await {
-                            return End::Broken;
+                            return End::Broken("send not sent".into());
                         }
                     }
                 }
@@ -338,26 +376,34 @@ where
     )
 }
 
-/// Reads until a frame of `kind`; `None` on an error frame, a close or a timeout.
-async fn expect<S>(ws: &mut S, kind: &str) -> Option<Value>
+/// Reads until a frame of `kind`; why not on an error frame, a close or a timeout.
+async fn expect<S>(ws: &mut S, kind: &str, within: Duration) -> Result<Value, String>
 where
     S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
-    let deadline = Instant::now() + STEP_TIMEOUT;
+    let deadline = Instant::now() + within;
     loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
-        let Ok(Message::Text(t)) = msg else {
-            if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
-                return None;
-            }
-            continue;
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err("timed out".into()),
+            Ok(None) | Ok(Some(Err(_))) => return Err("connection lost".into()),
+            Ok(Some(Ok(msg))) => msg,
         };
-        let f: Value = serde_json::from_str(&t).ok()?;
+        let t = match msg {
+            Message::Text(t) => t,
+            Message::Close(c) => {
+                return Err(format!("closed {}", c.map_or(0, |c| u16::from(c.code))));
+            }
+            _ => continue,
+        };
+        let f: Value = serde_json::from_str(&t).map_err(|_| "bad frame".to_string())?;
         if f["type"] == kind {
-            return Some(f);
+            return Ok(f);
         }
-        if f["type"] == "error" || f["type"] == "reconnect" {
-            return None;
+        if f["type"] == "error" {
+            return Err(format!("error {}", f["code"].as_str().unwrap_or("?")));
+        }
+        if f["type"] == "reconnect" {
+            return Err(format!("reconnect {}", f["reason"].as_str().unwrap_or("?")));
         }
     }
 }

@@ -163,6 +163,10 @@ impl Store for DynamoStore {
         self.read_last_seq(room).await
     }
 
+    async fn last_seqs(&self, rooms: &[String]) -> Result<Vec<u64>, StoreError> {
+        self.read_last_seqs(rooms).await
+    }
+
     async fn settle(&self, room: &str, seq: u64) -> Result<Option<ChatMessage>, StoreError> {
         self.settle_seq(room, seq).await
     }

@@ -2,7 +2,7 @@
 //! seq and the readiness check. Consistent reads throughout.
 
 use super::counts::Op;
-use super::items::{Item, get_n, is_tombstone, message_from_item, n, s, unavailable};
+use super::items::{Item, get_n, get_s, is_tombstone, message_from_item, n, s, unavailable};
 use super::{DynamoStore, USERS_COUNTER};
 use crate::store::{HistoryPage, HistoryQuery, StoreError};
 
@@ -72,6 +72,25 @@ impl DynamoStore {
             Some(item) => get_n(&item, "value"),
             None => Ok(0),
         }
+    }
+
+    /// The counters of many rooms in `BatchGetItem`s of 100 (consistent reads), in the
+    /// order of `rooms`; a room without a counter is 0.
+    pub(super) async fn read_last_seqs(&self, rooms: &[String]) -> Result<Vec<u64>, StoreError> {
+        let table = &self.tables.counters;
+        let keys = rooms
+            .iter()
+            .map(|room| Item::from([("name".to_string(), s(format!("room#{room}")))]))
+            .collect();
+        let mut by_name = std::collections::HashMap::new();
+        for item in self.batch_get(table, keys).await? {
+            let name = get_s(&item, "name")?.to_string();
+            by_name.insert(name, get_n::<u64>(&item, "value")?);
+        }
+        Ok(rooms
+            .iter()
+            .map(|room| by_name.get(&format!("room#{room}")).copied().unwrap_or(0))
+            .collect())
     }
 
     /// Up to `want` message items (and the tombstones among them) with `low <= seq <= high`, in the asked order; follows
