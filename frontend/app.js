@@ -19,6 +19,8 @@ const $ = (id) => document.getElementById(id);
 const FIRST_PAGE = 50;
 /** Typing frames are sent at most this often while the person types. */
 const TYPING_EVERY_MS = 3000;
+/** A failed token refresh is tried again after this long. */
+const REFRESH_RETRY_MS = 30000;
 
 
 // ---------------------------------------------------------------- landing
@@ -63,13 +65,33 @@ async function openRoom({ room, title }) {
   let session = loadSession();
   if (!session) {
     const fresh = await retrying(() => postSession(apiBase, {}), "Creating your guest identity");
-    session = { token: fresh.token, user: fresh.user, confirmed: false };
+    session = { ...sessionFrom(fresh), confirmed: false };
+    saveSession(session);
+  }
+  if (session.expiresAt !== undefined && session.expiresAt <= Date.now()) {
+    // Away longer than a token lives: a new guest under the same name.
+    const fresh = await retrying(() => postSession(apiBase, { nickname: session.user.nickname }), "Renewing your session");
+    session = { ...sessionFrom(fresh), confirmed: session.confirmed };
     saveSession(session);
   }
   showMe(session.user);
   if (!session.confirmed) session = await askNickname(apiBase, session, true);
 
   const conn = new ChatConnection({ url: wsUrl, token: session.token, room });
+  // Tokens expire: renew silently at half their life (now, for one saved without an expiry),
+  // so the next hello always carries a valid token and the guest keeps its id.
+  const refresh = async () => {
+    try {
+      const fresh = await postSession(apiBase, { token: session.token, nickname: session.user.nickname });
+      session = { ...session, ...sessionFrom(fresh) };
+      saveSession(session);
+      conn.token = fresh.token;
+      setTimeout(refresh, refreshDelay(session));
+    } catch {
+      setTimeout(refresh, REFRESH_RETRY_MS);
+    }
+  };
+  setTimeout(refresh, refreshDelay(session));
   const me = () => conn.user ?? session.user;
   const timeline = new Timeline({
     scroller: $("scroller"),
@@ -147,7 +169,7 @@ async function openRoom({ room, title }) {
     unauthorizedAt = Date.now();
     try {
       const fresh = await retrying(() => postSession(apiBase, { nickname: session.user.nickname }), "Renewing your session");
-      session = { token: fresh.token, user: fresh.user, confirmed: true };
+      session = { ...sessionFrom(fresh), confirmed: true };
       saveSession(session);
       showMe(fresh.user);
       conn.restart(fresh.token);
@@ -202,6 +224,17 @@ function wireComposer(conn) {
     grow();
     input.focus();
   });
+}
+
+/** The stored form of a `POST /api/session` answer: when the token expires, by this clock. */
+function sessionFrom(fresh) {
+  return { token: fresh.token, user: fresh.user, expiresAt: Date.now() + (fresh.expires_in_secs ?? 0) * 1000 };
+}
+
+/** Milliseconds until the session's token is renewed: half its remaining life. */
+function refreshDelay(session) {
+  if (!session.expiresAt) return 0;
+  return Math.max(0, Math.min((session.expiresAt - Date.now()) / 2, 2 ** 31 - 1));
 }
 
 /** Images: picked with the button, pasted, or dropped on the room; each is sent as a message. */
@@ -313,7 +346,7 @@ function askNickname(apiBase, session, firstVisit) {
       if (check.value === session.user.nickname) return onKeep();
       try {
         const fresh = await postSession(apiBase, { token: session.token, nickname: check.value });
-        done({ token: fresh.token, user: fresh.user, confirmed: true });
+        done({ ...sessionFrom(fresh), confirmed: true });
       } catch (err) {
         showError(err instanceof ApiError ? err.message : `Could not save the nickname: ${err.message}`);
         input.focus();

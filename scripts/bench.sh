@@ -2,7 +2,8 @@
 # The standard benchmark set, against RELEASE builds on loopback, in well under 5 minutes:
 #   1 task on embedded defaults: fanout, max (the ceiling), rooms (acked sends/s), churn, idle (RSS/conn);
 #   2 tasks sharing a real redis-server: fanout at 100k deliveries/s (when the build has Redis fanout);
-#   3 tasks over a local 3-shard Redis Cluster (6 redis-server, redis-cli --cluster create): max (the ceiling).
+#   3 tasks over a local 3-shard Redis Cluster (6 redis-server, redis-cli --cluster create): max (the ceiling);
+#   the attack suite (server/tests/attacks.rs) on a release build: RSS growth and bystander p99 per attack.
 # The ceiling (`max`) is the highest fanout rate (1000 members) with every delivery arriving and
 # p99 under BENCH_MAX_P99_MS (250 ms): the rate grows x1.5 per step until a step misses either.
 # Prints the machine and one summary table; the JSON lines are kept in $BENCH_OUT/results.jsonl.
@@ -47,6 +48,9 @@ start_server() {
   env CHAT_LISTEN="127.0.0.1:$port" CHAT_ADMIN_LISTEN="127.0.0.1:$admin" \
     CHAT_DATA_DIR="$TMP/$name" CHAT_TOKEN_SECRET="bench-secret-0123456789" \
     CHAT_TASK_ID="$name" CHAT_RATE_PER_SEC=1000000 CHAT_RATE_BURST=1000000 \
+    CHAT_SESSION_LIMIT_ADDR=1000000:100000 CHAT_SESSION_LIMIT_TASK=1000000:100000 \
+    CHAT_CONNECT_LIMIT_ADDR=1000000:100000 CHAT_HISTORY_LIMIT_ADDR=1000000:100000 \
+    CHAT_HISTORY_LIMIT_TASK=1000000:100000 \
     RUST_LOG=warn "$@" "$SERVER" >"$OUT/$name.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")
@@ -149,8 +153,22 @@ else
   fi
 fi
 
+# --- hostile clients: the attack suite on a release build, with the bystander bound ----
+# (the test command runs the same suite with a starvation bound of 2 s; latency is measured here)
+ATTACKS="$OUT/attacks.txt"
+if [ -z "${BENCH_SKIP_ATTACKS:-}" ]; then
+  ATTACK_P99_MS="${BENCH_ATTACK_P99_MS:-250}" cargo test --release --locked -p chat-server \
+    --test attacks -- --nocapture --test-threads 1 >"$OUT/attacks.log" 2>&1 || true
+  grep -E '^ATTACK|^test result' "$OUT/attacks.log" >"$ATTACKS" || true
+fi
+
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB memory, load average $(cut -d' ' -f1-3 /proc/loadavg), fd limit $FDS"
 echo "server and load generator share the machine; release builds; loopback only"
 echo
 "$LOAD" table "$RESULTS"
+if [ -s "$ATTACKS" ]; then
+  echo
+  echo "attack suite (10 attackers each, 4 s; bystander p99 bound ${BENCH_ATTACK_P99_MS:-250} ms):"
+  cat "$ATTACKS"
+fi

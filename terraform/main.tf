@@ -1,6 +1,7 @@
 # The whole chat on AWS: CloudFront -> ALB (blue/green target groups) -> two Fargate services,
-# with DynamoDB, ElastiCache, X-Ray and CloudWatch (metrics, dashboard, alarms, budget) behind them. `terraform apply` creates it and
-# `terraform destroy` removes all of it (buckets, repository and tables included).
+# with DynamoDB, ElastiCache, X-Ray and CloudWatch (metrics, dashboard, alarms, budget) behind them,
+# and shared images in an S3 bucket CloudFront serves under /uploads/*. `terraform apply` creates it
+# and `terraform destroy` removes all of it (buckets with their objects, repository and tables included).
 
 provider "aws" {
   region = var.region
@@ -42,6 +43,11 @@ locals {
   # Two rotation slots for the origin secret: each rotation renews the older slot, CloudFront
   # sends the newer one, and the ALB accepts both while CloudFront's edges pick up the change.
   origin_secret_current = var.origin_secret_rotation % 2 == 1 ? random_password.origin_verify["a"].result : random_password.origin_verify["b"].result
+  # Images are linked on the chat's own public name (its first exact alias, else CloudFront's),
+  # under the path CloudFront serves from the uploads bucket's keys of the same prefix.
+  public_aliases     = [for alias in var.cdn_aliases : alias if !startswith(alias, "*.")]
+  public_host        = length(local.public_aliases) > 0 ? local.public_aliases[0] : module.cdn.domain_name
+  uploads_public_url = "https://${local.public_host}/${module.uploads.prefix}"
 }
 
 ################################################################################
@@ -228,6 +234,8 @@ module "iam" {
   secret_parameter_arns = [aws_ssm_parameter.token_secret.arn, module.elasticache.url_parameter_arn]
   kms_key_arn           = aws_kms_key.this.arn
   metrics_log_group_arn = module.monitoring.metrics_log_group_arn
+  uploads_bucket_arn    = module.uploads.bucket_arn
+  uploads_objects_arn   = module.uploads.objects_arn
 
   tags = local.tags
 }
@@ -264,6 +272,9 @@ module "ecs" {
   log_retention_days         = var.log_retention_days
   metrics_log_group_name     = module.monitoring.metrics_log_group_name
   exported_metrics           = module.monitoring.exported_metrics
+  uploads_bucket             = module.uploads.bucket_name
+  uploads_prefix             = module.uploads.prefix
+  uploads_public_url         = local.uploads_public_url
 
   tags = local.tags
 }
@@ -285,5 +296,24 @@ module "cdn" {
   waf_rate_limit      = var.waf_rate_limit
   aliases             = var.cdn_aliases
   acm_certificate_arn = var.cdn_certificate_arn
+  # Shared images: an edge keeps a copy no longer than the bucket keeps the image.
+  uploads_bucket_domain_name = module.uploads.bucket_regional_domain_name
+  uploads_prefix             = module.uploads.prefix
+  uploads_ttl_seconds        = min(var.uploads_expiry_days * 86400, 31536000)
 
-  tags = local.tags}
+  tags = local.tags
+}
+
+# Shared images (issue 15): the browser PUTs into the bucket through chat-server's presigned URL
+# from the chat's pages (CORS for exactly the origins chat-server admits), CloudFront serves them.
+module "uploads" {
+  source = "./modules/uploads"
+
+  name                        = var.name
+  expiry_days                 = var.uploads_expiry_days
+  allowed_origins             = local.chat_origins
+  cloudfront_distribution_arn = module.cdn.arn
+  access_log_bucket           = module.alb.log_bucket_id
+
+  tags = local.tags
+}

@@ -73,6 +73,16 @@ output "redis_url_parameter" {
   value       = module.elasticache.url_parameter_name
 }
 
+output "uploads_bucket" {
+  description = "S3 bucket of shared images (CHAT_UPLOADS_BUCKET); expires them after uploads_expiry_days."
+  value       = module.uploads.bucket_name
+}
+
+output "uploads_public_url" {
+  description = "Where viewers fetch shared images (CHAT_UPLOADS_PUBLIC_URL): CloudFront's /uploads/."
+  value       = local.uploads_public_url
+}
+
 output "log_group_name" {
   description = "CloudWatch log group of the tasks."
   value       = module.monitoring.log_group_name

@@ -259,6 +259,17 @@ variable "table_prefix" {
   default     = null
 }
 
+variable "uploads_expiry_days" {
+  description = "Days the uploads bucket keeps a shared image before deleting it (set it past the event; edges keep a copy at most as long again, up to a year)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.uploads_expiry_days >= 1 && var.uploads_expiry_days <= 3650 && floor(var.uploads_expiry_days) == var.uploads_expiry_days
+    error_message = "uploads_expiry_days must be a whole number of days from 1 to 3650."
+  }
+}
+
 ################################################################################
 # Redis
 ################################################################################

@@ -22,6 +22,7 @@ use crate::protocol::ServerInfo;
 use crate::store::Store;
 use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
+use crate::throttle::Throttle;
 use crate::uploads::Uploads;
 use crate::uploads::backend::Backend;
 use crate::web::WebClient;
@@ -99,10 +100,12 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let store = build_store(&settings).await?;
-    let tokens = Arc::new(Tokens::load(
-        settings.token_secret.as_deref(),
-        &settings.data_dir,
-    )?);
+    let mut tokens = Tokens::load(settings.token_secret.as_deref(), &settings.data_dir)?
+        .with_ttl(settings.token_ttl);
+    if let Some((previous, overlap)) = &settings.token_previous {
+        tokens = tokens.with_previous(previous.as_bytes(), *overlap);
+    }
+    let tokens = Arc::new(tokens);
     let uploads = Arc::new(Uploads::new(
         build_upload_backend(&settings).await,
         Arc::clone(&tokens),
@@ -127,7 +130,8 @@ pub async fn start(
         },
         info,
         Arc::clone(&metrics),
-        settings.outbound_queue.get(),
+        settings.outbound_queue,
+        settings.ping_interval,
     );
     if let Some(e) = fanout_error {
         return Err(e);
@@ -156,14 +160,30 @@ pub async fn start(
         limits: Limits {
             rate_per_sec: settings.rate_per_sec,
             rate_burst: settings.rate_burst,
+            idle_timeout: settings.ping_interval * 3,
         },
+        sessions: Throttle::new(
+            settings.session_limit_addr,
+            Some(settings.session_limit_task),
+        ),
+        reads: Throttle::new(
+            settings.history_limit_addr,
+            Some(settings.history_limit_task),
+        ),
+        // No task-wide cap: a drained task's clients all reconnect at once, legitimately.
+        upgrades: Throttle::new(settings.connect_limit_addr, None),
+        trusted_proxies: settings.trusted_proxies,
         allowed_origins: settings.allowed_origins.clone(),
         web: WebClient::new(&settings.color, &settings.frame_ancestors)?,
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let public = axum::serve(listener, crate::http::router(Arc::clone(&state)))
-        .with_graceful_shutdown(wait_true(stop_rx.clone()));
+    let public = axum::serve(
+        listener,
+        crate::http::router(Arc::clone(&state))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_true(stop_rx.clone()));
     let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
     let drain = settings.drain;

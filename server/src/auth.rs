@@ -1,8 +1,19 @@
 //! Guest identity: signed tokens (HMAC-SHA256) that carry a user's id, nickname and avatar,
 //! so any task can check a token without a user table. New ids come from the store's atomic
 //! counter (see `http::session`).
+//!
+//! A token is `{kid}.{payload}.{sig}`: `kid` names the key that signed it (derived from the
+//! secret, so every task sharing a secret agrees on it), `payload` holds the claims with an
+//! expiry, `sig` covers `{kid}.{payload}`. The secret is rotated by starting tasks with the new
+//! secret and the old one as the previous key: tokens of the old key verify for a configured
+//! overlap from the task's start, and every renewal (`POST /api/session` with a token) hands
+//! out a token of the new key.
+//!
+//! The same sealing carries the uploads' slots and attachments ([`Tokens::seal`] with a
+//! [`Purpose`]): the purpose is signed too, so a token made for one use opens for no other.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,7 +21,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::seq::IndexedRandom;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::protocol::User;
 
@@ -21,13 +32,60 @@ pub const AVATARS: &[&str] = &[
     "falcon", "frog", "moose", "seal", "sloth",
 ];
 
+/// How long a token is valid without `CHAT_TOKEN_TTL_SECS`.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+
 /// Name of the generated secret file in the data dir.
 const SECRET_FILE: &str = "token-secret";
+
+/// One signing key and its id.
+#[derive(Clone)]
+struct Key {
+    id: String,
+    mac: Hmac<Sha256>,
+}
+
+impl Key {
+    fn new(secret: &[u8]) -> Self {
+        // HMAC accepts keys of any length.
+        let mac = Hmac::<Sha256>::new_from_slice(secret)
+            .unwrap_or_else(|e| unreachable!("HMAC takes any key length: {e}"));
+        // A one-way name for the key: says which secret signed, reveals nothing of it.
+        let digest = Sha256::new()
+            .chain_update(b"chat-token-key-id:")
+            .chain_update(secret)
+            .finalize();
+        let id = URL_SAFE_NO_PAD.encode(&digest[..6]);
+        Self { id, mac }
+    }
+
+    fn mac(&self, purpose: Purpose, signed: &str) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(purpose.prefix().as_bytes());
+        mac.update(b"\0");
+        mac.update(signed.as_bytes());
+        mac
+    }
+
+    fn sign(&self, purpose: Purpose, signed: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(purpose, signed).finalize().into_bytes())
+    }
+
+    fn verifies(&self, purpose: Purpose, signed: &str, sig: &str) -> bool {
+        let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else {
+            return false;
+        };
+        self.mac(purpose, signed).verify_slice(&sig).is_ok()
+    }
+}
 
 /// Issues and verifies guest tokens.
 #[derive(Clone)]
 pub struct Tokens {
-    key: Hmac<Sha256>,
+    current: Key,
+    /// The key being rotated out, and until when its tokens still verify.
+    previous: Option<(Key, Instant)>,
+    ttl: Duration,
 }
 
 /// What a token carries, signed.
@@ -38,14 +96,41 @@ struct Claims {
     avatar: String,
     /// Issued at, milliseconds since the epoch (keeps tokens distinct over time).
     iat: i64,
+    /// Expires at, milliseconds since the epoch.
+    exp: i64,
 }
 
 impl Tokens {
+    /// Tokens signed with `secret`, valid for [`DEFAULT_TOKEN_TTL`].
     pub fn new(secret: &[u8]) -> Self {
-        // HMAC accepts keys of any length.
-        let key = Hmac::<Sha256>::new_from_slice(secret)
-            .unwrap_or_else(|e| unreachable!("HMAC takes any key length: {e}"));
-        Self { key }
+        Self {
+            current: Key::new(secret),
+            previous: None,
+            ttl: DEFAULT_TOKEN_TTL,
+        }
+    }
+
+    /// Tokens issued from now on are valid for `ttl`.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Also accepts tokens signed with `secret` (the key being rotated out) for `overlap`
+    /// from now. Nothing is issued with it.
+    pub fn with_previous(mut self, secret: &[u8], overlap: Duration) -> Self {
+        self.previous = Some((Key::new(secret), Instant::now() + overlap));
+        self
+    }
+
+    /// How long an issued token is valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The id of the key new tokens are signed with.
+    pub fn key_id(&self) -> &str {
+        &self.current.id
     }
 
     /// The configured secret, or the one kept in `data_dir` (generated on first start).
@@ -69,20 +154,34 @@ impl Tokens {
         }
     }
 
-    /// A token for `user`.
+    /// A token for `user`, valid for [`Tokens::ttl`] from now.
     pub fn issue(&self, user: &User) -> String {
+        self.issue_at(user, crate::now_ms())
+    }
+
+    fn issue_at(&self, user: &User, now_ms: i64) -> String {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let claims = Claims {
             id: user.id,
             nickname: user.nickname.clone(),
             avatar: user.avatar.clone(),
-            iat: crate::now_ms(),
+            iat: now_ms,
+            exp: now_ms.saturating_add(ttl_ms),
         };
         self.seal(Purpose::Guest, &claims)
     }
 
-    /// The user a token was issued for, if it is well formed and signed with our key.
+    /// The user a token was issued for, if it is well formed, signed with a key we accept,
+    /// and not expired.
     pub fn verify(&self, token: &str) -> Option<User> {
+        self.verify_at(token, crate::now_ms())
+    }
+
+    fn verify_at(&self, token: &str, now_ms: i64) -> Option<User> {
         let claims: Claims = self.open(Purpose::Guest, token)?;
+        if claims.exp <= now_ms {
+            return None;
+        }
         Some(User {
             id: claims.id,
             nickname: claims.nickname,
@@ -90,35 +189,34 @@ impl Tokens {
         })
     }
 
-    /// `claims` as `payload.signature` (base64url JSON, HMAC-SHA256 over the purpose and the
-    /// payload): readable by anyone, forgeable by no one without the key. The purpose keeps a
-    /// token made for one use from being accepted for another.
+    /// `claims` as `kid.payload.signature` (base64url JSON, HMAC-SHA256 over the purpose, the
+    /// key id and the payload): readable by anyone, forgeable by no one without the key.
     pub fn seal<T: Serialize>(&self, purpose: Purpose, claims: &T) -> String {
         let payload = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(claims).unwrap_or_else(|e| unreachable!("claims serialise: {e}")),
         );
-        let sig = URL_SAFE_NO_PAD.encode(self.mac(purpose, &payload).finalize().into_bytes());
-        format!("{payload}.{sig}")
+        let signed = format!("{}.{payload}", self.current.id);
+        let sig = self.current.sign(purpose, &signed);
+        format!("{signed}.{sig}")
     }
 
-    /// The claims of a token sealed by [`Tokens::seal`] for `purpose`, if its signature holds.
+    /// The claims of a token sealed by [`Tokens::seal`] for `purpose`, if it is signed with a
+    /// key we accept (the current one, or the previous one during its overlap).
     pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, token: &str) -> Option<T> {
-        let (payload, sig) = token.split_once('.')?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        self.mac(purpose, payload).verify_slice(&sig).ok()?;
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-    }
-
-    fn mac(&self, purpose: Purpose, payload: &str) -> Hmac<Sha256> {
-        let mut mac = self.key.clone();
-        // Guest tokens predate purposes: theirs is empty, so tokens already issued still verify.
-        let prefix = purpose.prefix();
-        if !prefix.is_empty() {
-            mac.update(prefix.as_bytes());
-            mac.update(b"\0");
+        let (signed, sig) = token.rsplit_once('.')?;
+        let (kid, payload) = signed.split_once('.')?;
+        let key = if kid == self.current.id {
+            &self.current
+        } else {
+            match &self.previous {
+                Some((key, until)) if kid == key.id && Instant::now() < *until => key,
+                _ => return None,
+            }
+        };
+        if !key.verifies(purpose, signed, sig) {
+            return None;
         }
-        mac.update(payload.as_bytes());
-        mac
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
     }
 }
 
@@ -136,7 +234,7 @@ pub enum Purpose {
 impl Purpose {
     fn prefix(self) -> &'static str {
         match self {
-            Purpose::Guest => "",
+            Purpose::Guest => "guest",
             Purpose::Upload => "upload",
             Purpose::Attachment => "attachment",
         }
@@ -208,21 +306,75 @@ mod tests {
     }
 
     #[test]
-    fn forged_and_foreign_tokens_do_not_verify() {
+    fn a_token_names_its_key_and_expires_after_the_ttl() {
+        let tokens = Tokens::new(b"0123456789abcdef").with_ttl(Duration::from_secs(60));
+        let now = crate::now_ms();
+        let token = tokens.issue_at(&user(), now);
+        assert!(
+            token.starts_with(&format!("{}.", tokens.key_id())),
+            "{token}"
+        );
+        assert_eq!(tokens.verify_at(&token, now + 59_999), Some(user()));
+        assert_eq!(tokens.verify_at(&token, now + 60_000), None);
+        // The expiry is signed: a payload with a later one does not verify.
+        let (kid, rest) = token.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let later = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"id":17,"nickname":"Bob","avatar":"otter","iat":{now},"exp":{}}}"#,
+            now + 3_600_000
+        ));
+        assert_eq!(
+            tokens.verify_at(&format!("{kid}.{later}.{sig}"), now + 60_000),
+            None
+        );
+    }
+
+    #[test]
+    fn the_previous_key_verifies_only_during_the_overlap() {
+        let old = Tokens::new(b"the old secret, 1");
+        let token = old.issue(&user());
+        let new = Tokens::new(b"the new secret, 2");
+        assert_ne!(old.key_id(), new.key_id());
+        assert_eq!(new.verify(&token), None);
+        let rotating = new
+            .clone()
+            .with_previous(b"the old secret, 1", Duration::from_secs(3600));
+        assert_eq!(rotating.verify(&token), Some(user()));
+        // Renewals are signed with the new key.
+        assert!(rotating.issue(&user()).starts_with(new.key_id()));
+        let over = new.with_previous(b"the old secret, 1", Duration::ZERO);
+        assert_eq!(over.verify(&token), None);
+    }
+
+    #[test]
+    fn forged_foreign_and_keyless_tokens_do_not_verify() {
         let tokens = Tokens::new(b"0123456789abcdef");
         let other = Tokens::new(b"another secret!!");
         let token = other.issue(&user());
         assert_eq!(tokens.verify(&token), None);
-        let (payload, sig) = tokens
-            .issue(&user())
-            .split_once('.')
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .unwrap();
-        let forged_payload =
-            URL_SAFE_NO_PAD.encode(br#"{"id":1,"nickname":"Admin","avatar":"fox","iat":0}"#);
-        assert_eq!(tokens.verify(&format!("{forged_payload}.{sig}")), None);
-        assert_eq!(tokens.verify(&payload), None);
+        // The other key's signature under our key id.
+        let (_, rest) = token.split_once('.').unwrap();
+        assert_eq!(tokens.verify(&format!("{}.{rest}", tokens.key_id())), None);
+        let good = tokens.issue(&user());
+        let (kid, rest) = good.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let forged_payload = URL_SAFE_NO_PAD
+            .encode(br#"{"id":1,"nickname":"Admin","avatar":"fox","iat":0,"exp":99999999999999}"#);
+        assert_eq!(
+            tokens.verify(&format!("{kid}.{forged_payload}.{sig}")),
+            None
+        );
+        // A token of the old `{payload}.{sig}` form (no key id, no expiry) is refused.
+        let legacy_payload =
+            URL_SAFE_NO_PAD.encode(br#"{"id":17,"nickname":"Bob","avatar":"otter","iat":0}"#);
+        let legacy_sig = tokens.current.sign(Purpose::Guest, &legacy_payload);
+        assert_eq!(
+            tokens.verify(&format!("{legacy_payload}.{legacy_sig}")),
+            None
+        );
+        assert_eq!(tokens.verify(rest), None);
         assert_eq!(tokens.verify("garbage"), None);
+        assert_eq!(tokens.verify("a.b.c"), None);
     }
 
     #[test]

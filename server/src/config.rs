@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::conn::QueueLimits;
+use crate::throttle::Rate;
+
 /// A lean WebSocket chat server. With no configuration it runs a single-node chat on an
 /// embedded on-disk store; with DynamoDB and Redis configured, many tasks act as one chat.
 #[derive(Debug, Parser)]
@@ -123,6 +126,90 @@ pub struct Config {
     /// `https://d123.cloudfront.net/uploads/`); required with `CHAT_UPLOADS_BUCKET`.
     #[arg(long, env = "CHAT_UPLOADS_PUBLIC_URL")]
     pub uploads_public_url: Option<String>,
+
+    /// Bytes a connection's outbound queue holds before the client counts as too slow (closed
+    /// 1008); at least twice the largest `joined` frame.
+    #[arg(long, env = "CHAT_OUTBOUND_QUEUE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(2 * crate::protocol::MAX_JOIN_BYTES as u64..))]
+    pub outbound_queue_bytes: u64,
+
+    /// Seconds between the server's pings; a connection silent (not even a pong) for three
+    /// intervals is closed 1008.
+    #[arg(long, env = "CHAT_PING_INTERVAL_SECS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ping_interval_secs: u64,
+
+    /// Seconds a guest token is valid; the web client renews it at half its life.
+    #[arg(long, env = "CHAT_TOKEN_TTL_SECS", default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(2..=30 * 24 * 3600))]
+    pub token_ttl_secs: u64,
+
+    /// The secret being rotated out: tokens it signed still verify for the overlap.
+    #[arg(long, env = "CHAT_TOKEN_SECRET_PREVIOUS", hide_env_values = true)]
+    pub token_secret_previous: Option<String>,
+
+    /// Seconds from the task's start during which CHAT_TOKEN_SECRET_PREVIOUS tokens verify;
+    /// default: the token TTL (every old token has expired by then).
+    #[arg(long, env = "CHAT_TOKEN_PREVIOUS_OVERLAP_SECS")]
+    pub token_previous_overlap_secs: Option<u64>,
+
+    /// Proxies in front of the task that append to X-Forwarded-For (1: the ALB; 2: CloudFront
+    /// then the ALB; 0: none, the peer address is the client).
+    #[arg(long, env = "CHAT_TRUSTED_PROXIES", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub trusted_proxies: u8,
+
+    /// New guests (`POST /api/session` without a valid token) per client address:
+    /// `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_SESSION_LIMIT_ADDR", default_value = "300:100", value_parser = parse_rate)]
+    pub session_limit_addr: Rate,
+
+    /// New guests per task, all addresses together: `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_SESSION_LIMIT_TASK", default_value = "3000:300", value_parser = parse_rate)]
+    pub session_limit_task: Rate,
+
+    /// History and room reads over HTTP per client address: `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_HISTORY_LIMIT_ADDR", default_value = "600:100", value_parser = parse_rate)]
+    pub history_limit_addr: Rate,
+
+    /// WebSocket connections opened per client address: `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_CONNECT_LIMIT_ADDR", default_value = "600:200", value_parser = parse_rate)]
+    pub connect_limit_addr: Rate,
+
+    /// History and room reads over HTTP per task: `PER_MINUTE:BURST`.
+    #[arg(long, env = "CHAT_HISTORY_LIMIT_TASK", default_value = "6000:600", value_parser = parse_rate)]
+    pub history_limit_task: Rate,
+}
+
+/// `PER_MINUTE:BURST`, both at least 1.
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    let bad = || format!("{s:?} is not PER_MINUTE:BURST (e.g. 30:10)");
+    let (per_minute, burst) = s.split_once(':').ok_or_else(bad)?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(bad)
+    };
+    Ok(Rate {
+        per_minute: n(per_minute)?,
+        burst: n(burst)?,
+    })
+}
+
+/// `url` with any password (and user) replaced, fit for an error message or a log; a
+/// cluster's comma-separated seed list has each of its URLs redacted.
+pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not a URL we can take apart: say nothing of it.
+        return "(not shown)".into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => format!("{scheme}://{rest}"),
+    }
 }
 
 /// A configuration value that cannot work, named by its variable.
@@ -164,8 +251,19 @@ pub struct Settings {
     pub task_id: String,
     pub rate_per_sec: NonZeroU32,
     pub rate_burst: NonZeroU32,
-    /// Frames a connection's outbound queue holds.
-    pub outbound_queue: NonZeroUsize,
+    /// Frames and bytes a connection's outbound queue holds.
+    pub outbound_queue: QueueLimits,
+    /// Interval of the server's pings (three of silence end a connection).
+    pub ping_interval: Duration,
+    pub token_ttl: Duration,
+    /// The previous token secret and how long from start its tokens verify.
+    pub token_previous: Option<(String, Duration)>,
+    pub trusted_proxies: usize,
+    pub session_limit_addr: Rate,
+    pub session_limit_task: Rate,
+    pub history_limit_addr: Rate,
+    pub history_limit_task: Rate,
+    pub connect_limit_addr: Rate,
     /// Where shared images are kept.
     pub uploads: UploadSettings,
 }
@@ -242,16 +340,21 @@ impl Config {
                 || url.starts_with("redis+unix://")
                 || url.starts_with("unix://")
                 || crate::fanout::redis::is_cluster_url(url);
+            // Named without its password (a URL may carry one).
             if !scheme_ok {
                 return Err(ConfigError::new(
                     "CHAT_REDIS_URL",
                     format!(
-                        "{url:?} is not a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL"
+                        "{} is not a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL",
+                        redact_url(url)
                     ),
                 ));
             }
             if let Err(e) = crate::fanout::redis::check_url(url) {
-                return Err(ConfigError::new("CHAT_REDIS_URL", e));
+                return Err(ConfigError::new(
+                    "CHAT_REDIS_URL",
+                    format!("{} is not a valid Redis URL: {e}", redact_url(url)),
+                ));
             }
         }
         for origin in &self.allowed_origins {
@@ -261,6 +364,20 @@ impl Config {
                     format!("{origin:?} is not `*` or an http(s):// origin"),
                 ));
             }
+        }
+        if let Some(previous) = &self.token_secret_previous
+            && previous.len() < 16
+        {
+            return Err(ConfigError::new(
+                "CHAT_TOKEN_SECRET_PREVIOUS",
+                "must be at least 16 characters",
+            ));
+        }
+        if self.token_secret_previous.is_some() && self.token_secret.is_none() {
+            return Err(ConfigError::new(
+                "CHAT_TOKEN_SECRET_PREVIOUS",
+                "needs CHAT_TOKEN_SECRET (the new secret) as well",
+            ));
         }
         if let Some(bad) = self.frame_ancestors.iter().find(|o| !is_frame_ancestor(o)) {
             return Err(ConfigError::new(
@@ -300,8 +417,26 @@ impl Config {
             task_id: self.task_id(),
             rate_per_sec: non_zero("CHAT_RATE_PER_SEC", self.rate_per_sec)?,
             rate_burst: non_zero("CHAT_RATE_BURST", self.rate_burst)?,
-            outbound_queue: NonZeroUsize::new(self.outbound_queue as usize)
-                .ok_or_else(|| ConfigError::new("CHAT_OUTBOUND_QUEUE", "must be at least 1"))?,
+            outbound_queue: QueueLimits {
+                frames: NonZeroUsize::new(self.outbound_queue as usize)
+                    .ok_or_else(|| ConfigError::new("CHAT_OUTBOUND_QUEUE", "must be at least 1"))?
+                    .get(),
+                bytes: usize::try_from(self.outbound_queue_bytes).unwrap_or(usize::MAX),
+            },
+            ping_interval: Duration::from_secs(self.ping_interval_secs),
+            token_ttl: Duration::from_secs(self.token_ttl_secs),
+            token_previous: self.token_secret_previous.clone().map(|secret| {
+                let overlap = self
+                    .token_previous_overlap_secs
+                    .unwrap_or(self.token_ttl_secs);
+                (secret, Duration::from_secs(overlap))
+            }),
+            trusted_proxies: usize::from(self.trusted_proxies),
+            session_limit_addr: self.session_limit_addr,
+            session_limit_task: self.session_limit_task,
+            history_limit_addr: self.history_limit_addr,
+            history_limit_task: self.history_limit_task,
+            connect_limit_addr: self.connect_limit_addr,
             uploads,
         })
     }
@@ -414,6 +549,38 @@ mod frame_ancestor_tests {
             "https://x.example:123456",
         ] {
             assert!(!is_frame_ancestor(bad), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_named_without_their_credentials() {
+        assert_eq!(
+            redact_url("redis://chat:hunter2@cache.internal:6379/0"),
+            "redis://***@cache.internal:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://:hunter2@cache.internal"),
+            "rediss://***@cache.internal"
+        );
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact_url("redis+cluster://:pw1@a:7000,redis+cluster://:pw2@b:7001"),
+            "redis+cluster://***@a:7000,redis+cluster://***@b:7001"
+        );
+        assert_eq!(redact_url("chat:hunter2@cache"), "(not shown)");
+    }
+
+    #[test]
+    fn rates_parse_as_per_minute_and_burst() {
+        let r = parse_rate("30:10").unwrap();
+        assert_eq!((r.per_minute.get(), r.burst.get()), (30, 10));
+        for bad in ["30", "0:10", "30:0", "a:b", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
     }
 }

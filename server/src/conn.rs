@@ -1,8 +1,9 @@
-//! One client connection as the rest of the server sees it: who it is, its bounded queue of
-//! pre-encoded frames, and how to close it. The socket itself lives in [`crate::ws`].
+//! One client connection as the rest of the server sees it: who it is, its queue of
+//! pre-encoded frames (bounded in frames and in bytes), and how to close it. The socket itself
+//! lives in [`crate::ws`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, Payload};
@@ -22,6 +23,13 @@ pub enum Outbound {
     Close(u16),
 }
 
+/// How much one connection's outbound queue may hold before its client counts as too slow.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
 /// A connected, authenticated client.
 pub struct Conn {
     /// Unique within this task.
@@ -30,6 +38,9 @@ pub struct Conn {
     pub key: String,
     pub user: User,
     tx: mpsc::Sender<Outbound>,
+    /// Bytes queued and not yet taken by the writer, and the most allowed.
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: usize,
     /// Cancelled when the connection must end now (slow reader, draining, peer gone).
     cancel: CancellationToken,
     /// Close code to send when cancelled.
@@ -45,6 +56,7 @@ impl Conn {
         key: String,
         user: User,
         tx: mpsc::Sender<Outbound>,
+        max_queued_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -52,6 +64,8 @@ impl Conn {
             key,
             user,
             tx,
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_bytes,
             cancel: CancellationToken::new(),
             close_code: AtomicU16::new(crate::protocol::close::NORMAL),
             rooms: Mutex::new(Vec::new()),
@@ -59,20 +73,39 @@ impl Conn {
         }
     }
 
-    /// Queues a frame. A full queue means the client reads too slowly: it is closed with 1008
-    /// and `false` returned; the caller carries on with everyone else.
+    /// Queues a frame. A full queue (in frames or in bytes) means the client reads too
+    /// slowly: it is closed with 1008 and `false` returned; the caller carries on with
+    /// everyone else.
     pub fn push(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > self.max_queued_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.too_slow();
+            return false;
+        }
         match self.tx.try_send(Outbound::Frame(frame)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.cancel.is_cancelled() {
-                    self.metrics.slow_consumers_closed.inc();
+            Err(e) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.too_slow();
                 }
-                self.kill(crate::protocol::close::POLICY);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn too_slow(&self) {
+        if !self.cancel.is_cancelled() {
+            self.metrics.slow_consumers_closed.inc();
+        }
+        self.kill(crate::protocol::close::POLICY);
+    }
+
+    /// The writer took `len` bytes off the queue.
+    pub fn taken(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
     }
 
     /// Queues one server frame (see [`Conn::push`]).
@@ -88,9 +121,12 @@ impl Conn {
     /// Queues `frame` then a close with `code`, so the client reads the frame first; closes at
     /// once when the queue has no room.
     pub fn push_then_close(&self, frame: Bytes, code: u16) {
-        if self.tx.try_send(Outbound::Frame(frame)).is_err()
-            || self.tx.try_send(Outbound::Close(code)).is_err()
-        {
+        let len = frame.len();
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if self.tx.try_send(Outbound::Frame(frame)).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.kill(code);
+        } else if self.tx.try_send(Outbound::Close(code)).is_err() {
             self.kill(code);
         }
     }
@@ -115,14 +151,20 @@ impl Conn {
         self.rooms.lock().iter().any(|r| r == room)
     }
 
-    /// Records a join; false when already joined.
-    pub(crate) fn add_room(&self, room: &str) -> bool {
+    /// Records a join: `Ok(false)` when already joined, `Err` when already in `max` rooms.
+    pub(crate) fn add_room(&self, room: &str, max: usize) -> Result<bool, Refusal> {
         let mut rooms = self.rooms.lock();
         if rooms.iter().any(|r| r == room) {
-            return false;
+            return Ok(false);
+        }
+        if rooms.len() >= max {
+            return Err(Refusal::new(
+                crate::protocol::ErrorCode::TooManyRooms,
+                format!("a connection may be in at most {max} rooms; leave one first"),
+            ));
         }
         rooms.push(room.to_string());
-        true
+        Ok(true)
     }
 
     /// Records a leave; false when not joined.
@@ -193,10 +235,54 @@ mod tests {
             nickname: "Al".into(),
             avatar: "fox".into(),
         };
-        let conn = Conn::new(1, "t/1".into(), user, tx, Arc::default());
+        let conn = Conn::new(1, "t/1".into(), user, tx, usize::MAX, Arc::default());
         assert!(conn.push(text_frame(b"1")));
         assert!(!conn.push(text_frame(b"2")));
         assert!(conn.cancelled().is_cancelled());
         assert_eq!(conn.close_code(), 1008);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_too() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let user = User {
+            id: 1,
+            nickname: "Al".into(),
+            avatar: "fox".into(),
+        };
+        let conn = Conn::new(1, "t/1".into(), user, tx, 1000, Arc::default());
+        let big = text_frame(&[b'a'; 600]);
+        assert!(conn.push(big.clone()));
+        // Taken by the writer: room again.
+        let Some(Outbound::Frame(f)) = rx.recv().await else {
+            panic!("a frame")
+        };
+        conn.taken(f.len());
+        assert!(conn.push(big.clone()));
+        assert!(!conn.cancelled().is_cancelled());
+        assert!(!conn.push(big), "600 + 600 bytes > 1000");
+        assert!(conn.cancelled().is_cancelled());
+        assert_eq!(conn.close_code(), 1008);
+    }
+
+    #[test]
+    fn rooms_per_connection_are_capped() {
+        let (tx, _rx) = mpsc::channel(1);
+        let user = User {
+            id: 1,
+            nickname: "Al".into(),
+            avatar: "fox".into(),
+        };
+        let conn = Conn::new(1, "t/1".into(), user, tx, usize::MAX, Arc::default());
+        assert_eq!(conn.add_room("a", 2), Ok(true));
+        assert_eq!(conn.add_room("a", 2), Ok(false));
+        assert_eq!(conn.add_room("b", 2), Ok(true));
+        assert_eq!(
+            conn.add_room("a", 2),
+            Ok(false),
+            "a repeated join is not refused"
+        );
+        let err = conn.add_room("c", 2).unwrap_err();
+        assert_eq!(err.code, crate::protocol::ErrorCode::TooManyRooms);
     }
 }

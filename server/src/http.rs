@@ -1,12 +1,13 @@
 //! The HTTP routes of the public listener (health, version, sessions, history, rooms, the
 //! WebSocket upgrade, the embedded web client) and of the admin listener (metrics).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,7 @@ use crate::protocol::{
     DEFAULT_HISTORY, ErrorCode, MAX_HISTORY_LIMIT, Refusal, User, validate_nickname, validate_room,
 };
 use crate::store::{HistoryQuery, Store};
+use crate::throttle::{self, Refused, Throttle};
 use crate::uploads::Uploads;
 use crate::uploads::routes::UploadState;
 use crate::ws::Limits;
@@ -36,6 +38,14 @@ pub struct AppState {
     /// Shared images: upload slots, checks, the embedded files.
     pub uploads: Arc<Uploads>,
     pub limits: Limits,
+    /// New guests, per client address and per task.
+    pub sessions: Throttle,
+    /// History and room reads, per client address and per task.
+    pub reads: Throttle,
+    /// WebSocket upgrades, per client address.
+    pub upgrades: Throttle,
+    /// Proxies in front that append to `X-Forwarded-For` (see [`throttle::client_ip`]).
+    pub trusted_proxies: usize,
     /// Origins allowed to open a WebSocket; empty = the page's own host; `*` = any.
     pub allowed_origins: Vec<String>,
     /// The embedded web client of this build.
@@ -140,9 +150,34 @@ struct SessionRequest {
     token: Option<String>,
 }
 
-/// Creates a guest (new id from the atomic counter) or renews one from a valid token.
+/// Takes one request of `what` from the client's and the task's budgets of `throttle`.
+fn admit(
+    app: &AppState,
+    throttle: &Throttle,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<(), ApiError> {
+    let client = throttle::client_ip(headers, peer.ip(), app.trusted_proxies);
+    throttle.check(client).map_err(|refused| {
+        let whose = match refused {
+            Refused::Address => "from this address",
+            Refused::Task => "on this server",
+        };
+        Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many {what} {whose}; retry in a few seconds"),
+        )
+        .into()
+    })
+}
+
+/// Creates a guest (new id from the atomic counter) or renews one from a valid token. New
+/// guests are rate-limited per client address and per task (each burns a counter value).
 async fn session(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<SessionRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body.map_err(|e| {
@@ -159,6 +194,7 @@ async fn session(
             ..user
         },
         None => {
+            admit(&app, &app.sessions, peer, &headers, "new guests")?;
             let id = app.store.next_user_id().await.map_err(Refusal::from)?;
             User {
                 id,
@@ -167,9 +203,11 @@ async fn session(
             }
         }
     };
-    Ok(Json(
-        json!({"token": app.tokens.issue(&user), "user": user}),
-    ))
+    Ok(Json(json!({
+        "token": app.tokens.issue(&user),
+        "user": user,
+        "expires_in_secs": app.tokens.ttl().as_secs(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -181,10 +219,13 @@ struct HistoryParams {
 
 async fn history(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(room): Path<String>,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     validate_room(&room)?;
+    admit(&app, &app.reads, peer, &headers, "history reads")?;
     let Query(p) = params.map_err(|e| {
         bad_request(format!(
             "before, after and limit must be non-negative integers: {}",
@@ -216,8 +257,11 @@ async fn history(
 
 async fn room_info(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(room): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    admit(&app, &app.reads, peer, &headers, "history reads")?;
     let (last_seq, members) = app.hub.room_info(&room).await?;
     Ok(Json(
         json!({"room": room, "last_seq": last_seq, "online": members.len(), "members": members}),
@@ -249,6 +293,7 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 
 async fn websocket(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Result<Response, ApiError> {
@@ -267,6 +312,7 @@ async fn websocket(
             Refusal::new(ErrorCode::Unavailable, "this task is draining; reconnect").into(),
         );
     }
+    admit(&app, &app.upgrades, peer, &headers, "new connections")?;
     let (response, fut) = upgrade
         .upgrade()
         .map_err(|e| bad_request(format!("WebSocket upgrade failed: {e}")))?;

@@ -22,12 +22,22 @@ pub const MAX_HISTORY_LIMIT: usize = 200;
 pub const MAX_JOIN_CATCH_UP: usize = 500;
 /// Seconds a new connection has to send `hello`.
 pub const HELLO_TIMEOUT_SECS: u64 = 10;
+/// Frames a connection may send before `hello` (close 1008 above).
+pub const MAX_FRAMES_BEFORE_HELLO: usize = 8;
+/// Rooms one connection may be joined to at once (`too_many_rooms` above).
+pub const MAX_ROOMS_PER_CONNECTION: usize = 32;
+/// Bytes of messages (as JSON) in one `joined` frame before `has_more`.
+pub const MAX_JOIN_BYTES: usize = 1024 * 1024;
+/// `join`s that read history (a room not yet joined), per connection: burst, then one per
+/// second (`rate_limited` above).
+pub const JOIN_READS_BURST: u32 = 32;
 
 /// WebSocket close codes the server uses.
 pub mod close {
     /// Every close code with its name, as `docs/PROTOCOL.md` lists them.
-    pub const ALL: [(&str, u16); 6] = [
+    pub const ALL: [(&str, u16); 7] = [
         ("NORMAL", NORMAL),
+        ("PROTOCOL", PROTOCOL),
         ("INVALID_UTF8", INVALID_UTF8),
         ("POLICY", POLICY),
         ("TOO_BIG", TOO_BIG),
@@ -36,6 +46,7 @@ pub mod close {
     ];
 
     pub const NORMAL: u16 = 1000;
+    pub const PROTOCOL: u16 = 1002;
     pub const INVALID_UTF8: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
@@ -199,12 +210,13 @@ pub enum ErrorCode {
     InvalidNickname,
     NotFound,
     Forbidden,
+    TooManyRooms,
     UnsupportedType,
     InvalidImage,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::NotJoined,
@@ -215,6 +227,7 @@ impl ErrorCode {
         ErrorCode::InvalidNickname,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
+        ErrorCode::TooManyRooms,
         ErrorCode::UnsupportedType,
         ErrorCode::InvalidImage,
     ];
@@ -284,7 +297,19 @@ pub fn validate_room(room: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Nicknames: 2–15 characters after trimming, no control characters. Returns the trimmed name.
+/// Characters a nickname may not contain beyond the control characters: bidi overrides,
+/// embeddings, isolates and marks (they reorder or hide what others read), and zero-width or
+/// invisible format characters (they make look-alike names).
+fn is_deceptive(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// Nicknames: 2–15 characters after trimming; no control, bidi-override or zero-width
+/// characters. Returns the trimmed name.
 pub fn validate_nickname(nickname: &str) -> Result<String, Refusal> {
     let trimmed = nickname.trim();
     let chars = trimmed.chars().count();
@@ -302,6 +327,12 @@ pub fn validate_nickname(nickname: &str) -> Result<String, Refusal> {
         return Err(Refusal::new(
             ErrorCode::InvalidNickname,
             "nickname must not contain control characters",
+        ));
+    }
+    if trimmed.chars().any(is_deceptive) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidNickname,
+            "nickname must not contain invisible, zero-width or text-direction characters",
         ));
     }
     Ok(trimmed.to_string())
@@ -401,6 +432,23 @@ mod tests {
                 ErrorCode::InvalidNickname
             );
         }
+        // Bidi overrides and isolates, zero-width characters, invisible fillers.
+        for bad in [
+            "Bob\u{202E}gnp.exe",
+            "\u{2067}Bob",
+            "Bo\u{200B}b",
+            "Bo\u{200D}b",
+            "\u{FEFF}Bob",
+            "Bo\u{2060}b",
+            "Bob\u{3164}",
+            "Bo\u{200F}b",
+        ] {
+            let err = validate_nickname(bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidNickname, "{bad:?}");
+            assert!(err.message.contains("zero-width"), "{}", err.message);
+        }
+        assert!(validate_nickname("Zoë 😀").is_ok());
+        assert!(validate_nickname("محمد").is_ok());
     }
 
     #[test]
@@ -616,6 +664,7 @@ mod tests {
                 | ErrorCode::InvalidNickname
                 | ErrorCode::NotFound
                 | ErrorCode::Forbidden
+                | ErrorCode::TooManyRooms
                 | ErrorCode::UnsupportedType
                 | ErrorCode::InvalidImage => {}
             }
@@ -648,6 +697,16 @@ mod tests {
             ("MAX_HISTORY_LIMIT", MAX_HISTORY_LIMIT.to_string()),
             ("MAX_JOIN_CATCH_UP", MAX_JOIN_CATCH_UP.to_string()),
             ("HELLO_TIMEOUT_SECS", HELLO_TIMEOUT_SECS.to_string()),
+            (
+                "MAX_FRAMES_BEFORE_HELLO",
+                MAX_FRAMES_BEFORE_HELLO.to_string(),
+            ),
+            (
+                "MAX_ROOMS_PER_CONNECTION",
+                MAX_ROOMS_PER_CONNECTION.to_string(),
+            ),
+            ("MAX_JOIN_BYTES", MAX_JOIN_BYTES.to_string()),
+            ("JOIN_READS_BURST", JOIN_READS_BURST.to_string()),
         ];
         // Every constant of this file is in the lists above: a new one must be documented.
         let source = include_str!("protocol.rs");

@@ -1,14 +1,15 @@
 //! One WebSocket connection: the `hello` handshake, a read loop that turns frames into hub
-//! calls (rate limited), and a writer task that drains the connection's queue of pre-encoded
-//! frames, writing several per flush.
+//! calls (every frame counted against the rate limit and as activity), and a writer task that
+//! drains the connection's queue of pre-encoded frames, writing several per flush. The writer
+//! ends with the connection, and a write that makes no progress for [`WRITE_TIMEOUT`] ends
+//! it: a peer that stops reading pins no task, socket or queue.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
-use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Role, WebSocketError};
+use fastwebsockets::{Frame, Payload};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncWriteExt, WriteHalf};
@@ -17,18 +18,21 @@ use tokio::sync::mpsc;
 use crate::auth::Tokens;
 use crate::conn::{self, Conn, Outbound};
 use crate::hub::Hub;
+use crate::inbound::{Inbound, MessageReader};
 use crate::protocol::{
-    ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, MAX_FRAME_BYTES, Refusal, ServerFrame, close,
-    decode_client_frame,
+    ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, JOIN_READS_BURST, MAX_FRAME_BYTES,
+    MAX_FRAMES_BEFORE_HELLO, Refusal, ServerFrame, close, decode_client_frame,
 };
 
-/// A connection that sends nothing (not even a pong) for this long is gone.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Rate-limited frames within [`STRIKE_WINDOW`] after which a flooder is closed with 1008.
 const MAX_STRIKES: u32 = 50;
 const STRIKE_WINDOW: Duration = Duration::from_secs(10);
 /// Bytes gathered before one write when several frames are queued.
 const WRITE_BATCH: usize = 64 * 1024;
+/// A write to the socket that makes no progress for this long ends the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing handshake (our close frame, the socket's shutdown) may take.
+const CLOSE_TIMEOUT: Duration = WRITE_TIMEOUT;
 
 type Io = TokioIo<hyper::upgrade::Upgraded>;
 
@@ -37,6 +41,8 @@ type Io = TokioIo<hyper::upgrade::Upgraded>;
 pub struct Limits {
     pub rate_per_sec: NonZeroU32,
     pub rate_burst: NonZeroU32,
+    /// Silence (no frame at all, pongs included) after which the connection is closed 1008.
+    pub idle_timeout: Duration,
 }
 
 /// Serves one upgraded connection to its end: `tokens` check its hello, `hub` serves it.
@@ -50,19 +56,13 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
         }
     };
     let (read, write) = tokio::io::split(ws.into_inner());
-    let (mut reader, _) =
-        fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    reader.set_max_message_size(MAX_FRAME_BYTES + 1);
-    reader.set_auto_close(false);
-    let mut reader = FragmentCollectorRead::new(reader);
+    let mut reader = MessageReader::new(read, MAX_FRAME_BYTES);
 
     // Frames before hello go straight to the socket through a small queue.
     let (pre_tx, pre_rx) = mpsc::channel::<Outbound>(8);
     let hello = tokio::time::timeout(
         Duration::from_secs(HELLO_TIMEOUT_SECS),
-        read_text(&mut reader, &|f| {
-            let _ = pre_tx.try_send(Outbound::Frame(f));
-        }),
+        read_hello(&mut reader, &pre_tx),
     )
     .await;
     let user = match hello {
@@ -94,7 +94,7 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
     drop(pre_rx);
 
     let (conn, rx) = hub.connect(user);
-    let writer = tokio::spawn(write_loop(write, rx, Some(Arc::clone(&conn))));
+    let mut writer = tokio::spawn(write_loop(write, rx, Some(Arc::clone(&conn))));
     conn.send(&ServerFrame::Welcome {
         user: &conn.user,
         server: &hub.info,
@@ -105,64 +105,75 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
         conn.kill(code);
     }
     hub.disconnect(&conn).await;
-    // Let the writer send what is queued (a close at the end), bounded.
-    if tokio::time::timeout(Duration::from_secs(2), writer)
+    // The writer sends the close and ends (bounded by its own timeouts); it must not outlive
+    // the connection whatever the peer does.
+    if tokio::time::timeout(WRITE_TIMEOUT + CLOSE_TIMEOUT, &mut writer)
         .await
         .is_err()
     {
-        conn.kill(close::NORMAL);
+        writer.abort();
     }
 }
 
-/// Reads the next complete text message. `Ok(None)`: the peer closed. `Err(code)`: a
-/// protocol violation to close with. Replies the reader owes (pongs, errors) go to `out`.
-async fn read_text<S>(
-    reader: &mut FragmentCollectorRead<S>,
-    out: &impl Fn(Bytes),
+/// Reads up to the first complete text message (the `hello`). `Ok(None)`: the peer closed.
+/// `Err(code)`: a protocol violation, or more than [`MAX_FRAMES_BEFORE_HELLO`] frames.
+async fn read_hello<S>(
+    reader: &mut MessageReader<S>,
+    out: &mpsc::Sender<Outbound>,
 ) -> Result<Option<String>, u16>
 where
     S: tokio::io::AsyncRead + Unpin,
 {
-    loop {
-        let frame = reader
-            .read_frame(&mut |frame: Frame<'_>| {
-                // Obligated replies (pongs) go through the queue like everything else.
-                out(conn::encode(frame));
-                std::future::ready(Ok::<(), std::io::Error>(()))
-            })
-            .await;
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(WebSocketError::FrameTooLarge) => return Err(close::TOO_BIG),
-            Err(WebSocketError::InvalidUTF8) => return Err(close::INVALID_UTF8),
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket read ended");
-                return Ok(None);
+    for _ in 0..MAX_FRAMES_BEFORE_HELLO {
+        match reader.next().await? {
+            Inbound::Text(text) => return Ok(Some(text)),
+            Inbound::Closed => return Ok(None),
+            Inbound::Ping(payload) => {
+                let _ = out.try_send(Outbound::Frame(pong_frame(&payload)));
             }
-        };
-        match frame.opcode {
-            OpCode::Text => {
-                if frame.payload.len() > MAX_FRAME_BYTES {
-                    return Err(close::TOO_BIG);
-                }
-                return match String::from_utf8(frame.payload.to_vec()) {
-                    Ok(text) => Ok(Some(text)),
-                    Err(_) => Err(close::INVALID_UTF8),
-                };
-            }
-            OpCode::Binary => {
-                if frame.payload.len() > MAX_FRAME_BYTES {
-                    return Err(close::TOO_BIG);
-                }
-                let refusal = Refusal::new(
-                    ErrorCode::BadRequest,
-                    "frames must be text (JSON), not binary",
-                );
-                out(conn::server_frame(&refusal.frame(None)));
-            }
-            OpCode::Close => return Ok(None),
-            _ => {}
+            Inbound::Binary | Inbound::Fragment | Inbound::Pong => {}
         }
+    }
+    Err(close::POLICY)
+}
+
+fn pong_frame(payload: &[u8]) -> bytes::Bytes {
+    conn::encode(Frame::pong(Payload::Borrowed(payload)))
+}
+
+/// Counts frames against the connection's rate and closes a sustained flooder.
+struct Flood {
+    limiter: DefaultDirectRateLimiter,
+    strikes: u32,
+    window: Instant,
+}
+
+impl Flood {
+    fn new(limits: Limits) -> Self {
+        Self {
+            limiter: RateLimiter::direct(
+                Quota::per_second(limits.rate_per_sec).allow_burst(limits.rate_burst),
+            ),
+            strikes: 0,
+            window: Instant::now(),
+        }
+    }
+
+    /// `Ok(true)`: within the rate. `Ok(false)`: over it (refuse this frame).
+    /// `Err`: flooding; close with 1008.
+    fn check(&mut self) -> Result<bool, u16> {
+        if self.limiter.check().is_ok() {
+            return Ok(true);
+        }
+        if self.window.elapsed() > STRIKE_WINDOW {
+            self.window = Instant::now();
+            self.strikes = 0;
+        }
+        self.strikes += 1;
+        if self.strikes > MAX_STRIKES {
+            return Err(close::POLICY);
+        }
+        Ok(false)
     }
 }
 
@@ -172,62 +183,87 @@ async fn read_loop<S>(
     tokens: &Tokens,
     conn: &Arc<Conn>,
     limits: Limits,
-    reader: &mut FragmentCollectorRead<S>,
+    reader: &mut MessageReader<S>,
 ) -> Option<u16>
 where
     S: tokio::io::AsyncRead + Unpin,
 {
-    let limiter: DefaultDirectRateLimiter =
-        RateLimiter::direct(Quota::per_second(limits.rate_per_sec).allow_burst(limits.rate_burst));
-    let mut strikes = 0u32;
-    let mut strike_window = Instant::now();
-    // Control replies (pongs) share the connection's queue (no queue of their own: a
-    // channel per connection costs ~1.5 KiB even when idle).
-    let reply = |f: Bytes| {
-        conn.push(f);
+    let mut flood = Flood::new(limits);
+    // `join`s of rooms not yet joined read history: rate-limited on their own.
+    let join_reads: DefaultDirectRateLimiter = RateLimiter::direct(
+        Quota::per_second(NonZeroU32::MIN)
+            .allow_burst(NonZeroU32::new(JOIN_READS_BURST).unwrap_or(NonZeroU32::MIN)),
+    );
+    let rate_limited = || {
+        Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} frames per second; slow down",
+                limits.rate_per_sec
+            ),
+        )
     };
     loop {
         let next = tokio::select! {
             biased;
             _ = conn.cancelled().cancelled() => return None,
-            r = tokio::time::timeout(IDLE_TIMEOUT, read_text(reader, &reply)) => r,
+            r = tokio::time::timeout(limits.idle_timeout, reader.next()) => r,
         };
-        let text = match next {
+        let inbound = match next {
             Err(_) => return Some(close::POLICY),
             Ok(Err(code)) => return Some(code),
-            Ok(Ok(None)) => return Some(close::NORMAL),
-            Ok(Ok(Some(text))) => text,
+            Ok(Ok(Inbound::Closed)) => return Some(close::NORMAL),
+            Ok(Ok(inbound)) => inbound,
+        };
+        // Every frame counts, whatever it is: fragments, pings, pongs, malformed ones.
+        let within = match flood.check() {
+            Ok(within) => within,
+            Err(code) => {
+                hub.metrics.rate_limited.inc();
+                return Some(code);
+            }
+        };
+        if !within {
+            hub.metrics.rate_limited.inc();
+        }
+        let text = match inbound {
+            Inbound::Text(text) => text,
+            Inbound::Ping(payload) => {
+                if within {
+                    conn.push(pong_frame(&payload));
+                }
+                continue;
+            }
+            Inbound::Binary => {
+                if within {
+                    conn.refuse(
+                        &Refusal::new(
+                            ErrorCode::BadRequest,
+                            "frames must be text (JSON), not binary",
+                        ),
+                        None,
+                    );
+                }
+                continue;
+            }
+            Inbound::Fragment | Inbound::Pong | Inbound::Closed => continue,
         };
         let frame = match decode_client_frame(&text) {
             Ok(frame) => frame,
             Err(err) => {
-                conn.refuse(&err, None);
+                if within {
+                    conn.refuse(&err, None);
+                }
                 continue;
             }
         };
-        if limiter.check().is_err() {
-            hub.metrics.rate_limited.inc();
-            if strike_window.elapsed() > STRIKE_WINDOW {
-                strike_window = Instant::now();
-                strikes = 0;
-            }
-            strikes += 1;
-            if strikes > MAX_STRIKES {
-                return Some(close::POLICY);
-            }
-            let err = Refusal::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "more than {} frames per second; slow down",
-                    limits.rate_per_sec
-                ),
-            );
+        if !within {
             // A refused send names its client_msg_id so the client knows to retry it.
             let id = match &frame {
                 ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.as_str()),
                 _ => None,
             };
-            conn.refuse(&err, id);
+            conn.refuse(&rate_limited(), id);
             continue;
         }
         let result = match frame {
@@ -236,7 +272,19 @@ where
                 None,
             )),
             ClientFrame::Join { room, after } => {
-                hub.join(conn, &room, after).await.map_err(|e| (e, None))
+                if !conn.is_in(&room) && join_reads.check().is_err() {
+                    Err((
+                        Refusal::new(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "more than {JOIN_READS_BURST} joins of new rooms at once, then one per second; slow down"
+                            ),
+                        ),
+                        None,
+                    ))
+                } else {
+                    hub.join(conn, &room, after).await.map_err(|e| (e, None))
+                }
             }
             ClientFrame::Leave { room } => {
                 if hub.leave(conn, &room).await {
@@ -275,7 +323,8 @@ where
 
 /// Drains the queue onto the socket: one write per frame when the queue is short, gathered
 /// writes of up to [`WRITE_BATCH`] bytes when frames pile up. Ends after a close frame, when
-/// the connection is killed, or when every sender is gone.
+/// the connection is killed (even mid-write), when a write makes no progress for
+/// [`WRITE_TIMEOUT`], or when every sender is gone.
 async fn write_loop(
     mut w: WriteHalf<Io>,
     mut rx: mpsc::Receiver<Outbound>,
@@ -285,6 +334,8 @@ async fn write_loop(
     let cancel = conn.as_ref().map_or(&never, |c| c.cancelled());
     let mut buf: Vec<u8> = Vec::new();
     let mut close_with = None;
+    // False once a write was cut short: the stream is mid-frame, no close frame can follow.
+    let mut clean = true;
     loop {
         let first = tokio::select! {
             biased;
@@ -302,36 +353,68 @@ async fn write_loop(
             }
             Some(Outbound::Frame(f)) => f,
         };
-        let result = if rx.is_empty() {
-            w.write_all(&frame).await
-        } else {
-            buf.extend_from_slice(&frame);
-            while buf.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(Outbound::Frame(f)) => buf.extend_from_slice(&f),
-                    Ok(Outbound::Close(code)) => {
-                        close_with = Some(code);
-                        break;
-                    }
-                    Err(_) => break,
+        buf.extend_from_slice(&frame);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(Outbound::Frame(f)) => buf.extend_from_slice(&f),
+                Ok(Outbound::Close(code)) => {
+                    close_with = Some(code);
+                    break;
                 }
+                Err(_) => break,
             }
-            let r = w.write_all(&buf).await;
-            buf.clear();
-            if buf.capacity() > WRITE_BATCH * 2 {
-                buf = Vec::new();
+        }
+        if let Some(conn) = &conn {
+            conn.taken(buf.len());
+        }
+        let written = {
+            let write = tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&buf));
+            tokio::pin!(write);
+            tokio::select! {
+                biased;
+                r = &mut write => Some(r),
+                // Killed mid-write: this write may finish (bounded) so a close frame can follow.
+                _ = cancel.cancelled() => Some((&mut write).await),
             }
-            r
         };
-        if result.is_err() || close_with.is_some() {
+        buf.clear();
+        if buf.capacity() > WRITE_BATCH * 2 {
+            buf = Vec::new();
+        }
+        match written {
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(_))) => {
+                clean = false;
+                break;
+            }
+            Some(Err(_)) => {
+                tracing::debug!("WebSocket write made no progress; closing");
+                clean = false;
+                close_with = Some(close::POLICY);
+                break;
+            }
+            None => {
+                clean = false;
+                close_with = conn.as_ref().map(|c| c.close_code());
+                break;
+            }
+        }
+        if cancel.is_cancelled() {
+            close_with = conn.as_ref().map(|c| c.close_code());
+            break;
+        }
+        if close_with.is_some() {
             break;
         }
     }
-    if let Some(code) = close_with {
-        let _ = w.write_all(&conn::close_frame(code)).await;
-    }
-    let _ = w.flush().await;
-    let _ = w.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if clean && let Some(code) = close_with {
+            let _ = w.write_all(&conn::close_frame(code)).await;
+        }
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    })
+    .await;
     if let Some(conn) = conn {
         // Stops the reader too if the writer ended first.
         conn.kill(close_with.unwrap_or(close::NORMAL));

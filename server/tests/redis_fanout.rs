@@ -22,6 +22,8 @@ const TTL: Duration = Duration::from_secs(3);
 struct Recorder {
     events: Mutex<Vec<(String, RoomEvent)>>,
     resyncs: AtomicUsize,
+    /// Rooms each subscription-time catch-up named.
+    room_resyncs: Mutex<Vec<Vec<String>>>,
 }
 
 impl FanoutSink for Recorder {
@@ -30,6 +32,9 @@ impl FanoutSink for Recorder {
     }
     fn resync(&self) {
         self.resyncs.fetch_add(1, Ordering::SeqCst);
+    }
+    fn resync_rooms(&self, rooms: &[String]) {
+        self.room_resyncs.lock().push(rooms.to_vec());
     }
 }
 
@@ -316,4 +321,40 @@ fn a_url_that_is_not_redis_is_refused_naming_the_variable() {
         .map(|_| ())
         .expect_err("not a redis URL");
     assert!(err.to_string().contains("CHAT_REDIS_URL"), "{err}");
+}
+
+/// Subscribing one new room catches up that room only: with many rooms on a task, a join flood
+/// across new rooms must not cost a store read of every room per subscription.
+#[tokio::test]
+async fn a_new_subscription_resyncs_only_the_new_room() {
+    let redis = RedisServer::start().await;
+    let a = task(&redis);
+    ready(&a).await;
+    let full_resyncs = a.sink.resyncs.load(Ordering::SeqCst);
+    for i in 0..20 {
+        a.fanout.subscribe(&format!("room-{i}"));
+        eventually("subscribed", || async {
+            subscribers(&redis, &format!("room-{i}")).await == 1
+        })
+        .await;
+    }
+    a.fanout.subscribe("one-more");
+    eventually("the new room is caught up", || async {
+        a.sink
+            .room_resyncs
+            .lock()
+            .iter()
+            .any(|r| r.contains(&"one-more".to_string()))
+    })
+    .await;
+    let named = a.sink.room_resyncs.lock().clone();
+    assert!(
+        named.iter().all(|r| r.len() == 1),
+        "each catch-up names only the room just subscribed: {named:?}"
+    );
+    assert_eq!(
+        a.sink.resyncs.load(Ordering::SeqCst),
+        full_resyncs,
+        "no catch-up of every room"
+    );
 }

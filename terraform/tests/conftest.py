@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 MODULES = TERRAFORM / "modules"
-MODULE_NAMES = ["vpc", "alb", "ecs", "elasticache", "dynamodb", "iam", "ecr", "cdn", "monitoring"]
+MODULE_NAMES = ["vpc", "alb", "ecs", "elasticache", "dynamodb", "iam", "ecr", "cdn", "monitoring", "uploads"]
 COLORS = ["blue", "green"]
 
 

@@ -57,14 +57,16 @@ FUNCTIONS = {
     "contains": lambda xs, x: x in xs,
     "cidrhost": _cidrhost,
     "floor": math.floor,
+    "min": min,
     "join": lambda sep, xs: sep.join(xs),
     "concat": lambda *xs: [x for part in xs for x in part],
 }
 
 
-def _split_top(expr: str, char: str) -> int:
-    """Index of the first `char` outside quotes and brackets, or -1."""
-    depth, quote, i = 0, False, 0
+def _scan(expr: str, start: int = 0):
+    """(index, char, depth) of each character from `start` outside string literals; a closing
+    bracket counts at the depth it returns to, an opening one at the depth it leaves."""
+    depth, quote, i = 0, False, start
     while i < len(expr):
         c = expr[i]
         if quote:
@@ -75,35 +77,25 @@ def _split_top(expr: str, char: str) -> int:
                 quote = False
         elif c == '"':
             quote = True
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == char and depth == 0:
-            return i
+        else:
+            if c in ")]}":
+                depth -= 1
+            yield i, c, depth
+            if c in "([{":
+                depth += 1
         i += 1
-    return -1
+
+
+def _split_top(expr: str, char: str) -> int:
+    """Index of the first `char` outside quotes and brackets, or -1."""
+    return next((i for i, c, depth in _scan(expr) if c == char and depth == 0), -1)
 
 
 def _matching(expr: str, open_at: int) -> int:
-    depth, quote, i = 0, False, open_at
-    while i < len(expr):
-        c = expr[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == '"':
-                quote = False
-        elif c == '"':
-            quote = True
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
+    """Index of the bracket closing the one at `open_at`."""
+    for i, c, depth in _scan(expr, open_at):
+        if c in ")]}" and depth == 0:
+            return i
     raise ValueError(f"unbalanced brackets in {expr!r}")
 
 

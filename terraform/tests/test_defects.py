@@ -104,8 +104,13 @@ def test_no_check_blocks_only_preconditions():
     for path in TF_FILES:
         assert "check" not in parse_file(path), f"{path.name} has a check block (warnings only)"
     alb = parse_dir(MODULES / "alb")["resource"]
-    https = alb["aws_lb_listener"]["https"]["lifecycle"][0]["precondition"]
-    assert any(p["condition"] == "${var.domain_name != null}" for p in https)
+    listener = alb["aws_lb_listener"]["this"]["lifecycle"][0]["precondition"]
+    (rule,) = [p["condition"] for p in listener if "var.domain_name" in p["condition"]]
+    assert rule == '${each.value.protocol != "HTTPS" || var.domain_name != null}'
+    check = rule.replace("each.value.protocol", "var.protocol")
+    assert evaluate(check, {"protocol": "HTTPS", "domain_name": None}) is False, "a certificate without a domain name passes"
+    assert evaluate(check, {"protocol": "HTTPS", "domain_name": "origin.chat.example.com"}) is True
+    assert evaluate(check, {"protocol": "HTTP", "domain_name": None}) is True
     tg = alb["aws_lb_target_group"]["this"]["lifecycle"][0]["precondition"]
     assert any(p["condition"] == "${var.deregistration_delay > var.drain_secs}" for p in tg)
     root = parse_dir(TERRAFORM)

@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlparse
 
 from conftest import COLORS, MODULES, ROOT, help_default, resolve
+from test_edge import default_action, listener_actions, target_groups
 
 ECS_MAIN = MODULES / "ecs" / "main.tf"
 # What the task must set for chat-server to run as one of many tasks on AWS.
@@ -73,6 +74,14 @@ def test_listen_addresses(root, modules, server_help):
 
     chat = modules["ecs"]["locals"]["chat_container"]
     assert [p["containerPort"] for p in chat["portMappings"]] == ["${var.container_port}"]
+
+
+def test_client_address_is_read_two_proxies_back(modules, server_help):
+    """CloudFront appends the viewer, the ALB appends CloudFront: the per-address limits must
+    count viewers, not CloudFront's edge addresses (the server's default trusts one proxy)."""
+    env = {e["name"]: e["value"] for e in modules["ecs"]["locals"]["base_environment"]}
+    assert help_default(server_help, "CHAT_TRUSTED_PROXIES") == "1"
+    assert env["CHAT_TRUSTED_PROXIES"] == "2"
 
 
 def test_ports_and_health_path_match_target_groups(root, modules, healthcheck_default_url):
@@ -142,25 +151,22 @@ def test_listener_weights_belong_to_opsctl(modules):
     """The weighted forward (blue 100 / green 0 at creation) sits in the production listener's
     default action with alb_public_access, else in the origin-verified `production` rule; either
     way terraform ignores later changes, which belong to opsctl."""
-    alb = modules["alb"]["resource"]
+    alb_doc = modules["alb"]
+    alb = alb_doc["resource"]
     listeners = alb["aws_lb_listener"]
-    for name in ("http", "https"):
-        assert "default_action" in listeners[name]["lifecycle"][0]["ignore_changes"][0], name
-    forwards = [
-        d["default_action"]["content"][0]
-        for name in ("http", "https")
-        for d in listeners[name]["dynamic"]
-        if d["default_action"]["content"][0]["type"] == "forward"
-    ]
-    assert len(forwards) == 2, "both production listeners forward with public access (80 without a certificate, 443 with one)"
+    assert "default_action" in listeners["this"]["lifecycle"][0]["ignore_changes"][0]
+    for https in (False, True):
+        production = listener_actions(alb_doc, https=https, public_access=True)["https" if https else "http"]
+        assert production["action"] == "forward", f"with public access the production listener forwards (https={https})"
+    forwards = [default_action(alb_doc, "forward")]
     rule = alb["aws_lb_listener_rule"]["production"]
     assert "action" in rule["lifecycle"][0]["ignore_changes"]
-    forwards.append(rule["action"][0])
-    for action in forwards:
-        groups = action["forward"][0]["target_group"]
+    forwards.append(rule["action"][0]["forward"][0])
+    for forward in forwards:
+        groups = target_groups(forward)
         assert [g["arn"] for g in groups] == [f'${{aws_lb_target_group.this["{c}"].arn}}' for c in COLORS]
         assert [g["weight"] for g in groups] == [f'${{var.initial_weights["{c}"]}}' for c in COLORS]
-    weights = modules["alb"]["variable"]["initial_weights"]["default"]
+    weights = alb_doc["variable"]["initial_weights"]["default"]
     assert weights == {"blue": 100, "green": 0}, "at creation blue takes all traffic; opsctl shifts it"
     test = listeners["test"]
     assert test["default_action"][0]["target_group_arn"] == '${aws_lb_target_group.this["green"].arn}'

@@ -37,6 +37,7 @@ def behaviours(cdn) -> list[dict]:
     for b in dist["ordered_cache_behavior"]:
         b = dict(b)
         b["path_pattern"] = b["path_pattern"].replace("${var.assets_path}", assets_path)
+        b["path_pattern"] = b["path_pattern"].replace("${var.uploads_prefix}", cdn["variable"]["uploads_prefix"]["default"])
         ordered.append(b)
     (dynamic,) = [d["ordered_cache_behavior"] for d in dist["dynamic"] if "ordered_cache_behavior" in d]
     assert dynamic["for_each"] == "${local.api_paths}"
@@ -94,6 +95,55 @@ def headers_sent(cdn, path: str, frame_ancestors: list[str], origin_headers: dic
     return out
 
 
+# alb locals.listeners: one listener per port, 443 only with a certificate.
+LISTENERS = (
+    '${{for name, listener in {http = {port = 80, protocol = "HTTP", action = local.http_action}, '
+    'https = {port = 443, protocol = "HTTPS", action = local.production_action}} : '
+    'name => listener if name == "http" || local.https}}'
+)
+
+
+def listener_actions(alb, https: bool, public_access: bool) -> dict[str, dict]:
+    """The listeners `aws_lb_listener.this` creates and what each does by default, for a deployment
+    with or without a certificate and public_access: {name: {port, protocol, action}}."""
+    locals_ = alb["locals"]
+    assert locals_["listeners"] == LISTENERS, "locals.listeners changed: update how this test reads it"
+    verify = evaluate(locals_["verify_origin"], {"public_access": public_access})
+    production = evaluate(locals_["production_action"].replace("local.", "var."), {"verify_origin": verify})
+    http = evaluate(locals_["http_action"].replace("local.", "var."), {"https": https, "production_action": production})
+    listeners = {"http": {"port": 80, "protocol": "HTTP", "action": http}}
+    if https:
+        listeners["https"] = {"port": 443, "protocol": "HTTPS", "action": production}
+    return listeners
+
+
+def default_action(alb, action: str) -> dict:
+    """The block `aws_lb_listener.this`'s default action carries when its type is `action`."""
+    (body,) = alb["resource"]["aws_lb_listener"]["this"]["default_action"]
+    assert body["type"] == "${each.value.action}"
+    found = [
+        (name, spec["content"][0])
+        for entry in body["dynamic"]
+        for name, spec in entry.items()
+        if spec["for_each"] == f'${{each.value.action == "{action}" ? [1] : []}}'
+    ]
+    assert len(found) == 1, f"{len(found)} blocks for default action {action}"
+    name, content = found[0]
+    assert name == action.replace("-", "_"), f"default action {action} carries a {name} block"
+    return content
+
+
+def target_groups(forward: dict) -> list[dict]:
+    """A forward's target groups, one per colour (the dynamic block over local.colors, expanded)."""
+    (dynamic,) = [d["target_group"] for d in forward["dynamic"] if "target_group" in d]
+    assert dynamic["for_each"] == "${local.colors}"
+    (content,) = dynamic["content"]
+    return [
+        {k: v.replace("[target_group.value]", f'["{c}"]') for k, v in content.items()}
+        for c in COLORS
+    ]
+
+
 def test_no_two_path_patterns_overlap(cdn):
     patterns = [b["path_pattern"] for b in behaviours(cdn)[:-1]]
     for p in patterns:
@@ -141,7 +191,7 @@ def test_frame_ancestors_refuses_header_injection(root_doc, value):
     assert not validation_passes(root_doc["variable"]["frame_ancestors"], "frame_ancestors", value)
 
 
-@pytest.mark.parametrize("path", ["/assets/blue-0123abc/app.js", "/assets/green-0123abc/style.css", "/api/session", "/ws", "/version"])
+@pytest.mark.parametrize("path", ["/assets/blue-0123abc/app.js", "/assets/green-0123abc/style.css", "/api/session", "/ws", "/version", "/uploads/q1w2e3.png"])
 def test_static_files_and_api_deny_framing(cdn, path):
     sent = headers_sent(cdn, path, [EMBEDDER], origin_headers={})
     assert sent["X-Frame-Options"] == "DENY"
@@ -150,10 +200,13 @@ def test_static_files_and_api_deny_framing(cdn, path):
 
 
 def test_web_client_files_come_from_the_alb_and_are_cached(cdn):
-    """No shared bucket: each colour's image serves its own client under /assets/<colour>-<build>/."""
+    """No shared bucket for the client: each colour's image serves its own under
+    /assets/<colour>-<build>/. The only other origin is the uploads bucket, for /uploads/* alone."""
     dist = cdn["resource"]["aws_cloudfront_distribution"]["this"]
-    assert [o["origin_id"] for o in dist["origin"]] == ["${local.alb_origin_id}"]
+    assert [o["origin_id"] for o in dist["origin"]] == ["${local.alb_origin_id}", "${local.uploads_origin_id}"]
     assert "aws_s3_bucket" not in cdn["resource"]
+    uploads = [b["path_pattern"] for b in behaviours(cdn) if b["target_origin_id"] == "${local.uploads_origin_id}"]
+    assert uploads == ["/uploads/*"], uploads
     assets = behaviour_for(cdn, "/assets/green-0123abc/app.js")
     assert assets["cache_policy_id"] == "${local.cache_optimized}"
     assert cdn["locals"]["cache_optimized"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -185,16 +238,15 @@ def test_cloudfront_sends_the_secret_the_alb_requires(cdn, alb, root_doc):
     assert rule["count"] == "${local.verify_origin ? 1 : 0}"
     condition = rule["condition"][0]["http_header"][0]
     assert condition == {"http_header_name": "${var.origin_verify_header_name}", "values": "${var.origin_verify_values}"}
-    forward = rule["action"][0]["forward"][0]["target_group"]
+    forward = target_groups(rule["action"][0]["forward"][0])
     assert [g["arn"] for g in forward] == [f'${{aws_lb_target_group.this["{c}"].arn}}' for c in COLORS]
     assert "action" in rule["lifecycle"][0]["ignore_changes"], "opsctl owns the weights"
-    # Without the header: 403 from the listener itself.
-    for listener in ("http", "https"):
-        actions = [d["default_action"] for d in alb["resource"]["aws_lb_listener"][listener]["dynamic"]]
-        fixed = [a for a in actions if a["content"][0]["type"] == "fixed-response"]
-        assert len(fixed) == 1 and fixed[0]["content"][0]["fixed_response"][0]["status_code"] == "403", listener
-        assert "local.verify_origin" in fixed[0]["for_each"]
+    # Without the header: 403 from the production listener itself (443 with a certificate, else 80).
     assert alb["locals"]["verify_origin"] == "${!var.public_access}"
+    for https in (False, True):
+        listeners = listener_actions(alb, https=https, public_access=False)
+        assert listeners["https" if https else "http"]["action"] == "fixed-response", f"https={https}"
+    assert default_action(alb, "fixed-response")["status_code"] == "403"
     # The same random values on both sides, kept in SSM.
     assert root_doc["module"]["alb"]["origin_verify_values"] == '${[for slot in ["a", "b"] : random_password.origin_verify[slot].result]}'
     assert root_doc["module"]["cdn"]["origin_verify_value"] == "${local.origin_secret_current}"
@@ -273,3 +325,42 @@ def root_doc_providers():
     from conftest import parse_file
 
     return [p["aws"] for p in parse_file(TERRAFORM / "main.tf").get("provider", []) if "aws" in p]
+
+
+@pytest.mark.parametrize(
+    "https, public_access, expected",
+    [
+        (False, False, {"http": "fixed-response"}),
+        (False, True, {"http": "forward"}),
+        (True, False, {"http": "redirect", "https": "fixed-response"}),
+        (True, True, {"http": "redirect", "https": "forward"}),
+    ],
+)
+def test_listeners_per_certificate_and_access(alb, https, public_access, expected):
+    """What the two listener resources (http, https with count) did before they became one per port."""
+    listeners = listener_actions(alb, https=https, public_access=public_access)
+    assert {name: spec["action"] for name, spec in listeners.items()} == expected
+    assert {name: (spec["port"], spec["protocol"]) for name, spec in listeners.items()} == {
+        name: {"http": (80, "HTTP"), "https": (443, "HTTPS")}[name] for name in expected
+    }
+    assert default_action(alb, "redirect") == {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}
+    forward = default_action(alb, "forward")
+    assert [g["weight"] for g in target_groups(forward)] == [f'${{var.initial_weights["{c}"]}}' for c in COLORS]
+    listener = alb["resource"]["aws_lb_listener"]["this"]
+    assert listener["for_each"] == "${local.listeners}"
+    assert listener["certificate_arn"] == '${each.value.protocol == "HTTPS" ? var.certificate_arn : null}'
+    assert listener["ssl_policy"] == '${each.value.protocol == "HTTPS" ? var.ssl_policy : null}'
+
+
+def test_folded_listeners_move_in_the_state_instead_of_being_replaced():
+    """Renaming a resource address destroys and recreates it (a listener gone for a moment, and
+    opsctl's weights reset); the `moved` blocks carry the old addresses to the new ones."""
+    from conftest import parse_file
+
+    moved = {m["from"]: m["to"] for m in parse_file(MODULES / "alb" / "main.tf").get("moved", [])}
+    assert moved == {
+        "${aws_lb_listener.http}": '${aws_lb_listener.this["http"]}',
+        "${aws_lb_listener.https[0]}": '${aws_lb_listener.this["https"]}',
+    }
+    # The old `https` had count = 1 exactly when there is a certificate: then the key exists.
+    assert set(listener_actions(parse_dir(MODULES / "alb"), https=True, public_access=False)) == {"http", "https"}

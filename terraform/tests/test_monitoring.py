@@ -78,10 +78,30 @@ def test_task_role_writes_only_the_metrics_log_group():
     assert emf["resources"] == ["${var.metrics_log_group_arn}", "${var.metrics_log_group_arn}:*"]
 
 
+# The one expression every graph of the dashboard goes through (dashboard.tf, locals.widgets).
+WIDGETS = (
+    '${concat([for g in local.graphs : {type = "metric", x = g.x, y = g.y, width = g.width, height = 6, '
+    'properties = merge({title = g.title, region = var.region, view = "timeSeries", stat = g.stat, '
+    "period = 60, metrics = g.metrics}, try(g.options, {}))}], [local.alarm_widget])}"
+)
+
+
 def dashboard_widgets(mon) -> list[dict]:
+    """The dashboard's widgets as `widgets` builds them from the `graphs` rows and the alarm widget."""
     body = mon["resource"]["aws_cloudwatch_dashboard"]["this"]["dashboard_body"]
     assert body == "${jsonencode({widgets = local.widgets})}"
-    return mon["locals"]["widgets"]
+    assert mon["locals"]["widgets"] == WIDGETS, "locals.widgets changed: update how this test builds the widgets"
+    graphs = [
+        {
+            "type": "metric", "x": g["x"], "y": g["y"], "width": g["width"], "height": 6,
+            "properties": {
+                "title": g["title"], "region": "${var.region}", "view": "timeSeries", "stat": g["stat"], "period": 60,
+                "metrics": g["metrics"], **g.get("options", {}),
+            },
+        }
+        for g in mon["locals"]["graphs"]
+    ]
+    return graphs + [mon["locals"]["alarm_widget"]]
 
 
 def widget(mon, title_part: str) -> dict:

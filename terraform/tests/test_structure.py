@@ -13,6 +13,7 @@ MODULE_DIRS = [TERRAFORM] + [MODULES / m for m in MODULE_NAMES]
 
 # Resource types the AWS provider gives no `tags` argument; every other resource must carry tags.
 UNTAGGABLE = {
+    "aws_cloudfront_cache_policy",
     "aws_cloudfront_origin_access_control",
     "aws_cloudfront_response_headers_policy",
     "aws_cloudwatch_dashboard",
@@ -53,6 +54,21 @@ def test_module_layout(path):
     assert versions["required_version"].startswith(">=")
     aws = versions["required_providers"][0]["aws"]
     assert aws["source"] == "hashicorp/aws" and aws["version"].startswith(">=")
+
+
+@pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: p.name)
+def test_no_name_is_declared_twice_in_a_module(path):
+    """terraform init refuses a module that declares a variable, output, local, module call,
+    resource or data source twice (across its files too); parse_dir would silently keep one."""
+    seen: dict[tuple, str] = {}
+    for tf in sorted(path.glob("*.tf")):
+        doc = parse_file(tf)
+        names = [("locals", k) for block in doc.get("locals", []) for k in block]
+        names += [(kind, k) for kind in ("variable", "output", "module") for block in doc.get(kind, []) for k in block]
+        names += [(kind, t, n) for kind in ("resource", "data") for block in doc.get(kind, []) for t, named in block.items() for n in named]
+        for name in names:
+            assert name not in seen, f"{path.name}: {' '.join(name)} declared in {seen[name]} and again in {tf.name}"
+            seen[name] = tf.name
 
 
 @pytest.mark.parametrize("path", MODULE_DIRS, ids=lambda p: p.name)

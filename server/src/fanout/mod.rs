@@ -41,6 +41,9 @@ pub trait FanoutSink: Send + Sync + 'static {
     /// The link to the other tasks came back after a break: events may have been lost, so
     /// catch every subscribed room up from the store.
     fn resync(&self);
+    /// `rooms` were just subscribed: what was published before the subscription took hold
+    /// may have been missed, so catch these rooms (and only these) up from the store.
+    fn resync_rooms(&self, rooms: &[String]);
 }
 
 /// Weak so the hub (which owns the fanout) and the fanout do not keep each other alive.

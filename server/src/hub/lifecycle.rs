@@ -11,7 +11,7 @@ use super::Hub;
 use crate::conn::{self, Conn};
 use crate::protocol::{ServerFrame, close};
 
-/// How often live connections are reported to the store and pinged.
+/// How often live connections are reported to the store (and pinged, at most).
 pub const HEARTBEAT: Duration = Duration::from_secs(25);
 /// Longest a drain waits for connections to go after the last `reconnect`.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -29,12 +29,16 @@ impl Hub {
         self.tasks.spawn(task);
     }
 
+    /// Pings every connection each `ping_every` (answers count as activity) and reports the
+    /// live ones to the store each [`HEARTBEAT`].
     pub(super) fn spawn_heartbeat(&self) {
         let me = self.me.clone();
+        let ping_every = self.ping_every;
         tokio::spawn(async move {
             let ping = conn::ping_frame();
-            let mut tick = tokio::time::interval(HEARTBEAT);
+            let mut tick = tokio::time::interval(ping_every.min(HEARTBEAT));
             tick.tick().await;
+            let mut last_touch = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
                 let Some(hub) = me.upgrade() else { return };
@@ -42,6 +46,10 @@ impl Hub {
                 for c in &conns {
                     c.push(ping.clone());
                 }
+                if last_touch.elapsed() + ping_every / 2 < HEARTBEAT {
+                    continue;
+                }
+                last_touch = tokio::time::Instant::now();
                 let keys: Vec<String> = conns.iter().map(|c| c.key.clone()).collect();
                 if !keys.is_empty()
                     && let Err(e) = hub.store.touch_connections(&keys).await

@@ -21,13 +21,14 @@ mod room;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::commit::{CommitSink, Committer};
-use crate::conn::{self, Conn, Outbound};
+use crate::conn::{self, Conn, Outbound, QueueLimits};
 use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -59,8 +60,10 @@ pub struct Hub {
     me: std::sync::Weak<Hub>,
     pub info: ServerInfo,
     pub metrics: Arc<Metrics>,
-    /// Outbound queue capacity of each connection.
-    pub queue_capacity: usize,
+    /// Outbound queue bounds of each connection.
+    pub queue: QueueLimits,
+    /// How often every connection is pinged (silence for three intervals ends it).
+    pub ping_every: Duration,
 }
 
 impl Hub {
@@ -70,7 +73,8 @@ impl Hub {
         make_fanout: impl FnOnce(crate::fanout::SinkRef) -> Box<dyn Fanout>,
         info: ServerInfo,
         metrics: Arc<Metrics>,
-        queue_capacity: usize,
+        queue: QueueLimits,
+        ping_every: Duration,
     ) -> Arc<Self> {
         let hub = Arc::new_cyclic(|me: &std::sync::Weak<Hub>| {
             let sink: crate::fanout::SinkRef = me.clone();
@@ -89,7 +93,8 @@ impl Hub {
                 me: me.clone(),
                 info,
                 metrics,
-                queue_capacity,
+                queue,
+                ping_every,
             }
         });
         hub.spawn_heartbeat();
@@ -108,10 +113,17 @@ impl Hub {
 
     /// Registers an authenticated connection and returns it with its outbound queue.
     pub fn connect(&self, user: User) -> (Arc<Conn>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let (tx, rx) = mpsc::channel(self.queue.frames);
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let key = format!("{}/{id}", self.info.task);
-        let conn = Arc::new(Conn::new(id, key, user, tx, Arc::clone(&self.metrics)));
+        let conn = Arc::new(Conn::new(
+            id,
+            key,
+            user,
+            tx,
+            self.queue.bytes,
+            Arc::clone(&self.metrics),
+        ));
         self.conns.lock().insert(id, Arc::clone(&conn));
         self.metrics.connections_opened.inc();
         self.metrics.connections_open.inc();
@@ -390,6 +402,10 @@ impl FanoutSink for Hub {
     }
 
     fn resync(&self) {
-        self.resync_rooms();
+        self.resync_all();
+    }
+
+    fn resync_rooms(&self, rooms: &[String]) {
+        self.resync_named(rooms);
     }
 }

@@ -139,8 +139,21 @@ impl Hub {
     }
 
     /// The fanout link came back: every room may have missed events; repair them all.
-    pub(super) fn resync_rooms(&self) {
+    pub(super) fn resync_all(&self) {
         let rooms: Vec<Arc<Room>> = self.rooms.read().values().cloned().collect();
+        self.resync(rooms);
+    }
+
+    /// Repairs `names` (rooms gone meanwhile are skipped).
+    pub(super) fn resync_named(&self, names: &[String]) {
+        let rooms: Vec<Arc<Room>> = {
+            let map = self.rooms.read();
+            names.iter().filter_map(|n| map.get(n).cloned()).collect()
+        };
+        self.resync(rooms);
+    }
+
+    fn resync(&self, rooms: Vec<Arc<Room>>) {
         for room in rooms {
             self.repair(&room, Duration::ZERO, RESYNC_RETRY);
         }

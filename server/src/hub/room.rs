@@ -195,7 +195,14 @@ mod tests {
             nickname: "Al".into(),
             avatar: "fox".into(),
         };
-        let conn = Arc::new(Conn::new(1, "t/1".into(), user, tx, Arc::default()));
+        let conn = Arc::new(Conn::new(
+            1,
+            "t/1".into(),
+            user,
+            tx,
+            usize::MAX,
+            Arc::default(),
+        ));
         (Member { conn, floor }, rx)
     }
 

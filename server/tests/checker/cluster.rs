@@ -17,9 +17,6 @@ pub const PREFIX: &str = "checker-";
 /// time out.
 pub const STORE_TIMEOUT_MS: u64 = 5_000;
 
-/// `PER_MINUTE:BURST` far above any test's load, for the per-address and per-task limits.
-pub const UNLIMITED: &str = "1000000:100000";
-
 /// Base HTTP URLs of the live tasks, by slot (`None` while a slot's task is down).
 pub type Urls = Arc<RwLock<Vec<Option<String>>>>;
 
@@ -108,20 +105,9 @@ impl Cluster {
             ("CHAT_RATE_PER_SEC", "50".to_string()),
             ("CHAT_RATE_BURST", "100".to_string()),
         ]);
-        // Every client comes from 127.0.0.1: the per-address (and per-task) limits on new
-        // guests, history reads and WebSocket upgrades are set far above what the checker's
-        // hundreds of clients need, so they throttle nothing here.
-        env.extend(
-            [
-                "CHAT_SESSION_LIMIT_ADDR",
-                "CHAT_SESSION_LIMIT_TASK",
-                "CHAT_HISTORY_LIMIT_ADDR",
-                "CHAT_HISTORY_LIMIT_TASK",
-                "CHAT_CONNECT_LIMIT_ADDR",
-            ]
-            .map(|k| (k, UNLIMITED.to_string())),
-        );
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // Every client comes from 127.0.0.1: `ServerProcess::start` sets the per-address and
+        // per-task limits far above the checker's hundreds of clients (`LOOPBACK_CROWD`).
         let p = ServerProcess::start(&env).await;
         let base = p.url("");
         // Ready means the store and Redis answer (Redis may be restarting: do not wait on it).

@@ -96,6 +96,17 @@ impl TestServer {
     }
 }
 
+/// Per-address limits for a test that plays a whole audience from 127.0.0.1 (one address for
+/// everyone, as behind a venue's NAT): far above what the tests open. Later entries of a test's
+/// own environment override these.
+pub const LOOPBACK_CROWD: &[(&str, &str)] = &[
+    ("CHAT_SESSION_LIMIT_ADDR", "100000:10000"),
+    ("CHAT_SESSION_LIMIT_TASK", "100000:10000"),
+    ("CHAT_HISTORY_LIMIT_ADDR", "100000:10000"),
+    ("CHAT_HISTORY_LIMIT_TASK", "100000:10000"),
+    ("CHAT_CONNECT_LIMIT_ADDR", "100000:10000"),
+];
+
 /// A chat-server binary running as a child process (for restarts and signals).
 pub struct ServerProcess {
     pub addr: SocketAddr,
@@ -115,6 +126,14 @@ impl ServerProcess {
     /// Starts the binary with `env` (CHAT_LISTEN/CHAT_ADMIN_LISTEN are chosen here) and waits
     /// until /healthz answers.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        let mut all = LOOPBACK_CROWD.to_vec();
+        all.extend_from_slice(env);
+        Self::start_on_defaults(&all).await
+    }
+
+    /// As [`ServerProcess::start`], with the per-address limits left at their defaults (the
+    /// attack suite tests them).
+    pub async fn start_on_defaults(env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-server"));

@@ -25,8 +25,20 @@ locals {
   # Ports browsers reach directly with public_access: the production listener, and 80 when it
   # only redirects to 443.
   public_ports = var.public_access ? toset(local.https ? [80, 443] : [80]) : toset([])
+  # What the listeners facing CloudFront (or browsers) do by default. Without public_access the
+  # production listener answers 403 and the weighted forward sits in the `production` rule behind
+  # the origin secret; with it the weighted forward is the default action. Port 80 only redirects
+  # to 443 when there is a certificate, and is the production listener when there is none.
+  production_action = local.verify_origin ? "fixed-response" : "forward"
+  http_action       = local.https ? "redirect" : local.production_action
+  listeners = {
+    for name, listener in {
+      http  = { port = 80, protocol = "HTTP", action = local.http_action }
+      https = { port = 443, protocol = "HTTPS", action = local.production_action }
+    } : name => listener if name == "http" || local.https
+  }
   # The production listener (443 with a certificate, else 80).
-  production_listener_arn = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http.arn
+  production_listener_arn = aws_lb_listener.this[local.https ? "https" : "http"].arn
   # Each colour's web-client files live under /assets/<colour>-<build>/: always that colour's tasks.
   asset_rules = { for i, c in sort(tolist(local.colors)) : c => 10 + i }
 }
@@ -287,50 +299,47 @@ resource "aws_lb_target_group" "this" {
   }
 }
 
-# Production listener. Its weights belong to opsctl after creation: terraform never resets them.
-# Without public_access its default action answers 403 and the weighted forward sits in the
-# `production` rule, behind the secret origin header; with public_access it is the default action.
-resource "aws_lb_listener" "http" {
+# The listeners on 80 and (with a certificate) 443; their weights belong to opsctl after
+# creation: terraform never resets them. Each colour's target group takes its initial weight.
+resource "aws_lb_listener" "this" {
   #checkov:skip=CKV_AWS_2:Without a certificate port 80 is the CloudFront-only origin (viewers get HTTPS from CloudFront); with certificate_arn it only redirects to 443.
   #checkov:skip=CKV_AWS_103:Port 80 carries no TLS to configure; the TLS 1.2+ policy is set on the 443 listener.
-  load_balancer_arn = aws_lb.this.arn
-  port              = 80
-  protocol          = "HTTP"
+  for_each = local.listeners
 
-  dynamic "default_action" {
-    for_each = !local.https && !local.verify_origin ? [1] : []
-    content {
-      type = "forward"
-      forward {
-        target_group {
-          arn    = aws_lb_target_group.this["blue"].arn
-          weight = var.initial_weights["blue"]
-        }
-        target_group {
-          arn    = aws_lb_target_group.this["green"].arn
-          weight = var.initial_weights["green"]
+  load_balancer_arn = aws_lb.this.arn
+  port              = each.value.port
+  protocol          = each.value.protocol
+  ssl_policy        = each.value.protocol == "HTTPS" ? var.ssl_policy : null
+  certificate_arn   = each.value.protocol == "HTTPS" ? var.certificate_arn : null
+
+  default_action {
+    type = each.value.action
+
+    dynamic "forward" {
+      for_each = each.value.action == "forward" ? [1] : []
+      content {
+        dynamic "target_group" {
+          for_each = local.colors
+          content {
+            arn    = aws_lb_target_group.this[target_group.value].arn
+            weight = var.initial_weights[target_group.value]
+          }
         }
       }
     }
-  }
 
-  dynamic "default_action" {
-    for_each = !local.https && local.verify_origin ? [1] : []
-    content {
-      type = "fixed-response"
-      fixed_response {
+    dynamic "fixed_response" {
+      for_each = each.value.action == "fixed-response" ? [1] : []
+      content {
         content_type = "text/plain"
         message_body = "Forbidden"
         status_code  = "403"
       }
     }
-  }
 
-  dynamic "default_action" {
-    for_each = local.https ? [1] : []
-    content {
-      type = "redirect"
-      redirect {
+    dynamic "redirect" {
+      for_each = each.value.action == "redirect" ? [1] : []
+      content {
         port        = "443"
         protocol    = "HTTPS"
         status_code = "HTTP_301"
@@ -342,57 +351,24 @@ resource "aws_lb_listener" "http" {
 
   lifecycle {
     ignore_changes = [default_action]
-  }
-}
-
-resource "aws_lb_listener" "https" {
-  count = local.https ? 1 : 0
-
-  load_balancer_arn = aws_lb.this.arn
-  port              = 443
-  protocol          = "HTTPS"
-  ssl_policy        = var.ssl_policy
-  certificate_arn   = var.certificate_arn
-
-  dynamic "default_action" {
-    for_each = local.verify_origin ? [] : [1]
-    content {
-      type = "forward"
-      forward {
-        target_group {
-          arn    = aws_lb_target_group.this["blue"].arn
-          weight = var.initial_weights["blue"]
-        }
-        target_group {
-          arn    = aws_lb_target_group.this["green"].arn
-          weight = var.initial_weights["green"]
-        }
-      }
-    }
-  }
-
-  dynamic "default_action" {
-    for_each = local.verify_origin ? [1] : []
-    content {
-      type = "fixed-response"
-      fixed_response {
-        content_type = "text/plain"
-        message_body = "Forbidden"
-        status_code  = "403"
-      }
-    }
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    ignore_changes = [default_action]
 
     precondition {
-      condition     = var.domain_name != null
+      condition     = each.value.protocol != "HTTPS" || var.domain_name != null
       error_message = "certificate_arn needs domain_name: the name the certificate covers, pointed at the ALB; CloudFront reaching the ALB by its *.elb.amazonaws.com name over HTTPS gets 502 on every dynamic path."
     }
   }
+}
+
+# The listeners were two resources (http, and https with count) before they became one per port:
+# the same listeners, moved in the state, never replaced.
+moved {
+  from = aws_lb_listener.http
+  to   = aws_lb_listener.this["http"]
+}
+
+moved {
+  from = aws_lb_listener.https[0]
+  to   = aws_lb_listener.this["https"]
 }
 
 # CloudFront-only (the default): requests with the distribution's secret header get the weighted
@@ -407,13 +383,12 @@ resource "aws_lb_listener_rule" "production" {
   action {
     type = "forward"
     forward {
-      target_group {
-        arn    = aws_lb_target_group.this["blue"].arn
-        weight = var.initial_weights["blue"]
-      }
-      target_group {
-        arn    = aws_lb_target_group.this["green"].arn
-        weight = var.initial_weights["green"]
+      dynamic "target_group" {
+        for_each = local.colors
+        content {
+          arn    = aws_lb_target_group.this[target_group.value].arn
+          weight = var.initial_weights[target_group.value]
+        }
       }
     }
   }

@@ -43,7 +43,7 @@ output "target_group_arns" {
   value       = { for color, tg in aws_lb_target_group.this : color => tg.arn }
 
   # ECS refuses a service whose target group no listener uses yet: hand the ARNs out only then.
-  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener.test, aws_lb_listener_rule.production]
+  depends_on = [aws_lb_listener.this, aws_lb_listener.test, aws_lb_listener_rule.production]
 }
 
 output "target_group_arn_suffixes" {

@@ -1,17 +1,20 @@
-# CloudFront in front of everything, with the ALB as its only origin: chat-server serves the web
-# client itself (each colour the client it was built with), so there is no shared bucket that
-# blue and green would have to agree on.
+# CloudFront in front of everything. The ALB is the origin of all but the shared images:
+# chat-server serves the web client itself (each colour the client it was built with), so there
+# is no shared bucket that blue and green would have to agree on. Images people upload live in
+# their own bucket (uploads module), read through origin access control.
 #
 #   /assets/*                  the web client, cached (paths carry colour and build, never reused)
+#   /uploads/*                 shared images from the uploads bucket, cached (random names, written once)
 #   /ws /api/* /version        never cached, viewer headers forwarded (the WebSocket upgrade passes)
 #   /room/* and the rest       the page: never cached, may be framed by frame_ancestors
 #
-# Every origin request carries the secret origin header the ALB checks; the optional WAF web
-# ACL rate-limits per viewer address where CloudFront still knows it.
+# Every origin request to the ALB carries the secret origin header the ALB checks; the optional
+# WAF web ACL rate-limits per viewer address where CloudFront still knows it.
 
 locals {
-  alb_origin_id = "alb"
-  custom_cert   = var.acm_certificate_arn != null
+  alb_origin_id     = "alb"
+  uploads_origin_id = "uploads"
+  custom_cert       = var.acm_certificate_arn != null
 
   # Served by chat-server and never cached; framing denied.
   api_paths = ["/ws", "/api/*", "/version"]
@@ -94,6 +97,47 @@ resource "aws_cloudfront_response_headers_policy" "static" {
 }
 
 ################################################################################
+# Shared images: the uploads bucket, read by this distribution only
+################################################################################
+
+# CloudFront signs (SigV4) every request to the bucket; its policy admits this distribution only.
+resource "aws_cloudfront_origin_access_control" "uploads" {
+  name                              = "${var.name}-uploads"
+  description                       = "CloudFront reads the chat's uploaded images"
+  origin_access_control_origin_type = "s3"
+  signing_behavior                  = "always"
+  signing_protocol                  = "sigv4"
+}
+
+# An image never changes under its (random) name: the path alone is the cache key, nothing is
+# forwarded, and edges keep a copy up to uploads_ttl_seconds (at most the bucket's expiry, so an
+# expired image leaves the edges within as long again). No compression: the formats are compressed.
+resource "aws_cloudfront_cache_policy" "uploads" {
+  name        = "${var.name}-uploads"
+  comment     = "Uploaded images: immutable, keyed on the path only"
+  min_ttl     = 0
+  default_ttl = var.uploads_ttl_seconds
+  max_ttl     = var.uploads_ttl_seconds
+
+  parameters_in_cache_key_and_forwarded_to_origin {
+    cookies_config {
+      cookie_behavior = "none"
+    }
+
+    headers_config {
+      header_behavior = "none"
+    }
+
+    query_strings_config {
+      query_string_behavior = "none"
+    }
+
+    enable_accept_encoding_gzip   = false
+    enable_accept_encoding_brotli = false
+  }
+}
+
+################################################################################
 # Optional WAF: a rate-based rule per viewer address
 ################################################################################
 
@@ -150,13 +194,13 @@ resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_68:The WAF web ACL is optional (waf_rate_limit): about $6/month plus requests, against chat-server's own per-connection and per-address limits.
   #checkov:skip=CKV2_AWS_47:The optional web ACL carries only a rate rule; chat-server is Rust and logs no user input through a JNDI-capable logger.
   #checkov:skip=CKV_AWS_86:Standard logging needs ACL-enabled buckets; ALB access logs already record every request that reaches the origin.
-  #checkov:skip=CKV_AWS_310:Every path has one origin (the ALB, which balances two colours itself); there is no second copy to fail over to.
+  #checkov:skip=CKV_AWS_310:Every path has one origin (the ALB, which balances two colours itself, or the uploads bucket); there is no second copy to fail over to.
   #checkov:skip=CKV_AWS_374:The chat is open to a worldwide audience; no geographic restriction is wanted.
   #checkov:skip=CKV_AWS_174:With the default *.cloudfront.net certificate CloudFront fixes the minimum protocol; with acm_certificate_arn set the distribution enforces TLSv1.2_2021.
   #checkov:skip=CKV_AWS_305:No default root object: chat-server answers / itself (the landing page of the build behind the ALB).
   enabled         = true
   is_ipv6_enabled = true
-  comment         = "${var.name}: everything from the ALB; /assets/* cached"
+  comment         = "${var.name}: the ALB, and /uploads/* from the uploads bucket; /assets/* and /uploads/* cached"
   price_class     = var.price_class
   aliases         = var.aliases
   http_version    = "http2and3"
@@ -182,6 +226,13 @@ resource "aws_cloudfront_distribution" "this" {
     }
   }
 
+  # Shared images: the bucket, signed by origin access control (no custom header: S3 needs none).
+  origin {
+    origin_id                = local.uploads_origin_id
+    domain_name              = var.uploads_bucket_domain_name
+    origin_access_control_id = aws_cloudfront_origin_access_control.uploads.id
+  }
+
   # The page: /, /room/* and anything not listed below.
   default_cache_behavior {
     target_origin_id           = local.alb_origin_id
@@ -203,6 +254,19 @@ resource "aws_cloudfront_distribution" "this" {
     cached_methods             = ["GET", "HEAD"]
     compress                   = true
     cache_policy_id            = local.cache_optimized
+    response_headers_policy_id = aws_cloudfront_response_headers_policy.static.id
+  }
+
+  # Images: the path is the object key (/uploads/x.png = uploads/x.png). nosniff on a checked
+  # image type keeps a forged file from rendering as anything else.
+  ordered_cache_behavior {
+    path_pattern               = "/${var.uploads_prefix}*"
+    target_origin_id           = local.uploads_origin_id
+    viewer_protocol_policy     = "redirect-to-https"
+    allowed_methods            = ["GET", "HEAD"]
+    cached_methods             = ["GET", "HEAD"]
+    compress                   = false
+    cache_policy_id            = aws_cloudfront_cache_policy.uploads.id
     response_headers_policy_id = aws_cloudfront_response_headers_policy.static.id
   }
 

@@ -3,6 +3,11 @@ output "domain_name" {
   value       = aws_cloudfront_distribution.this.domain_name
 }
 
+output "arn" {
+  description = "ARN of the distribution (the uploads bucket admits its reads only)."
+  value       = aws_cloudfront_distribution.this.arn
+}
+
 output "distribution_id" {
   description = "ID of the distribution (for cache invalidations)."
   value       = aws_cloudfront_distribution.this.id

@@ -49,6 +49,28 @@ variable "assets_path" {
   default     = "/assets"
 }
 
+variable "uploads_bucket_domain_name" {
+  description = "Regional domain name of the uploads bucket (the origin of /<uploads_prefix>*)."
+  type        = string
+}
+
+variable "uploads_prefix" {
+  description = "Key prefix of the images in the uploads bucket; served at the same path."
+  type        = string
+  default     = "uploads/"
+}
+
+variable "uploads_ttl_seconds" {
+  description = "Longest an edge keeps an image (default and maximum TTL of the uploads cache policy)."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.uploads_ttl_seconds >= 60 && var.uploads_ttl_seconds <= 31536000
+    error_message = "uploads_ttl_seconds must be between 60 s and one year."
+  }
+}
+
 variable "waf_rate_limit" {
   description = "Requests per 5 minutes one viewer address may send before the WAF blocks it; null = no web ACL."
   type        = number

@@ -15,6 +15,9 @@ locals {
     { name = "CHAT_ADMIN_LISTEN", value = "127.0.0.1:${var.admin_port}" },
     { name = "CHAT_DYNAMODB_TABLE_PREFIX", value = var.table_prefix },
     { name = "CHAT_DRAIN_SECS", value = tostring(var.drain_secs) },
+    # Browsers reach the task through CloudFront then the ALB, each appending to
+    # X-Forwarded-For: the client's address (for the per-address limits) is two hops back.
+    { name = "CHAT_TRUSTED_PROXIES", value = "2" },
     { name = "AWS_REGION", value = data.aws_region.current.id },
     { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://localhost:4318" },
     { name = "OTEL_SERVICE_NAME", value = "chat-server" },
@@ -26,6 +29,13 @@ locals {
   framing_environment = length(var.frame_ancestors) > 0 ? [
     { name = "CHAT_FRAME_ANCESTORS", value = join(",", var.frame_ancestors) },
   ] : []
+  # Shared images in S3: chat-server presigns the browser's PUT and links the image at the public
+  # URL (CloudFront's /uploads/); without a bucket it keeps them under its data directory.
+  uploads_environment = var.uploads_bucket != null ? [
+    { name = "CHAT_UPLOADS_BUCKET", value = var.uploads_bucket },
+    { name = "CHAT_UPLOADS_PREFIX", value = var.uploads_prefix },
+    { name = "CHAT_UPLOADS_PUBLIC_URL", value = var.uploads_public_url },
+  ] : []
 
   # Secrets reach the container as environment variables, read by the execution role at start.
   secrets = [
@@ -33,7 +43,7 @@ locals {
     { name = "CHAT_REDIS_URL", valueFrom = var.redis_url_parameter_arn },
   ]
 
-  chat_environment = concat(local.base_environment, local.origins_environment, local.framing_environment)
+  chat_environment = concat(local.base_environment, local.origins_environment, local.framing_environment, local.uploads_environment)
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 
@@ -275,6 +285,12 @@ resource "aws_ecs_task_definition" "this" {
     precondition {
       condition     = var.stop_timeout > var.drain_secs
       error_message = "stop_timeout must exceed drain_secs, or ECS kills tasks before they finish draining."
+    }
+
+    # chat-server refuses to start with CHAT_UPLOADS_BUCKET but no http(s) CHAT_UPLOADS_PUBLIC_URL.
+    precondition {
+      condition     = var.uploads_bucket == null || can(regex("^https://[a-z0-9.-]+/", var.uploads_public_url))
+      error_message = "uploads_bucket needs uploads_public_url: the https:// URL viewers fetch the images from (CloudFront's /uploads/)."
     }
   }
 }

@@ -207,3 +207,21 @@ variable "frame_ancestors" {
   type        = list(string)
   default     = []
 }
+
+variable "uploads_bucket" {
+  description = "CHAT_UPLOADS_BUCKET: S3 bucket of shared images; null = chat-server keeps them under its data directory."
+  type        = string
+  default     = null
+}
+
+variable "uploads_prefix" {
+  description = "CHAT_UPLOADS_PREFIX: key prefix of the images in the bucket."
+  type        = string
+  default     = "uploads/"
+}
+
+variable "uploads_public_url" {
+  description = "CHAT_UPLOADS_PUBLIC_URL: where viewers fetch the images, ending at the prefix (https://<distribution>/uploads/); required with uploads_bucket."
+  type        = string
+  default     = null
+}

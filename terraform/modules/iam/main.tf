@@ -1,6 +1,6 @@
 # Two roles, least privilege: the execution role (ECS itself: pull the image, write logs, read the
-# two secrets) and the task role (chat-server: only its three tables; the collector: X-Ray writes
-# and EMF lines into the metrics log group).
+# two secrets) and the task role (chat-server: only its three tables and the images under the
+# uploads prefix; the collector: X-Ray writes and EMF lines into the metrics log group).
 
 data "aws_caller_identity" "current" {}
 
@@ -83,7 +83,7 @@ resource "aws_iam_role_policy" "execution" {
 
 resource "aws_iam_role" "task" {
   name_prefix        = "${var.name}-task-"
-  description        = "chat-server uses its DynamoDB tables; the collector sends traces to X-Ray"
+  description        = "chat-server uses its DynamoDB tables and uploaded images; the collector sends traces to X-Ray"
   assume_role_policy = data.aws_iam_policy_document.assume.json
 
   tags = var.tags
@@ -117,6 +117,22 @@ data "aws_iam_policy_document" "task" {
       variable = "kms:ViaService"
       values   = ["dynamodb.${local.endpoint_suffix}"]
     }
+  }
+
+  # Images: chat-server presigns the browser's PUT (the PUT acts as this role), reads each object
+  # back once to check it and deletes what fails the check. Only the uploads prefix.
+  statement {
+    sid       = "UploadedImages"
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    resources = [var.uploads_objects_arn]
+  }
+
+  # Without ListBucket S3 answers a missing object with 403, not 404, and chat-server could not
+  # tell "not uploaded yet" from a failure. The bucket holds nothing but the images.
+  statement {
+    sid       = "UploadsNotFound"
+    actions   = ["s3:ListBucket"]
+    resources = [var.uploads_bucket_arn]
   }
 
   # The collector's awsemf exporter: EMF lines into the metrics log group only.

@@ -28,3 +28,13 @@ variable "metrics_log_group_arn" {
   description = "Log group the collector sidecar writes chat-server's metrics to (EMF)."
   type        = string
 }
+
+variable "uploads_bucket_arn" {
+  description = "ARN of the uploads bucket (ListBucket only, so a missing image answers 404)."
+  type        = string
+}
+
+variable "uploads_objects_arn" {
+  description = "ARN pattern of the images under the uploads prefix (bucket/prefix*): put, read, delete."
+  type        = string
+}

@@ -17,121 +17,79 @@ locals {
 
   dynamodb_search = join(" OR ", [for t in var.table_names : "TableName=\"${t}\""])
 
-  widgets = [
+  # The graphs, one row each: where it sits (every graph is 6 high), its title, statistic and
+  # metrics, and any option of its own; `widgets` gives them the shape they all share.
+  graphs = [
     {
-      type = "metric", x = 0, y = 0, width = 8, height = 6
-      properties = {
-        title   = "Connections per colour"
-        region  = var.region
-        view    = "timeSeries"
-        stacked = true
-        stat    = "Sum"
-        period  = 60
-        metrics = local.per_color["chat_connections_open"]
-      }
+      x       = 0, y = 0, width = 8, title = "Connections per colour", stat = "Sum"
+      metrics = local.per_color["chat_connections_open"]
+      options = { stacked = true }
     },
     {
-      type = "metric", x = 8, y = 0, width = 8, height = 6
-      properties = {
-        title  = "Messages per second"
-        region = var.region
-        view   = "timeSeries"
-        stat   = "Sum"
-        period = 60
-        metrics = concat(
-          [for i, c in sort(tolist(local.colors)) : [{ expression = "m${i}/PERIOD(m${i})", label = c, id = "e${i}" }]],
-          [for i, c in sort(tolist(local.colors)) : [local.ns, "chat_messages_in_total", "color", c, { id = "m${i}", visible = false }]],
-        )
-      }
+      x = 8, y = 0, width = 8, title = "Messages per second", stat = "Sum"
+      metrics = concat(
+        [for i, c in sort(tolist(local.colors)) : [{ expression = "m${i}/PERIOD(m${i})", label = c, id = "e${i}" }]],
+        [for i, c in sort(tolist(local.colors)) : [local.ns, "chat_messages_in_total", "color", c, { id = "m${i}", visible = false }]],
+      )
     },
     {
-      type = "metric", x = 16, y = 0, width = 8, height = 6
-      properties = {
-        title  = "Send -> ack: durable write, mean seconds"
-        region = var.region
-        view   = "timeSeries"
-        stat   = "Average"
-        period = 60
-        metrics = local.per_color["chat_store_append_seconds"]
-      }
+      x       = 16, y = 0, width = 8, title = "Send -> ack: durable write, mean seconds", stat = "Average"
+      metrics = local.per_color["chat_store_append_seconds"]
     },
     {
-      type = "metric", x = 0, y = 6, width = 8, height = 6
-      properties = {
-        title   = "HTTP 5xx / 4xx per minute"
-        region  = var.region
-        view    = "timeSeries"
-        stat    = "Sum"
-        period  = 60
-        metrics = [for name in keys(local.alb_metric) : local.alb_metric[name]]
-      }
+      x       = 0, y = 6, width = 8, title = "HTTP 5xx / 4xx per minute", stat = "Sum"
+      metrics = [for name in keys(local.alb_metric) : local.alb_metric[name]]
     },
     {
-      type = "metric", x = 8, y = 6, width = 8, height = 6
-      properties = {
-        title  = "Target health per colour"
-        region = var.region
-        view   = "timeSeries"
-        stat   = "Maximum"
-        period = 60
-        metrics = flatten([
-          for c in sort(tolist(local.colors)) : [
-            ["AWS/ApplicationELB", "HealthyHostCount", "TargetGroup", var.target_group_arn_suffixes[c], "LoadBalancer", var.alb_arn_suffix, { label = "${c} healthy" }],
-            ["AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup", var.target_group_arn_suffixes[c], "LoadBalancer", var.alb_arn_suffix, { label = "${c} unhealthy" }],
-          ]
-        ])
-      }
+      x = 8, y = 6, width = 8, title = "Target health per colour", stat = "Maximum"
+      metrics = flatten([
+        for c in sort(tolist(local.colors)) : [
+          ["AWS/ApplicationELB", "HealthyHostCount", "TargetGroup", var.target_group_arn_suffixes[c], "LoadBalancer", var.alb_arn_suffix, { label = "${c} healthy" }],
+          ["AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup", var.target_group_arn_suffixes[c], "LoadBalancer", var.alb_arn_suffix, { label = "${c} unhealthy" }],
+        ]
+      ])
     },
     {
-      type = "metric", x = 16, y = 6, width = 8, height = 6
-      properties = {
-        title   = "Redis link up (1 = every task linked)"
-        region  = var.region
-        view    = "timeSeries"
-        stat    = "Minimum"
-        period  = 60
-        metrics = local.per_color["chat_fanout_link_up"]
-        yAxis   = { left = { min = 0, max = 1 } }
-      }
+      x       = 16, y = 6, width = 8, title = "Redis link up (1 = every task linked)", stat = "Minimum"
+      metrics = local.per_color["chat_fanout_link_up"]
+      options = { yAxis = { left = { min = 0, max = 1 } } }
     },
     {
-      type = "metric", x = 0, y = 12, width = 12, height = 6
-      properties = {
-        title  = "DynamoDB errors: failed sends, throttles, system errors"
-        region = var.region
-        view   = "timeSeries"
-        stat   = "Sum"
-        period = 60
-        metrics = concat(
-          local.per_color["chat_sends_failed_total"],
-          [[{ expression = "SEARCH('{AWS/DynamoDB,TableName,Operation} MetricName=(\"ThrottledRequests\" OR \"SystemErrors\") (${local.dynamodb_search})', 'Sum', 60)", id = "ddb", label = "" }]],
-        )
-      }
+      x = 0, y = 12, width = 12, title = "DynamoDB errors: failed sends, throttles, system errors", stat = "Sum"
+      metrics = concat(
+        local.per_color["chat_sends_failed_total"],
+        [[{ expression = "SEARCH('{AWS/DynamoDB,TableName,Operation} MetricName=(\"ThrottledRequests\" OR \"SystemErrors\") (${local.dynamodb_search})', 'Sum', 60)", id = "ddb", label = "" }]],
+      )
     },
     {
-      type = "metric", x = 12, y = 12, width = 6, height = 6
-      properties = {
-        title   = "Rate-limited frames, slow consumers closed"
-        region  = var.region
-        view    = "timeSeries"
-        stat    = "Sum"
-        period  = 60
-        metrics = concat(local.per_color["chat_rate_limited_total"], local.per_color["chat_slow_consumers_closed_total"])
-      }
-    },
-    {
-      type = "alarm", x = 18, y = 12, width = 6, height = 6
-      properties = {
-        title = "Alarms"
-        alarms = concat(
-          [aws_cloudwatch_metric_alarm.alb_5xx.arn, aws_cloudwatch_metric_alarm.client_errors.arn],
-          [for c in sort(tolist(local.colors)) : aws_cloudwatch_metric_alarm.target_5xx[c].arn],
-          [for c in sort(tolist(local.colors)) : aws_cloudwatch_metric_alarm.unhealthy[c].arn],
-          [for c in sort(tolist(local.colors)) : aws_cloudwatch_metric_alarm.latency_p95[c].arn],
-        )
-      }
+      x       = 12, y = 12, width = 6, title = "Rate-limited frames, slow consumers closed", stat = "Sum"
+      metrics = concat(local.per_color["chat_rate_limited_total"], local.per_color["chat_slow_consumers_closed_total"])
     },
   ]
+
+  alarm_widget = {
+    type = "alarm", x = 18, y = 12, width = 6, height = 6
+    properties = {
+      title = "Alarms"
+      alarms = concat(
+        [aws_cloudwatch_metric_alarm.alb_5xx.arn, aws_cloudwatch_metric_alarm.client_errors.arn],
+        [for c in sort(tolist(local.colors)) : aws_cloudwatch_metric_alarm.target_5xx[c].arn],
+        [for c in sort(tolist(local.colors)) : aws_cloudwatch_metric_alarm.unhealthy[c].arn],
+        [for c in sort(tolist(local.colors)) : aws_cloudwatch_metric_alarm.latency_p95[c].arn],
+      )
+    }
+  }
+
+  widgets = concat(
+    [for g in local.graphs : {
+      type = "metric", x = g.x, y = g.y, width = g.width, height = 6
+      properties = merge(
+        { title = g.title, region = var.region, view = "timeSeries", stat = g.stat, period = 60, metrics = g.metrics },
+        try(g.options, {}),
+      )
+    }],
+    [local.alarm_widget],
+  )
 }
 
 resource "aws_cloudwatch_dashboard" "this" {

@@ -1,6 +1,6 @@
 # Two availability zones, public subnets for the ALB (and for tasks when NAT is off), private
-# subnets for tasks and Redis, one NAT gateway by default, and a free DynamoDB gateway endpoint
-# so table traffic never pays NAT processing.
+# subnets for tasks and Redis, one NAT gateway by default, and free DynamoDB and S3 gateway
+# endpoints so table and image traffic never pays NAT processing.
 
 data "aws_region" "current" {}
 
@@ -136,12 +136,22 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private.id
 }
 
-# Gateway endpoints are free: DynamoDB traffic from either tier skips the NAT and the internet.
-resource "aws_vpc_endpoint" "dynamodb" {
+# Gateway endpoints are free: DynamoDB traffic and S3 traffic (chat-server reading back and
+# deleting uploaded images) from either tier skip the NAT and the internet. Browsers still PUT
+# images to S3's public endpoint.
+resource "aws_vpc_endpoint" "gateway" {
+  for_each = toset(["dynamodb", "s3"])
+
   vpc_id            = aws_vpc.this.id
-  service_name      = "${data.aws_partition.current.reverse_dns_prefix}.${data.aws_region.current.id}.dynamodb"
+  service_name      = "${data.aws_partition.current.reverse_dns_prefix}.${data.aws_region.current.id}.${each.key}"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.public.id, aws_route_table.private.id]
 
-  tags = merge(var.tags, { Name = "${var.name}-dynamodb" })
+  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
+}
+
+# The DynamoDB endpoint was its own resource before S3 joined it: moved, not replaced.
+moved {
+  from = aws_vpc_endpoint.dynamodb
+  to   = aws_vpc_endpoint.gateway["dynamodb"]
 }

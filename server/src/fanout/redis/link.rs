@@ -16,7 +16,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::mpsc;
 
 use super::endpoint::{COMMAND_TIMEOUT, Endpoint, Subscriber};
-use super::keys::channel;
+use super::keys::{channel, room_of};
 use super::state::Shared;
 
 /// How often the subscriber pings, to notice a link that died without a word.
@@ -64,19 +64,40 @@ async fn connect(
     Ok((conn, rx, applied))
 }
 
-/// Hands every push already queued to the hub. `None` when the link broke; otherwise
-/// whether a subscription was confirmed among them.
-fn drain_pushes(shared: &Shared, pushes: &mut mpsc::UnboundedReceiver<PushInfo>) -> Option<bool> {
-    let mut subscribed = false;
-    while let Ok(push) = pushes.try_recv() {
-        subscribed |= push.kind == PushKind::SSubscribe;
-        if !shared.on_push(push) {
-            return None;
-        }
+/// The room a subscription confirmation (`ssubscribe` push) is for.
+fn subscribed_room(push: &PushInfo) -> Option<String> {
+    if push.kind != PushKind::SSubscribe {
+        return None;
     }
-    Some(subscribed)
+    match push.data.first() {
+        Some(::redis::Value::BulkString(ch)) => std::str::from_utf8(ch)
+            .ok()
+            .and_then(room_of)
+            .map(str::to_string),
+        _ => None,
+    }
 }
 
+/// Hands `first` and every push already queued to the hub, adding the rooms whose
+/// subscription was confirmed among them to `subscribed`. False when the link broke.
+fn hand_over(
+    shared: &Shared,
+    first: Option<PushInfo>,
+    pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
+    subscribed: &mut Vec<String>,
+) -> bool {
+    let mut next = first.or_else(|| pushes.try_recv().ok());
+    while let Some(push) = next {
+        subscribed.extend(subscribed_room(&push));
+        if !shared.on_push(push) {
+            return false;
+        }
+        next = pushes.try_recv().ok();
+    }
+    true
+}
+
+/// Every room caught up from the store (the link was down: anything may have been missed).
 fn resync(shared: &Shared) {
     if let Some(sink) = shared.sink.upgrade() {
         sink.resync();
@@ -120,7 +141,7 @@ pub async fn run_link(shared: Arc<Shared>, endpoint: Endpoint) {
         shared.republish_backlog().await;
         // The confirmations of the subscriptions just made are queued: the catch-up below
         // covers them.
-        if drain_pushes(&shared, &mut pushes).is_none() {
+        if !hand_over(&shared, None, &mut pushes, &mut Vec::new()) {
             shared.up.store(false, Ordering::Release);
             tracing::warn!("Redis link broke while connecting; reconnecting");
             continue;
@@ -137,18 +158,19 @@ pub async fn run_link(shared: Arc<Shared>, endpoint: Endpoint) {
                 }
                 push = pushes.recv() => {
                     let Some(push) = push else { break };
-                    let resubscribed = push.kind == PushKind::SSubscribe;
-                    if !shared.on_push(push) {
+                    let mut subscribed = Vec::new();
+                    if !hand_over(&shared, Some(push), &mut pushes, &mut subscribed) {
                         break;
                     }
-                    match drain_pushes(&shared, &mut pushes) {
-                        None => break,
-                        // A subscription became active: ours (a message published between the
-                        // hub's join, which read the store, and now would be missed), or one
-                        // the cluster client moved to the shard that owns its slot now (what
-                        // was published meanwhile went elsewhere). Catch up once.
-                        Some(more) if more || resubscribed => resync(&shared),
-                        Some(_) => {}
+                    // A subscription became active: ours (a message published between the
+                    // hub's join, which read the store, and now would be missed), or one the
+                    // cluster client moved to the shard that owns its slot now (what was
+                    // published meanwhile went elsewhere). Catch those rooms up once, and only
+                    // them: one new room must not cost a read of every room on the task.
+                    if !subscribed.is_empty()
+                        && let Some(sink) = shared.sink.upgrade()
+                    {
+                        sink.resync_rooms(&subscribed);
                     }
                 }
                 () = shared.changed.notified() => {
