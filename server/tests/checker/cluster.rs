@@ -17,6 +17,10 @@ pub const PREFIX: &str = "checker-";
 /// time out.
 pub const STORE_TIMEOUT_MS: u64 = 5_000;
 
+/// How long a SIGTERMed task may take to drain and exit before it is SIGKILLed (ECS's
+/// default `stopTimeout`).
+pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Base HTTP URLs of the live tasks, by slot (`None` while a slot's task is down).
 pub type Urls = Arc<RwLock<Vec<Option<String>>>>;
 
@@ -137,13 +141,24 @@ impl Cluster {
         }
     }
 
-    /// SIGTERM: the task drains (`reconnect`, close 1012) and exits.
-    pub async fn drain_task(&mut self, slot: usize) {
+    /// SIGTERM: the task drains (`reconnect`, close 1012) and exits. As ECS does, a task
+    /// still running [`STOP_TIMEOUT`] after its SIGTERM (its store calls failing under a
+    /// fault, say) is then SIGKILLed; returns false when it had to be.
+    pub async fn drain_task(&mut self, slot: usize) -> bool {
         self.urls.write()[slot] = None;
-        if let Some(mut p) = self.tasks[slot].take() {
-            p.terminate();
-            p.wait_exit().await;
+        let Some(mut p) = self.tasks[slot].take() else {
+            return true;
+        };
+        p.terminate();
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            if p.child.try_wait().expect("try_wait").is_some() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        p.kill();
+        false
     }
 
     /// Every proxy back to passing traffic untouched.

@@ -53,6 +53,7 @@ pub async fn run(cluster: &mut Cluster, seed: u64, until: Instant) -> Tally {
         })
         .collect();
     let mut round: Vec<&'static str> = Vec::new();
+    let started = Instant::now();
     let mut lifts = Vec::new();
     loop {
         let pause = Duration::from_millis(rng.random_range(1_000..4_000));
@@ -67,6 +68,10 @@ pub async fn run(cluster: &mut Cluster, seed: u64, until: Instant) -> Tally {
         let kind = round.pop().expect("a kind");
         let slot = rng.random_range(0..cluster.len());
         *tally.entry(kind).or_default() += 1;
+        println!(
+            "checker: fault at {:.1} s: {kind} on task {slot}",
+            started.elapsed().as_secs_f64()
+        );
         match kind {
             "task_sigkill" => {
                 cluster.kill_task(slot);
@@ -74,7 +79,10 @@ pub async fn run(cluster: &mut Cluster, seed: u64, until: Instant) -> Tally {
                 cluster.start_task(slot).await;
             }
             "task_drain" => {
-                cluster.drain_task(slot).await;
+                if !cluster.drain_task(slot).await {
+                    println!("checker: task {slot} still draining after 30 s: SIGKILLed");
+                    *tally.entry("task_drain_overran_killed").or_default() += 1;
+                }
                 cluster.start_task(slot).await;
             }
             "redis_restart" => {
