@@ -2,7 +2,7 @@
 # Soak: runs the randomized delivery checker (server/tests/checker.rs) for SECONDS of faults
 # in all, in rounds of up to 300 s, each round with its own seed (SEED, SEED+1, ...; SEED
 # defaults to a random one), at soak size: 300 clients in 10 rooms across 3 tasks
-# (CHECKER_CLIENTS, CHECKER_ROOMS, CHECKER_TASKS, CHECKER_RATE override it). Every round
+# (CHECKER_CLIENTS, CHECKER_ROOMS, CHECKER_TASKS, CHECKER_RATE, CHECKER_STAY override it). Every round
 # prints its seed, the faults injected by kind, the verdict per room and the machine load;
 # the script stops at the first failing round and prints the command that reproduces it.
 # The end sums every round: faults by kind, messages acked, lost, duplicated, out of order.
@@ -13,7 +13,7 @@ usage() { echo "usage: scripts/soak.sh SECONDS [SEED]" >&2; exit 2; }
 total="$1"; [[ "$total" =~ ^[0-9]+$ && "$total" -gt 0 ]] || usage
 seed="${2:-$((RANDOM * 32768 + RANDOM))}"; [[ "$seed" =~ ^[0-9]+$ ]] || usage
 export CHECKER_CLIENTS="${CHECKER_CLIENTS:-300}" CHECKER_ROOMS="${CHECKER_ROOMS:-10}"
-export CHECKER_TASKS="${CHECKER_TASKS:-3}" CHECKER_RATE="${CHECKER_RATE:-15}"
+export CHECKER_TASKS="${CHECKER_TASKS:-3}" CHECKER_RATE="${CHECKER_RATE:-4}" CHECKER_STAY="${CHECKER_STAY:-180}"
 source scripts/test-env.sh >/dev/null
 cargo test -p chat-server --test checker --no-run --locked 2>&1 | tail -1
 left="$total"; rounds=0; seeds=()
@@ -31,7 +31,7 @@ while [ "$left" -gt 0 ]; do
   if [ "$status" -ne 0 ] || ! grep -q 'test result: ok' "$log"; then
     tail -40 "$log"
     echo "soak FAILED in round $rounds (seed $seed); reproduce with:"
-    echo "  CHECKER_SEED=$seed CHECKER_SECONDS=$round CHECKER_CLIENTS=$CHECKER_CLIENTS CHECKER_ROOMS=$CHECKER_ROOMS CHECKER_TASKS=$CHECKER_TASKS CHECKER_RATE=$CHECKER_RATE cargo test -p chat-server --test checker -- --nocapture"
+    echo "  CHECKER_SEED=$seed CHECKER_SECONDS=$round CHECKER_CLIENTS=$CHECKER_CLIENTS CHECKER_ROOMS=$CHECKER_ROOMS CHECKER_TASKS=$CHECKER_TASKS CHECKER_RATE=$CHECKER_RATE CHECKER_STAY=$CHECKER_STAY cargo test -p chat-server --test checker -- --nocapture"
     exit 1
   fi
   left=$((left - round)); seed=$((seed + 1))

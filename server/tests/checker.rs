@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use client::{Client, Control};
+use client::{Client, Control, Pace};
 use cluster::Cluster;
 
 /// Longest wait for every client's first `joined`, once the last one has arrived.
@@ -156,9 +156,11 @@ async fn check(s: Settings) -> Outcome {
             Arc::clone(&cluster.urls),
             Arc::clone(&control),
             s.seed,
-            every,
-            Duration::from_secs(s.stay),
-            Duration::from_secs_f64(i as f64 / ARRIVALS_PER_SEC),
+            Pace {
+                every,
+                stay: Duration::from_secs(s.stay),
+                arrives_after: Duration::from_secs_f64(i as f64 / ARRIVALS_PER_SEC),
+            },
         );
         logs.push(Arc::clone(&c.log));
         handles.push(tokio::spawn(c.run()));

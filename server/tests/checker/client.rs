@@ -95,6 +95,16 @@ enum End {
     Broken(String),
 }
 
+/// A client's pace.
+pub struct Pace {
+    /// Mean time between its sends.
+    pub every: Duration,
+    /// Mean time it stays connected before leaving and coming back.
+    pub stay: Duration,
+    /// When it first connects.
+    pub arrives_after: Duration,
+}
+
 impl Client {
     pub fn new(
         id: usize,
@@ -103,9 +113,7 @@ impl Client {
         urls: Urls,
         control: Arc<Control>,
         seed: u64,
-        every: Duration,
-        stay: Duration,
-        arrives_after: Duration,
+        pace: Pace,
     ) -> Self {
         Self {
             id,
@@ -117,10 +125,10 @@ impl Client {
                 ..Log::default()
             })),
             rng: StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-            every,
-            stay,
+            every: pace.every,
+            stay: pace.stay,
             next_n: 0,
-            arrives_after,
+            arrives_after: pace.arrives_after,
             failures: 0,
         }
     }
