@@ -129,12 +129,19 @@ async function openRoom({ room, title }) {
     } else {
       attention.saw(timeline.addLive(messages));
     }
-    // More than one catch-up's worth was missed: page the rest over HTTP.
+    // More than one catch-up's worth was missed: page the rest over HTTP. Each page starts
+    // after the highest seq the catch-up itself has read (the joined frame, then each page),
+    // never after conn.lastSeq: live frames move that forward meanwhile, and paging from it
+    // would skip every message between this page and the newest live one.
     let more = Boolean(f.has_more);
+    let cursor = messages.reduce((hi, m) => Math.max(hi, m.seq), 0);
     while (more) {
       try {
-        const page = await getHistory(apiBase, room, { after: conn.lastSeq, limit: 200 });
-        for (const m of page.messages) conn.saw(m.seq);
+        const page = await getHistory(apiBase, room, { after: cursor, limit: 200 });
+        for (const m of page.messages) {
+          conn.saw(m.seq);
+          cursor = Math.max(cursor, m.seq);
+        }
         attention.saw(timeline.addLive(page.messages));
         more = page.has_more && page.messages.length > 0;
       } catch (err) {

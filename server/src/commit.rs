@@ -116,19 +116,19 @@ async fn run(hub: Loop, sink: CommitSinkRef, mut rx: mpsc::Receiver<Job>) {
                             seq: m.seq,
                         });
                         match &appended {
-                            Appended::Stored(m) => {
+                            Appended::Stored(_) => {
                                 hub.metrics.messages_in.inc();
-                                let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
-                                let started = Instant::now();
-                                sink.committed(m).instrument(publish).await;
-                                hub.metrics
-                                    .fanout_publish_seconds
-                                    .observe(started.elapsed().as_secs_f64());
                             }
+                            // Found stored on a retry: its first attempt may have landed after
+                            // its call timed out, unseen by anyone, so it is delivered now too
+                            // (every hub drops a seq it already delivered).
                             Appended::Duplicate(_) => {
                                 hub.metrics.duplicates.inc();
                             }
                         }
+                        let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
+                        // Delivers here and queues the publish: never waits on the fanout.
+                        sink.committed(appended.message()).instrument(publish).await;
                     }
                     Err(e) => {
                         hub.metrics.sends_failed.inc();

@@ -153,6 +153,9 @@ async fn seqs_start_at_one_and_increase_per_room_in_input_order(b: Backend) {
     assert_eq!(s.last_seq("a").await.expect("last_seq a"), 4);
     assert_eq!(s.last_seq("b").await.expect("last_seq b"), 2);
     assert_eq!(s.last_seq("c").await.expect("last_seq c"), 0);
+    // Many rooms at once (the hub's audit), in the order asked.
+    let rooms = ["c", "a", "b"].map(String::from);
+    assert_eq!(s.last_seqs(&rooms).await.expect("last_seqs"), vec![0, 4, 2]);
     assert!(s.append(Vec::new()).await.is_empty());
 }
 

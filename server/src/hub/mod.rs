@@ -4,14 +4,17 @@
 //! presence. Events from other tasks arrive through [`FanoutSink`]; the hub's own events are
 //! delivered locally and then published to the other tasks.
 //!
-//! The folder: this file is the hub's public API (connections, join, leave, send, typing,
-//! delivery); [`room`] the pure per-room state machine; [`repair`] gap repair from the store;
-//! [`lifecycle`] heartbeat and drain.
+//! The folder: this file is the hub's public API (connections, leave, send, typing,
+//! delivery); [`join`] joining a room (the member's floor, undoing a failed join); [`room`]
+//! the pure per-room state machine; [`repair`] gap repair and the settling of missing seqs;
+//! [`publish`] per-room publish lanes; [`lifecycle`] heartbeat and drain.
 //!
 //! Locks: the room map (`rooms`) may be taken before a room's state, never after; no lock is
 //! held across an await.
 
+mod join;
 mod lifecycle;
+mod publish;
 mod repair;
 mod room;
 
@@ -29,14 +32,13 @@ use crate::conn::{self, Conn, Outbound, QueueLimits};
 use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    Attachment, ChatMessage, DEFAULT_HISTORY, ErrorCode, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP,
-    MAX_ROOMS_PER_CONNECTION, Refusal, ServerFrame, ServerInfo, User, validate_client_msg_id,
-    validate_room, validate_text,
+    Attachment, ChatMessage, ErrorCode, Refusal, ServerFrame, ServerInfo, User,
+    validate_client_msg_id, validate_room, validate_text,
 };
-use crate::store::{ConnectionRecord, HistoryQuery, NewMessage, Store};
+use crate::store::{ConnectionRecord, NewMessage, Store};
 pub use lifecycle::HEARTBEAT;
 use repair::GAP_WAIT;
-use room::{Member, Room};
+use room::Room;
 
 /// Rooms and local connections.
 pub struct Hub {
@@ -49,6 +51,11 @@ pub struct Hub {
     draining: AtomicBool,
     /// Every connection's task, so the drain can wait for them to end.
     tasks: TaskTracker,
+    /// Per-room queues publishing this task's messages in order (`publish`).
+    lanes: publish::Lanes,
+    /// Per connection, its record writes in order; `true` once the record is deleted, so a
+    /// write queued behind the delete never runs (no ghost record).
+    records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<bool>>>>,
     /// Weak self for background tasks the hub spawns.
     me: std::sync::Weak<Hub>,
     pub info: ServerInfo,
@@ -81,6 +88,8 @@ impl Hub {
                 next_conn: AtomicU64::new(1),
                 draining: AtomicBool::new(false),
                 tasks: TaskTracker::new(),
+                lanes: publish::Lanes::default(),
+                records: Mutex::default(),
                 me: me.clone(),
                 info,
                 metrics,
@@ -89,6 +98,7 @@ impl Hub {
             }
         });
         hub.spawn_heartbeat();
+        hub.spawn_audit();
         hub
     }
 
@@ -131,15 +141,31 @@ impl Hub {
         for room in conn.rooms() {
             self.leave_room(conn, &room, false).await;
         }
-        if let Err(e) = self.store.remove_connection(&conn.key).await {
-            tracing::debug!(error = %e, "Could not remove connection record");
+        let record = self.record_lock(conn.id);
+        {
+            // Waits for record writes queued before; marks the record gone for any after.
+            let mut deleted = record.lock().await;
+            *deleted = true;
+            if let Err(e) = self.store.remove_connection(&conn.key).await {
+                tracing::debug!(error = %e, "Could not remove connection record");
+            }
         }
         if self.conns.lock().remove(&conn.id).is_some() {
             self.metrics.connections_open.dec();
         }
+        self.records.lock().remove(&conn.id);
     }
 
+    fn record_lock(&self, conn_id: u64) -> Arc<tokio::sync::Mutex<bool>> {
+        Arc::clone(self.records.lock().entry(conn_id).or_default())
+    }
+
+    /// Writes the connection's record (its rooms now) in the background, in order with its
+    /// other record writes, and never after its delete.
     fn record_connection(&self, conn: &Conn) {
+        if !self.conns.lock().contains_key(&conn.id) {
+            return;
+        }
         let record = ConnectionRecord {
             conn_id: conn.key.clone(),
             user_id: conn.user.id,
@@ -149,7 +175,12 @@ impl Hub {
             connected_at: crate::now_ms(),
         };
         let store = Arc::clone(&self.store);
+        let order = self.record_lock(conn.id);
         tokio::spawn(async move {
+            let deleted = order.lock().await;
+            if *deleted {
+                return;
+            }
             if let Err(e) = store.put_connection(&record).await {
                 tracing::debug!(error = %e, "Could not record connection");
             }
@@ -174,108 +205,6 @@ impl Hub {
                 state: Mutex::default(),
             })
         }))
-    }
-
-    /// Joins `conn` to `room` and queues the `joined` frame; with `after`, every message
-    /// above it (up to the catch-up limits), else the latest page. A room the connection is
-    /// already in is answered from memory ([`Hub::rejoin`]); a connection in
-    /// [`MAX_ROOMS_PER_CONNECTION`] rooms is refused `too_many_rooms`.
-    pub async fn join(
-        &self,
-        conn: &Arc<Conn>,
-        room_name: &str,
-        after: Option<u64>,
-    ) -> Result<(), Refusal> {
-        validate_room(room_name)?;
-        if !conn.add_room(room_name, MAX_ROOMS_PER_CONNECTION)? {
-            return self.rejoin(conn, room_name).await;
-        }
-        let result = self.join_inner(conn, room_name, after).await;
-        if result.is_err() {
-            conn.remove_room(room_name);
-        }
-        result
-    }
-
-    /// A repeated `join`: the room's current seq and members, no messages and no store read
-    /// (the connection already receives every message live), so repeating it costs little.
-    async fn rejoin(&self, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
-        let members = self.fanout.presence(room_name).await?;
-        let last_seq = self
-            .room(room_name)
-            .and_then(|r| r.state.lock().last_seq)
-            .unwrap_or(0);
-        conn.send(&ServerFrame::Joined {
-            room: room_name,
-            last_seq,
-            online: members.len(),
-            members: &members,
-            messages: &[],
-            has_more: false,
-        });
-        Ok(())
-    }
-
-    async fn join_inner(
-        &self,
-        conn: &Arc<Conn>,
-        room_name: &str,
-        after: Option<u64>,
-    ) -> Result<(), Refusal> {
-        self.fanout.presence_add(room_name, &conn.user).await?;
-        let members = self.fanout.presence(room_name).await?;
-        loop {
-            let room = self.room_or_create(room_name);
-            let store_last = self.store.last_seq(room_name).await?;
-            let query = match after {
-                Some(a) => HistoryQuery {
-                    before: None,
-                    after: Some(a),
-                    limit: MAX_JOIN_CATCH_UP,
-                },
-                None => HistoryQuery {
-                    before: None,
-                    after: None,
-                    limit: DEFAULT_HISTORY,
-                },
-            };
-            let page = self.store.history(room_name, query).await?;
-            let catching_up = after.is_some();
-            let (frame, seen) =
-                joined_frame(room_name, &members, page, catching_up, store_last).await;
-            let paged = seen.1;
-            let seen = seen.0;
-            let first_of_user;
-            {
-                let mut st = room.state.lock();
-                if st.closed {
-                    continue;
-                }
-                if st.last_seq.is_none() {
-                    st.last_seq = Some(store_last);
-                    st.drain_pending(false);
-                }
-                // The room delivered past what this read saw: read again so nothing is missed.
-                if st.last_seq.unwrap_or(0) > seen && !paged {
-                    continue;
-                }
-                conn.push(frame);
-                st.members.push(Member {
-                    conn: Arc::clone(conn),
-                    floor: seen,
-                });
-                let count = st.users.entry(conn.user.id).or_insert(0);
-                *count += 1;
-                first_of_user = *count == 1;
-            }
-            self.metrics.joins.inc();
-            self.record_connection(conn);
-            if first_of_user {
-                let online = members.len().max(1);
-                self.announce(&room, &conn.user, online, true).await;
-            }
-            return Ok(());
-        }
     }
 
     /// Removes `conn` from `room`; announces the user's departure when it was their last
@@ -394,18 +323,16 @@ impl Hub {
         Ok(())
     }
 
-    /// A message this task made durable: deliver locally, then publish to the other tasks.
-    async fn publish_committed(&self, message: &ChatMessage) {
+    /// A message this task made durable (or found durable on a retry): deliver locally, then
+    /// queue it for the other tasks. Never waits on the fanout.
+    fn publish_committed(&self, message: &ChatMessage) {
         let json = ServerFrame::Message(message).to_json();
         let event = RoomEvent {
             kind: EventKind::Message { seq: message.seq },
             json,
         };
         self.deliver_local(&message.room, &event);
-        if let Err(e) = self.fanout.publish(&message.room, &event).await {
-            // Other tasks catch up from the store when their link returns.
-            tracing::debug!(error = %e, "Could not publish message");
-        }
+        self.publish_in_order(&message.room, event);
     }
 
     /// Tells the room (here and on other tasks) that `user` joined or left it.
@@ -433,15 +360,13 @@ impl Hub {
             return;
         };
         let frame = conn::text_frame(&event.json);
+        let mut gap = false;
         let delivered = {
             let mut st = room.state.lock();
             match event.kind {
                 EventKind::Message { seq } => {
-                    let n = st.offer(seq, frame, false);
-                    if st.gap_since.is_some() && !st.repairing {
-                        st.repairing = true;
-                        self.spawn_repair(Arc::clone(&room), GAP_WAIT, GAP_WAIT * 2);
-                    }
+                    let n = st.offer(seq, frame);
+                    gap = st.has_gap() && !st.repairing;
                     n
                 }
                 EventKind::Presence { user_id } | EventKind::Typing { user_id } => {
@@ -450,6 +375,9 @@ impl Hub {
             }
         };
         self.metrics.frames_delivered.inc_by(delivered);
+        if gap {
+            self.repair(&room, GAP_WAIT, GAP_WAIT * 2);
+        }
     }
 
     /// The `GET /api/rooms/{room}` view: last seq and presence across tasks.
@@ -461,66 +389,10 @@ impl Hub {
     }
 }
 
-/// The `joined` frame for a page read at `store_last`, and the seq the member has seen with it
-/// (and whether the client pages the rest over HTTP). Sizing and serialising up to 500 messages
-/// is CPU work of milliseconds to tens of them: it runs on the blocking pool, so a flood of joins
-/// never holds the workers that carry everyone else's acks.
-async fn joined_frame(
-    room: &str,
-    members: &[User],
-    mut page: crate::store::HistoryPage,
-    catching_up: bool,
-    store_last: u64,
-) -> (bytes::Bytes, (u64, bool)) {
-    let room = room.to_string();
-    let members = members.to_vec();
-    let build = move || {
-        if catching_up && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
-            page.has_more = true;
-        }
-        let paged = page.has_more && catching_up;
-        // With more to page, the client catches up over REST; deliver live from here on.
-        let seen = if paged {
-            page.messages.last().map_or(store_last, |m| m.seq)
-        } else {
-            store_last.max(page.messages.last().map_or(0, |m| m.seq))
-        };
-        let frame = conn::server_frame(&ServerFrame::Joined {
-            room: &room,
-            last_seq: store_last.max(seen),
-            online: members.len(),
-            members: &members,
-            messages: &page.messages,
-            has_more: paged,
-        });
-        (frame, (seen, paged))
-    };
-    match tokio::task::spawn_blocking(build).await {
-        Ok(built) => built,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// Keeps the first messages whose JSON fits in `max` bytes (at least one); true when any
-/// were dropped.
-fn truncate_to_bytes(messages: &mut Vec<ChatMessage>, max: usize) -> bool {
-    let mut total = 0;
-    let keep = messages
-        .iter()
-        .position(|m| {
-            total += serde_json::to_vec(m).map_or(0, |v| v.len() + 1);
-            total > max
-        })
-        .map_or(messages.len(), |i| i.max(1));
-    let dropped = keep < messages.len();
-    messages.truncate(keep);
-    dropped
-}
-
 #[async_trait::async_trait]
 impl CommitSink for Hub {
     async fn committed(&self, message: &ChatMessage) {
-        self.publish_committed(message).await;
+        self.publish_committed(message);
     }
 }
 

@@ -1,7 +1,10 @@
-//! Gap repair, in one place: when a room's seq stream has a gap (an early arrival waits for a
-//! missing seq) or the fanout link came back (events may have been missed), read the store
-//! after the room's last delivered seq until nothing is missing, backing off between reads.
-//! A seq still missing after [`HOLE_TIMEOUT`] counts as never written and is skipped.
+//! Gap repair, in one place. A room has a gap when a reserved seq is not settled yet: an
+//! early arrival waits for it, the room's counter is ahead of what was delivered, or the
+//! fanout link came back after a break. Repair reads the store after the room's last settled
+//! seq (messages, and seqs marked abandoned) until nothing is missing. A seq still missing
+//! [`HOLE_TIMEOUT`] after it was first seen missing is settled in the store (`Store::settle`):
+//! its message if it landed meanwhile, else a tombstone that no late write can pass. Nothing
+//! is ever skipped on a timer alone, so a slow write is never lost, however slow.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,24 +19,38 @@ use crate::store::HistoryQuery;
 
 /// How long an out-of-order message waits for the missing seq before the hub asks the store.
 pub(super) const GAP_WAIT: Duration = Duration::from_millis(150);
-/// After this long a seq still missing from the store counts as never written (a reserved seq
-/// whose write failed) and is skipped.
-const HOLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reserved seq may stay missing before the hub settles it in the store. Not a
+/// guess that the write failed: settling is atomic, a late write then fails and its sender
+/// retries (the message gets a new seq).
+pub(super) const HOLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a fanout reconnect the first read is immediate; retries start this soon.
 pub(super) const RESYNC_RETRY: Duration = Duration::from_millis(20);
 /// Longest pause between two catch-up reads.
 const MAX_RETRY: Duration = Duration::from_secs(1);
+/// How often every room compares its counter with what it delivered (a publish lost with a
+/// killed task, or a seq reserved by one, shows up here).
+pub(super) const AUDIT_EVERY: Duration = Duration::from_secs(2);
+/// Most overdue seqs settled in one pass.
+const SETTLE_BATCH: usize = 32;
 
 /// A room still has a gap after a catch-up read.
 #[derive(Debug)]
 struct GapLeft;
 
 impl Hub {
-    /// Repairs `room` in the background: waits `first`, then reads the store until no gap is
-    /// left, waiting `retry` (doubling, at most [`MAX_RETRY`]) between reads. The caller has
-    /// set the room's `repairing` flag; the repair clears it when done.
-    pub(super) fn spawn_repair(&self, room: Arc<Room>, first: Duration, retry: Duration) {
+    /// Repairs `room` in the background unless a repair is already running: waits `first`,
+    /// then reads the store until no gap is left, waiting `retry` (doubling, at most
+    /// [`MAX_RETRY`]) between reads.
+    pub(super) fn repair(&self, room: &Arc<Room>, first: Duration, retry: Duration) {
+        {
+            let mut st = room.state.lock();
+            if st.repairing || st.closed {
+                return;
+            }
+            st.repairing = true;
+        }
         let Some(hub) = self.me.upgrade() else { return };
+        let room = Arc::clone(room);
         tokio::spawn(async move {
             if !first.is_zero() {
                 tokio::time::sleep(first).await;
@@ -55,9 +72,9 @@ impl Hub {
         });
     }
 
-    /// Reads the store after the room's last delivered seq and delivers what it finds.
-    /// Returns true when the room has no gap left (and clears `repairing` and the gap).
-    async fn catch_up(&self, room: &Arc<Room>) -> bool {
+    /// Reads the store after the room's last settled seq, delivers what it finds, and settles
+    /// seqs missing for too long. Returns true when no gap is left (and clears `repairing`).
+    pub(super) async fn catch_up(&self, room: &Arc<Room>) -> bool {
         loop {
             let Some(last) = room.state.lock().last_seq else {
                 room.state.lock().repairing = false;
@@ -75,28 +92,47 @@ impl Hub {
                     return false;
                 }
             };
+            let overdue = {
+                let mut st = room.state.lock();
+                if st.closed {
+                    st.repairing = false;
+                    return true;
+                }
+                let mut n = 0;
+                for m in &page.messages {
+                    n += st.offer(m.seq, conn::server_frame(&ServerFrame::Message(m)));
+                }
+                for &seq in &page.abandoned {
+                    n += st.abandoned(seq);
+                }
+                self.metrics.frames_delivered.inc_by(n);
+                if page.has_more {
+                    continue;
+                }
+                st.overdue(Instant::now(), HOLE_TIMEOUT)
+            };
+            for seq in overdue.into_iter().take(SETTLE_BATCH) {
+                let settled = match self.store.settle(&room.name, seq).await {
+                    Ok(settled) => settled,
+                    Err(e) => {
+                        tracing::warn!(error = %e, seq, "Could not settle a missing seq; retrying");
+                        return false;
+                    }
+                };
+                let mut st = room.state.lock();
+                let n = match settled {
+                    Some(m) => st.offer(m.seq, conn::server_frame(&ServerFrame::Message(&m))),
+                    None => {
+                        tracing::info!(seq, "Reserved seq settled as abandoned");
+                        st.abandoned(seq)
+                    }
+                };
+                self.metrics.frames_delivered.inc_by(n);
+            }
             let mut st = room.state.lock();
-            if st.closed {
-                st.repairing = false;
-                return true;
-            }
-            let skip_holes = st.gap_since.is_some_and(|t| t.elapsed() >= HOLE_TIMEOUT);
-            let mut n = 0;
-            for m in &page.messages {
-                let frame = conn::server_frame(&ServerFrame::Message(m));
-                n += st.offer(m.seq, frame, skip_holes);
-            }
-            if skip_holes {
-                n += st.drain_pending(true);
-            }
-            self.metrics.frames_delivered.inc_by(n);
-            if page.has_more {
-                continue;
-            }
-            let done = st.pending.is_empty();
+            let done = !st.has_gap() || st.closed;
             if done {
                 st.repairing = false;
-                st.gap_since = None;
             }
             return done;
         }
@@ -119,18 +155,45 @@ impl Hub {
 
     fn resync(&self, rooms: Vec<Arc<Room>>) {
         for room in rooms {
-            let start = {
-                let mut st = room.state.lock();
-                let start = !st.repairing;
-                st.repairing = true;
-                if st.gap_since.is_none() {
-                    st.gap_since = Some(Instant::now());
-                }
-                start
-            };
-            if start {
-                self.spawn_repair(room, Duration::ZERO, RESYNC_RETRY);
-            }
+            self.repair(&room, Duration::ZERO, RESYNC_RETRY);
         }
+    }
+
+    /// Compares every room's counter with what it settled, and repairs rooms that are behind.
+    pub(super) fn spawn_audit(&self) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(AUDIT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(hub) = me.upgrade() else { return };
+                let rooms: Vec<Arc<Room>> = hub
+                    .rooms
+                    .read()
+                    .values()
+                    .filter(|r| !r.state.lock().repairing)
+                    .cloned()
+                    .collect();
+                if rooms.is_empty() {
+                    continue;
+                }
+                // One batched read of every counter, not one call per room.
+                let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
+                let Ok(counters) = hub.store.last_seqs(&names).await else {
+                    continue;
+                };
+                for (room, reserved) in rooms.iter().zip(counters) {
+                    let behind = {
+                        let mut st = room.state.lock();
+                        st.reserved(reserved);
+                        st.has_gap()
+                    };
+                    if behind {
+                        hub.repair(room, Duration::ZERO, GAP_WAIT);
+                    }
+                }
+            }
+        });
     }
 }

@@ -1,20 +1,28 @@
 //! The pure state of one room on this task: its local members and the in-order delivery
-//! machine (deliver the next seq, hold early arrivals, skip a hole only when told). No I/O,
-//! no awaits: the hub calls it under the room's lock.
+//! machine. A seq is passed only once it is settled: its message delivered, or the store says
+//! it was abandoned (a tombstone: no write of it can land any more). Early arrivals wait;
+//! every missing seq is timed on its own, so a new gap is never rushed because an old one was
+//! slow. No I/O, no awaits: the hub calls it under the room's lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::conn::Conn;
 
+/// Settled seqs remembered (with their frames) for members joining while the room moves.
+const RECENT: usize = 1024;
+/// Most missing seqs looked at in one pass (a counter far ahead is settled in steps).
+const MAX_HOLES: u64 = 1024;
+
 /// One local member of a room.
 pub(super) struct Member {
     pub conn: Arc<Conn>,
-    /// Messages up to this seq were in the member's `joined` frame: skip them.
+    /// Messages up to this seq were in the member's `joined` frame (or before its join
+    /// point): skip them.
     pub floor: u64,
 }
 
@@ -23,13 +31,20 @@ pub(super) struct RoomState {
     pub(super) members: Vec<Member>,
     /// user id -> local connections of that user in the room.
     pub(super) users: HashMap<u64, usize>,
-    /// Highest seq delivered in order; `None` until the first join reads it from the store.
+    /// Highest seq settled in order (delivered, or abandoned); `None` until the first join
+    /// says where the room starts.
     pub(super) last_seq: Option<u64>,
     /// Messages that arrived ahead of a missing seq.
     pub(super) pending: BTreeMap<u64, Bytes>,
-    /// When the current gap opened.
-    pub(super) gap_since: Option<Instant>,
-    /// A repair task is scheduled for the current gap.
+    /// Seqs above `last_seq` the store marked abandoned.
+    abandoned: BTreeSet<u64>,
+    /// Highest seq known to be reserved (any arrival, or the room's counter).
+    horizon: u64,
+    /// Each missing seq and when it was first seen missing.
+    holes: BTreeMap<u64, Instant>,
+    /// The last settled seqs, each with its message frame (`None`: abandoned).
+    recent: VecDeque<(u64, Option<Bytes>)>,
+    /// A repair task is working on this room.
     pub(super) repairing: bool,
     /// Removed from the map (last member left): joins must use a new room.
     pub(super) closed: bool,
@@ -41,11 +56,6 @@ pub(super) struct Room {
 }
 
 impl RoomState {
-    /// Hands message `seq` to every member above its floor. Returns how many got it.
-    pub(super) fn fan(&self, seq: u64, frame: &Bytes) -> u64 {
-        self.fan_to(frame, |m| seq > m.floor)
-    }
-
     /// Hands `frame` to every member `to` picks. Returns how many got it.
     pub(super) fn fan_to(&self, frame: &Bytes, to: impl Fn(&Member) -> bool) -> u64 {
         let mut n = 0;
@@ -57,47 +67,117 @@ impl RoomState {
         n
     }
 
-    /// Delivers `seq` if it is next (or `skip_holes`), else holds it. Then drains held
-    /// messages that became next.
-    pub(super) fn offer(&mut self, seq: u64, frame: Bytes, skip_holes: bool) -> u64 {
-        let Some(last) = self.last_seq else {
-            self.pending.insert(seq, frame);
-            return 0;
-        };
-        if seq <= last {
+    /// Where the room starts (the first join read it from the store): nothing at or below
+    /// `last` is delivered here.
+    pub(super) fn start_at(&mut self, last: u64) -> u64 {
+        if self.last_seq.is_some() {
             return 0;
         }
-        let mut n = 0;
-        if seq == last + 1 || skip_holes {
-            n += self.fan(seq, &frame);
-            self.last_seq = Some(seq);
-        } else {
-            self.pending.insert(seq, frame);
-        }
-        n + self.drain_pending(skip_holes)
+        self.last_seq = Some(last);
+        self.horizon = self.horizon.max(last);
+        self.pending.retain(|&s, _| s > last);
+        self.abandoned.retain(|&s| s > last);
+        self.advance()
     }
 
-    pub(super) fn drain_pending(&mut self, skip_holes: bool) -> u64 {
+    /// Message `seq` exists: deliver it when it is next, else hold it. Returns how many
+    /// members got a frame.
+    pub(super) fn offer(&mut self, seq: u64, frame: Bytes) -> u64 {
+        self.horizon = self.horizon.max(seq);
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return 0;
+        }
+        self.holes.remove(&seq);
+        self.pending.insert(seq, frame);
+        self.advance()
+    }
+
+    /// The store says `seq` was abandoned: pass over it when it is next.
+    pub(super) fn abandoned(&mut self, seq: u64) -> u64 {
+        self.horizon = self.horizon.max(seq);
+        if self.last_seq.is_some_and(|last| seq <= last) {
+            return 0;
+        }
+        self.holes.remove(&seq);
+        self.abandoned.insert(seq);
+        self.advance()
+    }
+
+    /// The room's counter says seqs up to `seq` are reserved.
+    pub(super) fn reserved(&mut self, seq: u64) {
+        self.horizon = self.horizon.max(seq);
+    }
+
+    /// Some reserved seq is not settled yet.
+    pub(super) fn has_gap(&self) -> bool {
+        self.last_seq.is_some_and(|last| last < self.horizon)
+    }
+
+    fn advance(&mut self) -> u64 {
+        let Some(mut last) = self.last_seq else {
+            return 0;
+        };
         let mut n = 0;
-        while let Some(entry) = self.pending.first_entry() {
-            let last = self.last_seq.unwrap_or(0);
-            let seq = *entry.key();
-            if seq <= last {
-                entry.remove();
-            } else if seq == last + 1 || skip_holes {
-                let frame = entry.remove();
-                n += self.fan(seq, &frame);
-                self.last_seq = Some(seq);
+        loop {
+            let next = last + 1;
+            if let Some(frame) = self.pending.remove(&next) {
+                n += self.fan_to(&frame, |m| next > m.floor);
+                self.remember(next, Some(frame));
+            } else if self.abandoned.remove(&next) {
+                self.remember(next, None);
             } else {
                 break;
             }
+            last = next;
         }
-        if self.pending.is_empty() {
-            self.gap_since = None;
-        } else if self.gap_since.is_none() {
-            self.gap_since = Some(Instant::now());
-        }
+        self.last_seq = Some(last);
+        self.holes.retain(|&s, _| s > last);
         n
+    }
+
+    fn remember(&mut self, seq: u64, frame: Option<Bytes>) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, frame));
+    }
+
+    /// Missing seqs that have been missing for at least `wait` (each timed from when it was
+    /// first seen missing), oldest first.
+    pub(super) fn overdue(&mut self, now: Instant, wait: Duration) -> Vec<u64> {
+        let Some(last) = self.last_seq else {
+            return Vec::new();
+        };
+        let top = self.horizon.min(last.saturating_add(MAX_HOLES));
+        for seq in last + 1..=top {
+            if !self.pending.contains_key(&seq) && !self.abandoned.contains(&seq) {
+                self.holes.entry(seq).or_insert(now);
+            }
+        }
+        self.holes
+            .iter()
+            .filter(|&(_, &since)| now.saturating_duration_since(since) >= wait)
+            .map(|(&seq, _)| seq)
+            .collect()
+    }
+
+    /// The frames of settled seqs in `(after, upto]`, or `None` when they are no longer
+    /// remembered.
+    pub(super) fn settled_since(&self, after: u64, upto: u64) -> Option<Vec<Bytes>> {
+        if after >= upto {
+            return Some(Vec::new());
+        }
+        let first = self.recent.front()?.0;
+        if first > after + 1 {
+            return None;
+        }
+        Some(
+            self.recent
+                .iter()
+                .filter(|(s, _)| *s > after && *s <= upto)
+                .filter_map(|(_, f)| f.clone())
+                .collect(),
+        )
     }
 }
 
@@ -138,67 +218,125 @@ mod tests {
         Bytes::from(vec![u8::try_from(seq).unwrap()])
     }
 
-    #[test]
-    fn early_messages_wait_for_the_gap_and_leave_in_order() {
-        let (m, mut rx) = member(0);
+    fn room_at(last: u64, floor: u64) -> (RoomState, mpsc::Receiver<Outbound>) {
+        let (m, rx) = member(floor);
         let mut st = RoomState {
             members: vec![m],
-            last_seq: Some(0),
             ..Default::default()
         };
-        st.offer(2, frame(2), false);
-        st.offer(3, frame(3), false);
+        st.start_at(last);
+        (st, rx)
+    }
+
+    #[test]
+    fn early_messages_wait_for_the_gap_and_leave_in_order() {
+        let (mut st, mut rx) = room_at(0, 0);
+        st.offer(2, frame(2));
+        st.offer(3, frame(3));
         assert_eq!(seqs(&mut rx), Vec::<u8>::new());
-        assert!(st.gap_since.is_some());
-        st.offer(1, frame(1), false);
+        assert!(st.has_gap());
+        st.offer(1, frame(1));
         assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
-        assert!(st.gap_since.is_none());
+        assert!(!st.has_gap());
         // Repeats are dropped.
-        st.offer(2, frame(2), false);
+        st.offer(2, frame(2));
         assert_eq!(seqs(&mut rx), Vec::<u8>::new());
     }
 
     #[test]
-    fn a_hole_is_skipped_only_when_told() {
-        let (m, mut rx) = member(0);
-        let mut st = RoomState {
-            members: vec![m],
-            last_seq: Some(4),
-            ..Default::default()
-        };
-        st.offer(6, frame(6), false);
+    fn a_missing_seq_is_passed_only_once_abandoned_never_on_time_alone() {
+        let (mut st, mut rx) = room_at(4, 0);
+        st.offer(6, frame(6));
+        let now = Instant::now();
+        assert_eq!(st.overdue(now, Duration::from_secs(5)), Vec::<u64>::new());
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(st.overdue(later, Duration::from_secs(5)), vec![5]);
+        // However long it waits, 6 stays held until 5 is settled.
         assert_eq!(seqs(&mut rx), Vec::<u8>::new());
-        st.drain_pending(true);
+        assert_eq!(st.last_seq, Some(4));
+        st.abandoned(5);
         assert_eq!(seqs(&mut rx), vec![6]);
         assert_eq!(st.last_seq, Some(6));
     }
 
     #[test]
+    fn a_slow_write_is_delivered_in_order_however_late_it_lands() {
+        let (mut st, mut rx) = room_at(0, 0);
+        for seq in 2..=9 {
+            st.offer(seq, frame(seq));
+        }
+        assert_eq!(seqs(&mut rx), Vec::<u8>::new());
+        st.offer(1, frame(1));
+        assert_eq!(seqs(&mut rx), (1..=9).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn each_gap_is_timed_from_when_it_opened() {
+        let (mut st, _rx) = room_at(0, 0);
+        let t0 = Instant::now();
+        st.offer(2, frame(2));
+        assert_eq!(st.overdue(t0, Duration::from_secs(5)), Vec::<u64>::new());
+        // 1 is settled; a new gap (3) opens 10 s after the first one did.
+        st.offer(1, frame(1));
+        st.offer(4, frame(4));
+        let t10 = t0 + Duration::from_secs(10);
+        assert_eq!(st.overdue(t10, Duration::from_secs(5)), Vec::<u64>::new());
+        assert_eq!(
+            st.overdue(t10 + Duration::from_secs(5), Duration::from_secs(5)),
+            vec![3]
+        );
+    }
+
+    #[test]
+    fn a_counter_ahead_of_deliveries_is_a_gap() {
+        let (mut st, _rx) = room_at(3, 0);
+        assert!(!st.has_gap());
+        st.reserved(5);
+        assert!(st.has_gap());
+        let now = Instant::now();
+        assert_eq!(st.overdue(now, Duration::ZERO), vec![4, 5]);
+        st.offer(4, frame(4));
+        st.abandoned(5);
+        assert!(!st.has_gap());
+    }
+
+    #[test]
     fn a_member_skips_what_its_joined_frame_held() {
-        let (m, mut rx) = member(7);
-        let mut st = RoomState {
-            members: vec![m],
-            last_seq: Some(5),
-            ..Default::default()
-        };
+        let (mut st, mut rx) = room_at(5, 7);
         for seq in 6..=9 {
-            st.offer(seq, frame(seq), false);
+            st.offer(seq, frame(seq));
         }
         assert_eq!(seqs(&mut rx), vec![8, 9]);
     }
 
     #[test]
-    fn before_the_room_knows_its_seq_everything_waits() {
+    fn before_the_room_knows_its_start_everything_waits() {
         let (m, mut rx) = member(0);
         let mut st = RoomState {
             members: vec![m],
             ..Default::default()
         };
-        st.offer(3, frame(3), false);
-        st.offer(4, frame(4), false);
+        st.offer(3, frame(3));
+        st.offer(4, frame(4));
         assert_eq!(seqs(&mut rx), Vec::<u8>::new());
-        st.last_seq = Some(3);
-        st.drain_pending(false);
+        st.start_at(3);
         assert_eq!(seqs(&mut rx), vec![4]);
+    }
+
+    #[test]
+    fn recently_settled_frames_are_remembered_for_joins() {
+        let (mut st, _rx) = room_at(0, 0);
+        for seq in 1..=3 {
+            st.offer(seq, frame(seq));
+        }
+        st.abandoned(4);
+        st.offer(5, frame(5));
+        let got = st.settled_since(1, 5).expect("remembered");
+        assert_eq!(got, vec![frame(2), frame(3), frame(5)]);
+        assert_eq!(st.settled_since(5, 5), Some(Vec::new()));
+        // Before what is remembered: the caller must read the store again.
+        let (mut st, _rx) = room_at(100, 0);
+        st.offer(101, frame(101));
+        assert!(st.settled_since(50, 101).is_none());
     }
 }

@@ -227,6 +227,22 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn settle(&self, room: &str, seq: u64) -> Result<Option<ChatMessage>, StoreError> {
+        // A seq is allocated and written in one transaction here: it is either stored or was
+        // never handed out (nothing to mark).
+        let room = room.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let messages = txn.open_table(MESSAGES).map_err(err)?;
+            messages
+                .get((room.as_str(), seq))
+                .map_err(err)?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+        .await
+    }
+
     async fn last_seq(&self, room: &str) -> Result<u64, StoreError> {
         let room = room.to_string();
         self.blocking(move |db| {

@@ -66,6 +66,9 @@ pub struct HistoryPage {
     pub messages: Vec<ChatMessage>,
     /// More messages match the query beyond this page (older without `after`, newer with it).
     pub has_more: bool,
+    /// Seqs in the range this page covered that were reserved and then abandoned (see
+    /// [`Store::settle`]); never shown to clients, read by the hub to pass over them.
+    pub abandoned: Vec<u64>,
 }
 
 /// One live WebSocket connection, as operators count them.
@@ -126,6 +129,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// The highest seq allocated in the room so far (0 for an empty room).
     async fn last_seq(&self, room: &str) -> Result<u64, StoreError>;
+
+    /// [`Store::last_seq`] of many rooms at once, in the order of `rooms` (the hub's audit
+    /// reads every room of the task each round: one batched read where the backend has one).
+    async fn last_seqs(&self, rooms: &[String]) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            out.push(self.last_seq(room).await?);
+        }
+        Ok(out)
+    }
+
+    /// Settles a reserved seq for good: the message stored at it, or `None` when it is (now,
+    /// or already) abandoned, after which no write of it can ever succeed. Called by whoever
+    /// gives up on the seq: the writer whose call failed, or a reader tired of waiting.
+    async fn settle(&self, room: &str, seq: u64) -> Result<Option<ChatMessage>, StoreError>;
 
     /// Records a live connection (also used to replace its rooms).
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError>;

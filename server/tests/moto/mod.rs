@@ -27,12 +27,19 @@ pub struct Moto {
     pub port: u16,
 }
 
-/// moto's server application, run by werkzeug without threads (argv[1] = port).
+/// moto's server application, run by werkzeug without threads (argv[1] = port). Its listen
+/// backlog is raised from werkzeug's 128: with hundreds of callers a full backlog drops
+/// handshakes, the kernel then delivers a request only at a retransmission tens of seconds
+/// later, and the serial server waits on that one connection while everyone else times out.
+/// For the same reason a connection that sends nothing for 5 s is dropped: one stalled
+/// caller never holds up all the others.
 const SERIAL_MOTO: &str = r#"
 import sys
-from werkzeug.serving import run_simple
+from werkzeug.serving import BaseWSGIServer, run_simple
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+BaseWSGIServer.request_queue_size = 4096
+MotoRequestHandler.timeout = 5
 run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
            threaded=False, request_handler=MotoRequestHandler)
 "#;

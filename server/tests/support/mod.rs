@@ -156,7 +156,7 @@ impl ServerProcess {
         let url = format!("http://{}/healthz", self.addr);
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Ok(r) = reqwest::get(&url).await
+            if let Ok(r) = http().get(&url).timeout(WAIT).send().await
                 && r.status() == 200
             {
                 return;
@@ -185,6 +185,12 @@ impl ServerProcess {
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// SIGKILL, and waits for the process to be gone: a crashed task, mid-write or mid-publish.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits for the process to exit and returns its code.
@@ -219,9 +225,23 @@ pub async fn session(base: &str, body: Value) -> Value {
     r.json().await.expect("json")
 }
 
-/// GET and the status with the JSON body.
+/// An HTTP client whose every request ends within [`HTTP_TIMEOUT`]: no test waits on an
+/// answer that never comes (a hung task, a held store call).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("HTTP client")
+}
+
+/// The longest any test HTTP request may take, body included.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// GET and the status with the JSON body; a request that fails or times out is status 0.
 pub async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.expect("GET");
+    let Ok(r) = http().get(url).send().await else {
+        return (0, Value::Null);
+    };
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }

@@ -214,10 +214,22 @@ impl DynamoStore {
                     }
                     pending.clear();
                 }
-                Err(TransactOutcome::Cancelled(reasons)) => {
-                    // Some key was written meanwhile (a duplicate from another task, or our
-                    // own earlier attempt that the SDK retried): read the records back.
-                    last_cancel = reasons;
+                Err(TransactOutcome::Cancelled(codes)) => {
+                    // Some key was written meanwhile (a duplicate from another task, our own
+                    // earlier attempt that the SDK retried, or a tombstone: a reader gave up
+                    // on the seq): read the records back.
+                    last_cancel = codes
+                        .iter()
+                        .filter(|c| *c != "None")
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    // Messages whose own key was taken (index into `pending`).
+                    let seq_taken: Vec<usize> = (0..pending.len())
+                        .filter(|p| {
+                            codes.get(2 * p).map(String::as_str) == Some("ConditionalCheckFailed")
+                        })
+                        .collect();
                     let probes: Vec<KeyProbe> =
                         pending.iter().map(|&i| chunk[i].1.clone()).collect();
                     match self.find_originals(&probes).await {
@@ -232,6 +244,10 @@ impl DynamoStore {
                                         Some(Ok(Appended::Stored(orig.clone())))
                                     }
                                     Some(orig) => Some(Ok(Appended::Duplicate(orig.clone()))),
+                                    None if seq_taken.contains(&p) => {
+                                        // Not ours at our seq: it was settled as abandoned.
+                                        Some(self.settled_outcome(ours).await)
+                                    }
                                     None => {
                                         still.push(i);
                                         None
@@ -249,11 +265,26 @@ impl DynamoStore {
                     }
                 }
                 Err(TransactOutcome::Failed(e)) => {
+                    // The outcome is unknown (a timeout may hide a write that landed): settle
+                    // each seq, so it is either our message or abandoned for good.
                     for &i in &pending {
-                        results[i] = Some(Err(e.clone()));
+                        results[i] = Some(match self.settled_outcome(&chunk[i].0).await {
+                            Ok(stored) => Ok(stored),
+                            Err(_) => Err(e.clone()),
+                        });
                     }
                     pending.clear();
                 }
+            }
+        }
+        // A seq reserved for a message that turned out to be a duplicate stays unused: mark
+        // it abandoned now, so no reader waits for it.
+        for (i, r) in results.iter().enumerate() {
+            if let Some(Ok(Appended::Duplicate(orig))) = r
+                && (orig.room != chunk[i].0.room || orig.seq != chunk[i].0.seq)
+                && let Err(e) = self.settle_seq(&chunk[i].0.room, chunk[i].0.seq).await
+            {
+                tracing::debug!(error = %e, "Could not mark an unused seq abandoned");
             }
         }
         results
@@ -267,6 +298,24 @@ impl DynamoStore {
                 })
             })
             .collect()
+    }
+
+    /// Settles `ours`'s seq after a write whose outcome is unknown or was refused: `Stored`
+    /// when our message is there, an error (retry with the same `client_msg_id`) when the
+    /// seq is abandoned.
+    async fn settled_outcome(&self, ours: &ChatMessage) -> Result<Appended, StoreError> {
+        match self.settle_seq(&ours.room, ours.seq).await? {
+            Some(m) if m.user.id == ours.user.id && m.client_msg_id == ours.client_msg_id => {
+                Ok(Appended::Stored(m))
+            }
+            Some(m) => Err(StoreError::Corrupt(format!(
+                "{}/{} holds another message ({}) than the one reserved for it",
+                m.room, m.seq, m.client_msg_id
+            ))),
+            None => Err(StoreError::Unavailable(
+                "the message was not saved in time and its seq was given up".into(),
+            )),
+        }
     }
 
     async fn transact_write<'a>(
@@ -316,17 +365,15 @@ impl DynamoStore {
                     TransactWriteItemsError::TransactionCanceledException(_)
                 ) =>
             {
-                let reasons = match e.err() {
+                let codes = match e.err() {
                     TransactWriteItemsError::TransactionCanceledException(c) => c
                         .cancellation_reasons()
                         .iter()
-                        .filter_map(|r| r.code())
-                        .filter(|c| *c != "None")
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    _ => String::new(),
+                        .map(|r| r.code().unwrap_or("None").to_string())
+                        .collect::<Vec<_>>(),
+                    _ => Vec::new(),
                 };
-                Err(TransactOutcome::Cancelled(reasons))
+                Err(TransactOutcome::Cancelled(codes))
             }
             Err(e) => Err(TransactOutcome::Failed(unavailable(
                 &format!("TransactWriteItems on {table}"),
@@ -461,8 +508,9 @@ impl DynamoStore {
 }
 
 enum TransactOutcome {
-    /// Cancelled by a condition or a conflict (codes of the failing items).
-    Cancelled(String),
+    /// Cancelled by a condition or a conflict: one code per item, in request order (two
+    /// items per message: the message, then its idempotency record; `None` = not the cause).
+    Cancelled(Vec<String>),
     /// Anything else: the outcome is unknown or the call was refused.
     Failed(StoreError),
 }

@@ -102,6 +102,18 @@ fn attachment_from_item(item: &Item) -> Result<Option<Attachment>, StoreError> {
     }
 }
 
+/// A reserved seq given up for good: an item at the message's key that holds no message, so
+/// the message's conditional write can never land after it.
+pub(super) fn tombstone_item(room: &str, seq: u64) -> Item {
+    let mut item = message_key(room, seq);
+    item.insert("abandoned".into(), AttributeValue::Bool(true));
+    item
+}
+
+pub(super) fn is_tombstone(item: &Item) -> bool {
+    item.contains_key("abandoned")
+}
+
 pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> {
     Ok(ChatMessage {
         room: get_s(item, "room")?.to_string(),

@@ -29,6 +29,7 @@ mod connections;
 mod counts;
 mod items;
 mod reads;
+mod settle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
 use super::schema;
 use super::{Appended, ConnectionRecord, HistoryPage, HistoryQuery, NewMessage, Store, StoreError};
+use crate::protocol::ChatMessage;
 pub use admin::create_tables;
 pub use connections::{CONNECTION_REFRESH, CONNECTION_TTL};
 use counts::Counters;
@@ -159,6 +161,14 @@ impl Store for DynamoStore {
 
     async fn last_seq(&self, room: &str) -> Result<u64, StoreError> {
         self.read_last_seq(room).await
+    }
+
+    async fn last_seqs(&self, rooms: &[String]) -> Result<Vec<u64>, StoreError> {
+        self.read_last_seqs(rooms).await
+    }
+
+    async fn settle(&self, room: &str, seq: u64) -> Result<Option<ChatMessage>, StoreError> {
+        self.settle_seq(room, seq).await
     }
 
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 //! seq and the readiness check. Consistent reads throughout.
 
 use super::counts::Op;
-use super::items::{Item, get_n, message_from_item, n, s, unavailable};
+use super::items::{Item, get_n, get_s, is_tombstone, message_from_item, n, s, unavailable};
 use super::{DynamoStore, USERS_COUNTER};
 use crate::store::{HistoryPage, HistoryQuery, StoreError};
 
@@ -32,18 +32,27 @@ impl DynamoStore {
             return Ok(page);
         }
         let oldest_first = query.after.is_some();
-        let mut items = self
+        let items = self
             .query_range(room, low, high, oldest_first, query.limit + 1)
             .await?;
-        page.has_more = items.len() > query.limit;
-        items.truncate(query.limit);
-        if !oldest_first {
-            items.reverse();
+        let mut messages = Vec::with_capacity(items.len());
+        for item in &items {
+            if is_tombstone(item) {
+                // Only those inside the page's range: past its last message, only if none follow.
+                if messages.len() < query.limit {
+                    page.abandoned.push(get_n(item, "seq")?);
+                }
+            } else {
+                messages.push(message_from_item(item)?);
+            }
         }
-        page.messages = items
-            .iter()
-            .map(message_from_item)
-            .collect::<Result<_, _>>()?;
+        page.has_more = messages.len() > query.limit;
+        messages.truncate(query.limit);
+        if !oldest_first {
+            messages.reverse();
+            page.abandoned.reverse();
+        }
+        page.messages = messages;
         Ok(page)
     }
 
@@ -65,7 +74,26 @@ impl DynamoStore {
         }
     }
 
-    /// Up to `want` message items with `low <= seq <= high`, in the asked order; follows
+    /// The counters of many rooms in `BatchGetItem`s of 100 (consistent reads), in the
+    /// order of `rooms`; a room without a counter is 0.
+    pub(super) async fn read_last_seqs(&self, rooms: &[String]) -> Result<Vec<u64>, StoreError> {
+        let table = &self.tables.counters;
+        let keys = rooms
+            .iter()
+            .map(|room| Item::from([("name".to_string(), s(format!("room#{room}")))]))
+            .collect();
+        let mut by_name = std::collections::HashMap::new();
+        for item in self.batch_get(table, keys).await? {
+            let name = get_s(&item, "name")?.to_string();
+            by_name.insert(name, get_n::<u64>(&item, "value")?);
+        }
+        Ok(rooms
+            .iter()
+            .map(|room| by_name.get(&format!("room#{room}")).copied().unwrap_or(0))
+            .collect())
+    }
+
+    /// Up to `want` message items (and the tombstones among them) with `low <= seq <= high`, in the asked order; follows
     /// `LastEvaluatedKey` when a 1 MB page ends early. Consistent reads: a client catching up
     /// right after an ack must see the acked message.
     async fn query_range(
@@ -80,7 +108,8 @@ impl DynamoStore {
         let mut items: Vec<Item> = Vec::with_capacity(want.min(256));
         let mut start: Option<Item> = None;
         loop {
-            let limit = i32::try_from(want - items.len()).unwrap_or(i32::MAX);
+            let found = items.iter().filter(|i| !is_tombstone(i)).count();
+            let limit = i32::try_from(want.saturating_sub(found).max(1)).unwrap_or(i32::MAX);
             self.counters.count(Op::Query);
             let out = self
                 .client
@@ -100,8 +129,10 @@ impl DynamoStore {
                 .await
                 .map_err(|e| unavailable(&format!("Query {room} on {table}"), e))?;
             items.extend(out.items.unwrap_or_default());
+            // Tombstones (abandoned seqs) do not count towards the messages wanted.
+            let found = items.iter().filter(|i| !is_tombstone(i)).count();
             match out.last_evaluated_key {
-                Some(key) if !key.is_empty() && items.len() < want => start = Some(key),
+                Some(key) if !key.is_empty() && found < want => start = Some(key),
                 _ => return Ok(items),
             }
         }

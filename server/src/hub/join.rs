@@ -1,0 +1,319 @@
+//! Joining a room: presence, the `joined` frame, and the member's floor. The floor is the
+//! room's last SETTLED seq on this task (never the counter, which runs ahead of writes in
+//! flight), and never below the client's `after`, so a seq reserved but not yet written
+//! reaches the member live once it lands, and nothing the client has comes twice.
+//! A join that fails leaves nothing behind: no membership, no presence, no subscription.
+//! A room the connection is already in is answered from memory; a connection in
+//! [`MAX_ROOMS_PER_CONNECTION`] rooms is refused `too_many_rooms`; a catch-up is cut at
+//! [`MAX_JOIN_BYTES`] (the client pages the rest), and its frame is built on the blocking
+//! pool so a flood of joins never holds the workers that carry everyone else's acks.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::Hub;
+use super::repair::GAP_WAIT;
+use super::room::Member;
+use crate::conn::{self, Conn};
+use crate::protocol::{
+    ChatMessage, DEFAULT_HISTORY, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP, MAX_ROOMS_PER_CONNECTION,
+    Refusal, ServerFrame, User, validate_room,
+};
+use crate::store::{HistoryPage, HistoryQuery};
+
+/// The highest seq `s` above `start` such that the page holds every seq in `(start, s]`
+/// (as a message or as abandoned).
+fn contiguous_end(start: u64, page: &HistoryPage) -> u64 {
+    let present: BTreeSet<u64> = page
+        .messages
+        .iter()
+        .map(|m| m.seq)
+        .chain(page.abandoned.iter().copied())
+        .collect();
+    let mut end = start;
+    while present.contains(&(end + 1)) {
+        end += 1;
+    }
+    end
+}
+
+/// Reads of the history before a join gives up on a room that keeps moving past them.
+const JOIN_ATTEMPTS: usize = 5;
+/// Builds of the `joined` frame off the workers before the last one is built under the
+/// room's lock (the room moved during each).
+const BUILD_ATTEMPTS: usize = 3;
+
+/// Keeps the first messages whose JSON fits in `max` bytes (at least one); true when any
+/// were dropped.
+fn truncate_to_bytes(messages: &mut Vec<ChatMessage>, max: usize) -> bool {
+    let mut total = 0;
+    let keep = messages
+        .iter()
+        .position(|m| {
+            total += serde_json::to_vec(m).map_or(0, |v| v.len() + 1);
+            total > max
+        })
+        .map_or(messages.len(), |i| i.max(1));
+    let dropped = keep < messages.len();
+    messages.truncate(keep);
+    dropped
+}
+
+/// What a join hands the member, decided from what the room has settled.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// The member gets every message up to here now (in `joined` or from memory), the rest
+    /// live.
+    floor: u64,
+    /// `joined` holds the page's messages up to here; settled ones in `(covered, floor]` come
+    /// from the room's memory right after it.
+    covered: u64,
+    /// What the room had settled when this plan was made.
+    settled: u64,
+}
+
+/// Everything a `joined` frame needs, shareable with the blocking pool.
+struct Joined {
+    room: String,
+    members: Vec<User>,
+    messages: Vec<ChatMessage>,
+    paging: bool,
+}
+
+impl Joined {
+    /// The frame for `plan`: the page's messages up to `plan.covered` (they are oldest first).
+    fn frame(&self, plan: &Plan) -> Bytes {
+        let n = self.messages.partition_point(|m| m.seq <= plan.covered);
+        conn::server_frame(&ServerFrame::Joined {
+            room: &self.room,
+            last_seq: plan.floor,
+            online: self.members.len(),
+            members: &self.members,
+            messages: &self.messages[..n],
+            has_more: self.paging,
+        })
+    }
+}
+
+impl Hub {
+    /// Joins `conn` to `room` and queues the `joined` frame; with `after`, every message
+    /// above it (up to the catch-up limits), else the latest page.
+    pub async fn join(
+        &self,
+        conn: &Arc<Conn>,
+        room_name: &str,
+        after: Option<u64>,
+    ) -> Result<(), Refusal> {
+        validate_room(room_name)?;
+        if !conn.add_room(room_name, MAX_ROOMS_PER_CONNECTION)? {
+            return self.rejoin(conn, room_name).await;
+        }
+        let result = self.join_inner(conn, room_name, after).await;
+        if result.is_err() {
+            conn.remove_room(room_name);
+            self.undo_join(conn, room_name).await;
+        }
+        result
+    }
+
+    /// A repeated `join`: the room's settled seq and members, no messages and no store read
+    /// (the connection already receives every message live), so repeating it costs little.
+    async fn rejoin(&self, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
+        let members = self.fanout.presence(room_name).await?;
+        let last_seq = self
+            .room(room_name)
+            .and_then(|r| r.state.lock().last_seq)
+            .unwrap_or(0);
+        conn.send(&ServerFrame::Joined {
+            room: room_name,
+            last_seq,
+            online: members.len(),
+            members: &members,
+            messages: &[],
+            has_more: false,
+        });
+        Ok(())
+    }
+
+    /// A first join failed: take back the presence it added and drop the room when nobody
+    /// else is in it (unsubscribing, and forgetting anything it held).
+    async fn undo_join(&self, conn: &Arc<Conn>, room_name: &str) {
+        let user_still_here = {
+            let mut rooms = self.rooms.write();
+            match rooms.get(room_name).cloned() {
+                Some(room) => {
+                    let mut st = room.state.lock();
+                    if st.members.is_empty() {
+                        st.closed = true;
+                        rooms.remove(room_name);
+                        self.fanout.unsubscribe(room_name);
+                    }
+                    st.users.contains_key(&conn.user.id)
+                }
+                None => false,
+            }
+        };
+        if !user_still_here && let Err(e) = self.fanout.presence_remove(room_name, &conn.user).await
+        {
+            tracing::debug!(error = %e, "Could not remove presence after a failed join");
+        }
+    }
+
+    async fn join_inner(
+        &self,
+        conn: &Arc<Conn>,
+        room_name: &str,
+        after: Option<u64>,
+    ) -> Result<(), Refusal> {
+        self.fanout.presence_add(room_name, &conn.user).await?;
+        let members = self.fanout.presence(room_name).await?;
+        let query = match after {
+            Some(a) => HistoryQuery {
+                before: None,
+                after: Some(a),
+                limit: MAX_JOIN_CATCH_UP,
+            },
+            None => HistoryQuery {
+                before: None,
+                after: None,
+                limit: DEFAULT_HISTORY,
+            },
+        };
+        let after_seq = after.unwrap_or(0);
+        'read: for _ in 0..JOIN_ATTEMPTS {
+            let room = self.room_or_create(room_name);
+            // What the room had settled before the read: the read holds every message up to it.
+            let settled_before = room.state.lock().last_seq;
+            let reserved = self.store.last_seq(room_name).await?;
+            let mut page = self.store.history(room_name, query).await?;
+            if after.is_some() && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
+                page.has_more = true;
+            }
+            let paging = page.has_more && after.is_some();
+            let page_last = page.messages.last().map(|m| m.seq);
+            // Up to which seq the page is known to hold every message.
+            let covered_by_page = {
+                let mut st = room.state.lock();
+                if st.closed {
+                    continue;
+                }
+                let covered = match settled_before {
+                    Some(before) => before,
+                    None => {
+                        // The room starts here on this task: below the page (or the client's
+                        // `after`), then whatever the page holds, in order.
+                        let start = after.unwrap_or_else(|| {
+                            page.messages.first().map_or(0, |m| m.seq.saturating_sub(1))
+                        });
+                        st.start_at(start);
+                        for m in &page.messages {
+                            st.offer(m.seq, conn::server_frame(&ServerFrame::Message(m)));
+                        }
+                        for &seq in &page.abandoned {
+                            st.abandoned(seq);
+                        }
+                        contiguous_end(start, &page)
+                    }
+                };
+                st.reserved(reserved);
+                covered
+            };
+            let plan_for = |settled: u64| {
+                let floor = if paging {
+                    // More than a join's worth: the client pages the rest over REST.
+                    page_last.unwrap_or(settled).min(settled)
+                } else {
+                    settled
+                }
+                .max(after_seq);
+                // Never below `after`: the client has everything up to it, and a room this
+                // task had settled below it may have moved past it during the reads.
+                let covered = if paging {
+                    floor
+                } else {
+                    covered_by_page.min(floor)
+                }
+                .max(after_seq);
+                Plan {
+                    floor,
+                    covered,
+                    settled,
+                }
+            };
+            let joined = Arc::new(Joined {
+                room: room_name.to_string(),
+                members: members.clone(),
+                messages: page.messages,
+                paging,
+            });
+            for attempt in 1..=BUILD_ATTEMPTS {
+                let last = attempt == BUILD_ATTEMPTS;
+                // Built off the workers; on the last attempt, under the lock (it cannot move).
+                let built = if last {
+                    None
+                } else {
+                    let settled = room.state.lock().last_seq.unwrap_or(0);
+                    let plan = plan_for(settled);
+                    let j = Arc::clone(&joined);
+                    let frame = match tokio::task::spawn_blocking(move || j.frame(&plan)).await {
+                        Ok(frame) => frame,
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    };
+                    Some((plan, frame))
+                };
+                let first_of_user;
+                let gap;
+                {
+                    let mut st = room.state.lock();
+                    if st.closed {
+                        continue 'read;
+                    }
+                    let settled = st.last_seq.unwrap_or(0);
+                    let (plan, frame) = match built {
+                        Some((plan, frame)) if plan.settled == settled => (plan, frame),
+                        // The room moved while the frame was built: build it again.
+                        Some(_) => continue,
+                        None => {
+                            let plan = plan_for(settled);
+                            let frame = joined.frame(&plan);
+                            (plan, frame)
+                        }
+                    };
+                    // Settled after the read began: from memory, or read again.
+                    let Some(extra) = st.settled_since(plan.covered, plan.floor) else {
+                        continue 'read;
+                    };
+                    conn.push(frame);
+                    for frame in extra {
+                        conn.push(frame);
+                    }
+                    gap = st.has_gap();
+                    st.members.push(Member {
+                        conn: Arc::clone(conn),
+                        floor: plan.floor,
+                    });
+                    let count = st.users.entry(conn.user.id).or_insert(0);
+                    *count += 1;
+                    first_of_user = *count == 1;
+                }
+                if gap {
+                    // Seqs reserved but not settled yet: deliver them as they land or settle.
+                    self.repair(&room, GAP_WAIT, GAP_WAIT * 2);
+                }
+                self.metrics.joins.inc();
+                self.record_connection(conn);
+                if first_of_user {
+                    let online = members.len().max(1);
+                    self.announce(&room, &conn.user, online, true).await;
+                }
+                return Ok(());
+            }
+        }
+        Err(Refusal::new(
+            crate::protocol::ErrorCode::Unavailable,
+            "the room is too busy to join right now; retry",
+        ))
+    }
+}
