@@ -724,9 +724,15 @@ async fn a_malformed_frame_flood() {
             format!("[{}]", "1,".repeat(5000) + "1").as_bytes(),
         ),
     ]);
+    flood_until_closed("malformed frame flood", &t, frames, "malformed frames").await;
+}
+
+/// Ten flooders send `frames` in turn; `what` must count toward the rate limit, so each
+/// flooder is closed with 1008, and the bounds hold.
+async fn flood_until_closed(name: &str, t: &Target, frames: Arc<Vec<Vec<u8>>>, what: &str) {
     let seen = Arc::new(Seen::default());
     let (addr, token, s) = (t.addr(), t.token.clone(), &seen);
-    let f = under_attack("malformed frame flood", &t, |_, stop| {
+    let f = under_attack(name, t, |_, stop| {
         frame_flood(
             addr,
             token.clone(),
@@ -738,11 +744,10 @@ async fn a_malformed_frame_flood() {
     .await;
     assert!(
         seen.closes_with(1008) >= ATTACKERS,
-        "malformed frames count toward the rate limit: each flooder is closed with 1008; \
-         closes seen: {:?}",
+        "{what} count toward the rate limit: each flooder is closed with 1008; closes seen: {:?}",
         seen.closes.lock()
     );
-    f.assert_within_bounds("malformed frame flood");
+    f.assert_within_bounds(name);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -750,24 +755,7 @@ async fn a_ping_flood() {
     let _serial = SERIAL.lock().await;
     let t = Target::start(false, &[]).await;
     let frames = Arc::new(vec![frame(true, PING, &[b'p'; 125])]);
-    let seen = Arc::new(Seen::default());
-    let (addr, token, s) = (t.addr(), t.token.clone(), &seen);
-    let f = under_attack("ping-only flood", &t, |_, stop| {
-        frame_flood(
-            addr,
-            token.clone(),
-            Arc::clone(&frames),
-            Arc::clone(s),
-            stop,
-        )
-    })
-    .await;
-    assert!(
-        seen.closes_with(1008) >= ATTACKERS,
-        "pings count toward the rate limit: each flooder is closed with 1008; closes seen: {:?}",
-        seen.closes.lock()
-    );
-    f.assert_within_bounds("ping-only flood");
+    flood_until_closed("ping-only flood", &t, frames, "pings").await;
 }
 
 /// HTTP outcomes of a request loop, by client kind.
