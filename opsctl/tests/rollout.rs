@@ -6,22 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{FaultProxy, Moto, Options, Running, Stack};
-
-const ALB: &[&str] = &[
-    "--alb",
-    support::ALB,
-    "--cluster",
-    support::CLUSTER,
-    "--table-prefix",
-    support::PREFIX,
-];
-
-fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
-    let mut v = ALB.to_vec();
-    v.extend_from_slice(rest);
-    v
-}
+use support::{FaultProxy, Moto, Options, Running, Stack, args};
 
 /// A stepped shift to green, 25 % a step, a minute between steps, waited until its first
 /// step is in place.

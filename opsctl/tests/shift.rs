@@ -5,22 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{ALARM, Moto, Options, Stack};
-
-const ALB: &[&str] = &[
-    "--alb",
-    support::ALB,
-    "--cluster",
-    support::CLUSTER,
-    "--table-prefix",
-    support::PREFIX,
-];
-
-fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
-    let mut v = ALB.to_vec();
-    v.extend_from_slice(rest);
-    v
-}
+use support::{ALARM, Moto, Options, Stack, args};
 
 #[tokio::test]
 async fn shift_and_undo_change_the_listener_weights() {

@@ -40,6 +40,13 @@ pub const ALB: &str = "chat-alb";
 pub const CLUSTER: &str = "chat";
 pub const ALARM: &str = "chat-5xx";
 pub const PREFIX: &str = "chat-";
+
+/// opsctl's arguments for the test stack (`--alb`, `--cluster`, `--table-prefix`), then `rest`.
+pub fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--alb", ALB, "--cluster", CLUSTER, "--table-prefix", PREFIX];
+    v.extend_from_slice(rest);
+    v
+}
 /// Running count moto reports for every ECS service (`MOTO_ECS_SERVICE_RUNNING`).
 pub const MOTO_RUNNING: i32 = 2;
 
