@@ -203,6 +203,7 @@ impl Hub {
             Arc::new(Room {
                 name: name.to_string(),
                 state: Mutex::default(),
+                first_load: tokio::sync::Mutex::default(),
             })
         }))
     }
