@@ -386,11 +386,6 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
         view.0,
         view.1,
     );
-    for task in [&blue, &green] {
-        for line in task.rebalance_log() {
-            println!("live: {line}");
-        }
-    }
     println!(
         "live: shift and hold: {}",
         store_load(&counter, &mark, since.elapsed())
