@@ -3,7 +3,7 @@
 //! lives in [`crate::ws`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, Payload};
@@ -45,6 +45,8 @@ pub struct Conn {
     cancel: CancellationToken,
     /// Close code to send when cancelled.
     close_code: AtomicU16,
+    /// On its way out: a close queued, or its socket ended (see [`Conn::is_ending`]).
+    ending: AtomicBool,
     /// Rooms joined, in join order.
     rooms: Mutex<Vec<String>>,
     metrics: Arc<Metrics>,
@@ -68,6 +70,7 @@ impl Conn {
             max_queued_bytes,
             cancel: CancellationToken::new(),
             close_code: AtomicU16::new(crate::protocol::close::NORMAL),
+            ending: AtomicBool::new(false),
             rooms: Mutex::new(Vec::new()),
             metrics,
         }
@@ -121,6 +124,7 @@ impl Conn {
     /// Queues `frame` then a close with `code`, so the client reads the frame first; closes at
     /// once when the queue has no room.
     pub fn push_then_close(&self, frame: Bytes, code: u16) {
+        self.mark_ending();
         let len = frame.len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if self.tx.try_send(Outbound::Frame(frame)).is_err() {
@@ -137,6 +141,18 @@ impl Conn {
             self.close_code.store(code, Ordering::Relaxed);
             self.cancel.cancel();
         }
+    }
+
+    /// Marks the connection as on its way out (its socket ended; its cleanup follows).
+    pub fn mark_ending(&self) {
+        self.ending.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is on its way out: a close is queued, it was killed, or its
+    /// socket ended. Its cleanup (leaving rooms, deleting its store record) can take a while
+    /// on a slow store; it no longer counts as live meanwhile (the fleet heartbeat).
+    pub fn is_ending(&self) -> bool {
+        self.ending.load(Ordering::Relaxed) || self.cancel.is_cancelled()
     }
 
     pub fn cancelled(&self) -> &CancellationToken {
