@@ -68,31 +68,40 @@ impl Moto {
                  (or `source scripts/test-env.sh` first)"
             )
         });
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_ECS_SERVICE_RUNNING", MOTO_RUNNING.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dynamodb_endpoint: None,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not listen on {port} within 30s"
-            );
-            thread::sleep(Duration::from_millis(50));
+        // A free port can be taken by another test's server before moto binds it: moto then
+        // exits, and starts again on another port. A loaded machine may take long to start it.
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_ECS_SERVICE_RUNNING", MOTO_RUNNING.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        dynamodb_endpoint: None,
+                    };
+                }
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "moto did not listen on {port} within 90 s"
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
         }
-        moto
+        panic!("moto exited three times before listening (ports taken?)");
     }
 
     pub async fn config(&self) -> SdkConfig {
