@@ -47,6 +47,8 @@ pub struct Conn {
     close_code: AtomicU16,
     /// Rooms joined, in join order.
     rooms: Mutex<Vec<String>>,
+    /// The moderator's name, when `hello` carried a valid moderator credential.
+    moderator: std::sync::OnceLock<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -69,8 +71,19 @@ impl Conn {
             cancel: CancellationToken::new(),
             close_code: AtomicU16::new(crate::protocol::close::NORMAL),
             rooms: Mutex::new(Vec::new()),
+            moderator: std::sync::OnceLock::new(),
             metrics,
         }
+    }
+
+    /// Marks the connection as a moderator's (set once, right after `hello`).
+    pub fn set_moderator(&self, name: String) {
+        let _ = self.moderator.set(name);
+    }
+
+    /// The moderator's name, when the connection holds a moderator credential.
+    pub fn moderator(&self) -> Option<&str> {
+        self.moderator.get().map(String::as_str)
     }
 
     /// Queues a frame. A full queue (in frames or in bytes) means the client reads too

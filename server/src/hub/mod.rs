@@ -14,6 +14,7 @@
 
 mod join;
 mod lifecycle;
+mod moderate;
 mod publish;
 mod repair;
 mod room;
@@ -37,6 +38,7 @@ use crate::protocol::{
 };
 use crate::store::{ConnectionRecord, NewMessage, Store};
 pub use lifecycle::HEARTBEAT;
+pub use moderate::MUTE_REFRESH;
 use repair::GAP_WAIT;
 use room::Room;
 
@@ -56,6 +58,8 @@ pub struct Hub {
     /// Per connection, its record writes in order; `true` once the record is deleted, so a
     /// write queued behind the delete never runs (no ghost record).
     records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<bool>>>>,
+    /// The mutes of rooms this task checked sends in (`moderate`).
+    mutes: moderate::Mutes,
     /// Weak self for background tasks the hub spawns.
     me: std::sync::Weak<Hub>,
     pub info: ServerInfo,
@@ -90,6 +94,7 @@ impl Hub {
                 tasks: TaskTracker::new(),
                 lanes: publish::Lanes::default(),
                 records: Mutex::default(),
+                mutes: moderate::Mutes::default(),
                 me: me.clone(),
                 info,
                 metrics,
@@ -200,6 +205,8 @@ impl Hub {
         Arc::clone(rooms.entry(name.to_string()).or_insert_with(|| {
             // Subscribing under the map lock keeps subscribe/unsubscribe calls in order.
             self.fanout.subscribe(name);
+            // Mutes given while the room was not here reached no cache of this task.
+            self.mutes.forget(name);
             Arc::new(Room {
                 name: name.to_string(),
                 state: Mutex::default(),
@@ -371,6 +378,9 @@ impl Hub {
                 }
                 EventKind::Presence { user_id } | EventKind::Typing { user_id } => {
                     st.fan_to(&frame, |m| m.conn.user.id != user_id)
+                }
+                EventKind::Deleted { .. } | EventKind::Muted { .. } => {
+                    self.deliver_moderation(room_name, &mut st, event, &frame)
                 }
             }
         };
