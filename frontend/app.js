@@ -77,7 +77,9 @@ async function openRoom({ room, title }) {
   showMe(session.user);
   if (!session.confirmed) session = await askNickname(apiBase, session, true);
 
-  const conn = new ChatConnection({ url: wsUrl, token: session.token, room });
+  const conn = new ChatConnection({ url: wsUrl, token: session.token, room, moderator: moderatorCredential() });
+  /** user id → nickname of those this moderator muted (the `muted` frame names only the id). */
+  const mutedNames = new Map();
   // Tokens expire: renew silently at half their life (now, for one saved without an expiry),
   // so the next hello always carries a valid token and the guest keeps its id.
   const refresh = async () => {
@@ -105,6 +107,14 @@ async function openRoom({ room, title }) {
     onRetry: (id) => conn.retry(id),
     onDiscard: (id) => conn.discard(id),
     onError: showComposerError,
+    moderation: {
+      active: () => Boolean(conn.moderatorName),
+      onDelete: (seq) => conn.deleteMessage(seq) || showComposerError("Not connected: try again in a moment."),
+      onMute: (user, secs) => {
+        mutedNames.set(user.id, user.nickname);
+        if (!conn.mute(user.id, secs)) showComposerError("Not connected: try again in a moment.");
+      },
+    },
   });
   const presence = new Presence({ countEl: $("online-count"), listEl: $("member-list"), typingEl: $("typing"), me });
   const attention = new Attention({ title: `${title} · Chat`, roomTitle: title, room, bell: $("notify-toggle"), me, onError: showComposerError });
@@ -118,6 +128,19 @@ async function openRoom({ room, title }) {
     saveSession(session);
     showMe(user);
     showServer(server);
+    showModerator(conn);
+    timeline.refreshModeration();
+  });
+  conn.addEventListener("deleted", (e) => timeline.removeMessage(e.detail.message));
+  conn.addEventListener("muted", (e) => {
+    const { user_id: userId, until } = e.detail;
+    const ends = timeFmt.format(new Date(until));
+    if (userId === me().id) {
+      showComposerError(until > Date.now() ? `A moderator muted you in this room until ${ends}.` : "A moderator lifted your mute: you can send again.");
+    } else {
+      const who = mutedNames.get(userId) ?? `user ${userId}`;
+      showModStatus(until > Date.now() ? `Muted ${who} until ${ends}.` : `Lifted the mute of ${who}.`);
+    }
   });
   conn.addEventListener("joined", async (e) => {
     const f = e.detail;
@@ -406,6 +429,54 @@ function showServer(server) {
   badge.title = `Served by the ${color} deployment (task ${server?.task ?? "?"}, version ${server?.version ?? "?"})`;
   badge.setAttribute("aria-label", `Server colour: ${color}`);
   badge.hidden = false;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const MODERATOR_KEY = "chat.moderator";
+
+/**
+ * A moderator credential from the link (`#moderator=…`, see README "Moderation"), kept for
+ * this tab only and taken out of the address bar, so a link copied from it never carries it.
+ */
+function moderatorCredential() {
+  const m = /(?:^#|&)moderator=([^&]+)/.exec(location.hash);
+  if (m) {
+    const value = decodeURIComponent(m[1]);
+    try {
+      sessionStorage.setItem(MODERATOR_KEY, value);
+    } catch {
+      // Storage off: the credential lasts as long as the page.
+    }
+    history.replaceState(history.state, "", location.pathname + location.search);
+    return value;
+  }
+  try {
+    return sessionStorage.getItem(MODERATOR_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** The "moderating as" badge; a credential the server refused is forgotten. */
+function showModerator(conn) {
+  const badge = $("moderator-badge");
+  badge.hidden = !conn.moderatorName;
+  badge.textContent = conn.moderatorName ? `Moderating as ${conn.moderatorName}` : "";
+  document.body.classList.toggle("moderating", Boolean(conn.moderatorName));
+  if (conn.moderator && !conn.moderatorName) {
+    conn.moderator = null;
+    try {
+      sessionStorage.removeItem(MODERATOR_KEY);
+    } catch {
+      // Nothing kept.
+    }
+  }
+}
+
+function showModStatus(msg) {
+  const el = $("mod-status");
+  el.textContent = msg;
+  el.hidden = !msg;
 }
 
 function showParticipants(show) {
