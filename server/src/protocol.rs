@@ -35,6 +35,11 @@ pub const JOIN_READS_BURST: u32 = 32;
 pub const MAX_MUTE_SECS: u64 = 24 * 60 * 60;
 /// Longest life of a moderator credential, in seconds (7 days).
 pub const MAX_MODERATOR_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+/// Read positions that moved are sent to a room's members at most this often (milliseconds),
+/// coalesced per room on each task.
+pub const RECEIPTS_FLUSH_MS: u64 = 1000;
+/// A user's read position in a room is written to the store at most this often (seconds).
+pub const READ_STORE_SECS: u64 = 30;
 
 /// WebSocket close codes the server uses.
 pub mod close {
@@ -124,8 +129,8 @@ pub struct Attachment {
 }
 
 /// The `type` of every [`ClientFrame`].
-pub const CLIENT_FRAME_TYPES: [&str; 8] = [
-    "hello", "join", "leave", "send", "typing", "ping", "delete", "mute",
+pub const CLIENT_FRAME_TYPES: [&str; 9] = [
+    "hello", "join", "leave", "send", "typing", "ping", "delete", "mute", "read",
 ];
 
 /// Frames a client sends.
@@ -171,6 +176,11 @@ pub enum ClientFrame {
         room: String,
         user_id: u64,
         secs: u64,
+    },
+    /// The sender has seen the room's messages up to `seq` (a lower one than before is ignored).
+    Read {
+        room: String,
+        seq: u64,
     },
 }
 
@@ -235,6 +245,11 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         user_id: u64,
         until: i64,
+    },
+    /// Read positions: `[user_id, seq]` pairs, each the highest seq that user has seen.
+    Receipts {
+        room: &'a str,
+        seen: &'a [(u64, u64)],
     },
 }
 
@@ -650,6 +665,7 @@ mod tests {
             ClientFrame::Ping => "ping",
             ClientFrame::Delete { .. } => "delete",
             ClientFrame::Mute { .. } => "mute",
+            ClientFrame::Read { .. } => "read",
         };
         for t in CLIENT_FRAME_TYPES {
             let json = match t {
@@ -658,6 +674,7 @@ mod tests {
                 "send" => r#"{"type":"send","room":"r","client_msg_id":"c","text":"x"}"#.into(),
                 "delete" => r#"{"type":"delete","room":"r","seq":1}"#.into(),
                 "mute" => r#"{"type":"mute","room":"r","user_id":2,"secs":60}"#.into(),
+                "read" => r#"{"type":"read","room":"r","seq":3}"#.into(),
                 _ => format!(r#"{{"type":"{t}"}}"#),
             };
             let frame = decode_client_frame(&json).expect("every client type decodes");
@@ -748,6 +765,10 @@ mod tests {
                 user_id: 2,
                 until: 0,
             },
+            ServerFrame::Receipts {
+                room: "r",
+                seen: &[(2, 1)],
+            },
         ];
         for frame in &frames {
             match frame {
@@ -761,7 +782,8 @@ mod tests {
                 | ServerFrame::Reconnect { .. }
                 | ServerFrame::Pong
                 | ServerFrame::Deleted { .. }
-                | ServerFrame::Muted { .. } => {}
+                | ServerFrame::Muted { .. }
+                | ServerFrame::Receipts { .. } => {}
             }
         }
         let server_doc = doc.split("### Server frames").nth(1).unwrap_or_default();
@@ -833,6 +855,8 @@ mod tests {
             ("JOIN_READS_BURST", JOIN_READS_BURST.to_string()),
             ("MAX_MUTE_SECS", MAX_MUTE_SECS.to_string()),
             ("MAX_MODERATOR_TTL_SECS", MAX_MODERATOR_TTL_SECS.to_string()),
+            ("RECEIPTS_FLUSH_MS", RECEIPTS_FLUSH_MS.to_string()),
+            ("READ_STORE_SECS", READ_STORE_SECS.to_string()),
         ];
         // Every constant of this file is in the lists above: a new one must be documented.
         let source = include_str!("protocol.rs");

@@ -305,7 +305,11 @@ where
                         None,
                     ))
                 } else {
-                    hub.join(conn, &room, after).await.map_err(|e| (e, None))
+                    let joined = hub.join(conn, &room, after).await;
+                    if joined.is_ok() {
+                        hub.send_receipts(conn, &room).await;
+                    }
+                    joined.map_err(|e| (e, None))
                 }
             }
             ClientFrame::Leave { room } => {
@@ -339,6 +343,7 @@ where
             ClientFrame::Delete { room, seq } => {
                 hub.delete(conn, &room, seq).await.map_err(|e| (e, None))
             }
+            ClientFrame::Read { room, seq } => hub.read(conn, &room, seq).map_err(|e| (e, None)),
             ClientFrame::Mute {
                 room,
                 user_id,

@@ -513,6 +513,31 @@ async fn mutes_are_per_room_replaced_and_end(b: Backend) {
     );
 }
 
+async fn read_positions_are_per_room_and_rise(b: Backend) {
+    let (s1, s2) = (b.handle().await, b.handle().await);
+    assert!(s1.read_positions("a").await.expect("read").is_empty());
+    // More than one batch's worth (25 per BatchWriteItem on DynamoDB).
+    let many: Vec<(u64, u64)> = (1..=60).map(|u| (u, u * 2)).collect();
+    s1.put_read_positions("a", &many).await.expect("put");
+    s1.put_read_positions("b", &[(1, 9)]).await.expect("put");
+    s2.put_read_positions("a", &[(1, 50)]).await.expect("put");
+    let mut got = s2.read_positions("a").await.expect("read");
+    got.sort_unstable();
+    let mut want = many.clone();
+    want[0] = (1, 50);
+    assert_eq!(got, want);
+    assert_eq!(s1.read_positions("b").await.expect("read"), vec![(1, 9)]);
+    // Positions are not messages.
+    assert_eq!(s1.last_seq("a").await.expect("last_seq"), 0);
+    assert!(
+        s1.history("a", query(None, None, 10))
+            .await
+            .expect("history")
+            .messages
+            .is_empty()
+    );
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -548,4 +573,5 @@ contract!(
     check_and_flush_answer,
     a_deleted_message_becomes_a_tombstone_at_its_seq,
     mutes_are_per_room_replaced_and_end,
+    read_positions_are_per_room_and_rise,
 );

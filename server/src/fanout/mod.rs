@@ -30,6 +30,8 @@ pub enum EventKind {
     /// A moderator muted (or unmuted) `user_id`: delivered to that user's connections, and
     /// every task applies it to its mute cache.
     Muted { user_id: u64 },
+    /// Read positions that moved (coalesced): delivered to everyone; every task merges them.
+    Receipts,
 }
 
 /// One event for a room: its kind and the frame's JSON, encoded once by the task that made it.

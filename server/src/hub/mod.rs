@@ -16,6 +16,7 @@ mod join;
 mod lifecycle;
 mod moderate;
 mod publish;
+mod receipts;
 mod repair;
 mod room;
 
@@ -60,6 +61,8 @@ pub struct Hub {
     records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<bool>>>>,
     /// The mutes of rooms this task checked sends in (`moderate`).
     mutes: moderate::Mutes,
+    /// Read positions of the rooms this task serves (`receipts`).
+    receipts: receipts::Receipts,
     /// Weak self for background tasks the hub spawns.
     me: std::sync::Weak<Hub>,
     pub info: ServerInfo,
@@ -95,6 +98,7 @@ impl Hub {
                 lanes: publish::Lanes::default(),
                 records: Mutex::default(),
                 mutes: moderate::Mutes::default(),
+                receipts: receipts::Receipts::default(),
                 me: me.clone(),
                 info,
                 metrics,
@@ -104,6 +108,7 @@ impl Hub {
         });
         hub.spawn_heartbeat();
         hub.spawn_audit();
+        hub.spawn_receipts();
         hub
     }
 
@@ -382,6 +387,7 @@ impl Hub {
                 EventKind::Deleted { .. } | EventKind::Muted { .. } => {
                     self.deliver_moderation(room_name, &mut st, event, &frame)
                 }
+                EventKind::Receipts => st.fan_to(&frame, |_| true),
             }
         };
         self.metrics.frames_delivered.inc_by(delivered);
@@ -408,6 +414,9 @@ impl CommitSink for Hub {
 
 impl FanoutSink for Hub {
     fn deliver(&self, room: &str, event: RoomEvent) {
+        if event.kind == EventKind::Receipts {
+            self.deliver_receipts(room, &event.json);
+        }
         self.deliver_local(room, &event);
     }
 

@@ -18,6 +18,7 @@ use super::{
 };
 
 mod moderation;
+mod receipts;
 use crate::protocol::ChatMessage;
 
 /// (room, seq) -> message JSON.
@@ -279,6 +280,17 @@ impl Store for EmbeddedStore {
         let room = room.to_string();
         self.blocking(move |db| moderation::mutes(db, &room, now_ms))
             .await
+    }
+
+    async fn put_read_positions(&self, room: &str, seen: &[(u64, u64)]) -> Result<(), StoreError> {
+        let (room, seen) = (room.to_string(), seen.to_vec());
+        self.blocking(move |db| receipts::put(db, &room, &seen))
+            .await
+    }
+
+    async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| receipts::get(db, &room)).await
     }
 
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {

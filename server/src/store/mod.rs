@@ -166,6 +166,13 @@ pub trait Store: Send + Sync + 'static {
     /// The mutes of `room` still running at `now_ms`.
     async fn mutes(&self, room: &str, now_ms: i64) -> Result<Vec<Mute>, StoreError>;
 
+    /// Read receipts: stores each `(user_id, seq)` read position of `room` (the last write
+    /// wins: the hub writes the highest position it knows, merged across tasks).
+    async fn put_read_positions(&self, room: &str, seen: &[(u64, u64)]) -> Result<(), StoreError>;
+
+    /// Every stored `(user_id, seq)` read position of `room`.
+    async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError>;
+
     /// Records a live connection (also used to replace its rooms).
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError>;
 

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! byte 0      version (1)
-//! byte 1      kind: b'M' message, b'P' presence, b'T' typing, b'D' deleted, b'U' muted
-//! bytes 2..10  seq (message, deleted) or user id (presence, typing, muted), big-endian u64
+//! byte 1      kind: b'M' message, b'P' presence, b'T' typing, b'D' deleted, b'U' muted,
+//!             b'R' receipts
+//! bytes 2..10  seq (message, deleted) or user id (presence, typing, muted; 0 for receipts),
+//!             big-endian u64
 //! bytes 10..18 origin: the publishing task's random instance id, big-endian u64
 //! bytes 18..   the frame's JSON
 //! ```
@@ -32,7 +34,7 @@ pub enum EnvelopeError {
     TooShort(usize),
     #[error("envelope version {0} is not {VERSION}")]
     Version(u8),
-    #[error("envelope kind {0:#04x} is not M, P, T, D or U")]
+    #[error("envelope kind {0:#04x} is not M, P, T, D, U or R")]
     Kind(u8),
 }
 
@@ -44,6 +46,7 @@ pub fn encode(origin: u64, event: &RoomEvent) -> Vec<u8> {
         EventKind::Typing { user_id } => (b'T', user_id),
         EventKind::Deleted { seq } => (b'D', seq),
         EventKind::Muted { user_id } => (b'U', user_id),
+        EventKind::Receipts => (b'R', 0),
     };
     let mut out = Vec::with_capacity(HEADER + event.json.len());
     out.put_u8(VERSION);
@@ -70,6 +73,7 @@ pub fn decode(payload: Bytes) -> Result<Envelope, EnvelopeError> {
         b'T' => EventKind::Typing { user_id: id },
         b'D' => EventKind::Deleted { seq: id },
         b'U' => EventKind::Muted { user_id: id },
+        b'R' => EventKind::Receipts,
         other => return Err(EnvelopeError::Kind(other)),
     };
     Ok(Envelope {
@@ -106,6 +110,7 @@ mod tests {
             EventKind::Typing { user_id: u64::MAX },
             EventKind::Deleted { seq: 12 },
             EventKind::Muted { user_id: 9 },
+            EventKind::Receipts,
         ] {
             let e = event(kind, r#"{"type":"message","text":"hi"}"#);
             let wire = encode(0xdead_beef_0000_0001, &e);

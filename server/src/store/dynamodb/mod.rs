@@ -15,7 +15,8 @@
 //!   `{room: "idem#{user_id}#{client_msg_id}", seq: 0, orig_room, orig_seq, orig_ts, expires_at}`
 //!   (no `user_id`, so it stays out of the `by-user` index; `expires_at` lets TTL drop it).
 //!   A deleted message keeps its item with `text: ""`, `deleted: true`, no `attachment`; a
-//!   mute is `{room: "mute#{room}", seq: user_id, until, expires_at}` ([`moderation`]).
+//!   mute is `{room: "mute#{room}", seq: user_id, until, expires_at}` ([`moderation`]); a read
+//!   position is `{room: "read#{room}", seq: user_id, pos}` ([`receipts`]).
 //! - `{prefix}connections`: `{conn_id, user_id, rooms, task, color, connected_at, expires_at}`.
 //!
 //! `append` is a group commit: one counter `UpdateItem ADD n` per room reserves a block of seqs,
@@ -32,6 +33,7 @@ mod counts;
 mod items;
 mod moderation;
 mod reads;
+mod receipts;
 mod settle;
 
 use std::collections::HashMap;
@@ -190,6 +192,14 @@ impl Store for DynamoStore {
 
     async fn mutes(&self, room: &str, now_ms: i64) -> Result<Vec<Mute>, StoreError> {
         self.read_mutes(room, now_ms).await
+    }
+
+    async fn put_read_positions(&self, room: &str, seen: &[(u64, u64)]) -> Result<(), StoreError> {
+        self.write_positions(room, seen).await
+    }
+
+    async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.query_positions(room).await
     }
 
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {
