@@ -7,6 +7,7 @@ import { loadSession, saveSession } from "./js/session.js";
 import { applyTheme, followParentTheme } from "./js/theme.js";
 import { ChatConnection } from "./js/connection.js";
 import { Timeline } from "./js/timeline.js";
+import { SeenBy } from "./js/receipts.js";
 import { Presence } from "./js/presence.js";
 import { paintAvatar } from "./js/avatar.js";
 import { backoffDelay } from "./js/backoff.js";
@@ -116,6 +117,18 @@ async function openRoom({ room, title }) {
       },
     },
   });
+  /** user id → nickname, from messages and presence (for "Seen by"). */
+  const names = new Map();
+  const learn = (users) => {
+    for (const u of users) if (u?.id !== undefined) names.set(u.id, u.nickname);
+  };
+  const seenBy = new SeenBy({ list: $("messages"), me, nameOf: (id) => names.get(id) ?? `Guest ${id}` });
+  // The newest message is on screen while the page is visible: tell the server (throttled).
+  const markRead = () => {
+    if (document.visibilityState === "visible" && timeline.atBottom() && conn.lastSeq > 0) conn.read(conn.lastSeq);
+  };
+  $("scroller").addEventListener("scroll", markRead, { passive: true });
+  document.addEventListener("visibilitychange", markRead);
   const presence = new Presence({ countEl: $("online-count"), listEl: $("member-list"), typingEl: $("typing"), me });
   const attention = new Attention({ title: `${title} · Chat`, roomTitle: title, room, bell: $("notify-toggle"), me, onError: showComposerError });
 
@@ -131,7 +144,11 @@ async function openRoom({ room, title }) {
     showModerator(conn);
     timeline.refreshModeration();
   });
-  conn.addEventListener("deleted", (e) => timeline.removeMessage(e.detail.message));
+  conn.addEventListener("deleted", (e) => {
+    timeline.removeMessage(e.detail.message);
+    seenBy.render();
+  });
+  conn.addEventListener("receipts", (e) => seenBy.update(e.detail.seen));
   conn.addEventListener("muted", (e) => {
     const { user_id: userId, until } = e.detail;
     const ends = timeFmt.format(new Date(until));
@@ -146,6 +163,8 @@ async function openRoom({ room, title }) {
     const f = e.detail;
     presence.reset(f.online, f.members);
     const messages = f.messages || [];
+    learn(f.members || []);
+    learn(messages.map((m) => m.user));
     if (firstJoin) {
       firstJoin = false;
       timeline.showInitial(messages, messages.length >= FIRST_PAGE && messages[0].seq > 1);
@@ -172,13 +191,21 @@ async function openRoom({ room, title }) {
         more = false;
       }
     }
+    seenBy.render();
+    markRead();
   });
   conn.addEventListener("message", (e) => {
+    learn([e.detail.user]);
     attention.saw(timeline.addLive([e.detail]));
+    seenBy.render();
+    markRead();
     presence.stoppedTyping(e.detail.user);
     presence.rename(e.detail.user);
   });
-  conn.addEventListener("presence", (e) => presence.update(e.detail));
+  conn.addEventListener("presence", (e) => {
+    learn([e.detail.joined]);
+    presence.update(e.detail);
+  });
   conn.addEventListener("typing", (e) => presence.typing(e.detail.user));
   conn.addEventListener("outbox", (e) => timeline.showPending(e.detail));
   conn.addEventListener("server-error", (e) => showComposerError(e.detail.message || e.detail.code));

@@ -5,7 +5,8 @@
 //
 // Events (CustomEvent, payload in `detail`): state, welcome, joined, message, presence, typing,
 // ack, outbox (an entry changed), server-error, unauthorized, deleted (a moderator removed a
-// message), muted (a moderator muted me, or confirmed my mute of someone).
+// message), muted (a moderator muted me, or confirmed my mute of someone), receipts (read
+// positions).
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { newId } from "./ids.js";
@@ -15,6 +16,8 @@ const HEARTBEAT_MS = 25000;
 const SILENCE_MS = 60000;
 /** A send not acked after this long is sent again (same client_msg_id: stored once). */
 const RESEND_AFTER_MS = 5000;
+/** `read` frames go at most this often (the server coalesces receipts per second anyway). */
+const READ_EVERY_MS = 1000;
 /** After a `rate_limited` error, the unacked send goes again this soon (the budget refills). */
 const RATE_LIMITED_RESEND_MS = 1100;
 
@@ -53,6 +56,11 @@ export class ChatConnection extends EventTarget {
     this.stopped = false;
     /** After a rate_limited error, optional frames (typing) wait until then. */
     this.quietUntil = 0;
+    /** Read position: the highest seq sent in `read`, the one to send next, when last sent. */
+    this.readSent = 0;
+    this.readWanted = 0;
+    this.readAt = 0;
+    this.readTimer = null;
   }
 
   start() {
@@ -114,6 +122,28 @@ export class ChatConnection extends EventTarget {
 
   typing() {
     if (this.joined && Date.now() >= this.quietUntil) this.#frame({ type: "typing", room: this.room });
+  }
+
+  /**
+   * I have seen the room up to `seq`: sends `read`, at most once per READ_EVERY_MS (the last
+   * wanted seq wins), never a seq at or below one already sent.
+   */
+  read(seq) {
+    if (seq <= this.readSent || seq <= this.readWanted) return;
+    this.readWanted = seq;
+    if (this.readTimer) return;
+    const wait = Math.max(0, this.readAt + READ_EVERY_MS - Date.now());
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      if (!this.joined) {
+        // Not sent: the next read() after the join asks again.
+        this.readWanted = this.readSent;
+        return;
+      }
+      this.readAt = Date.now();
+      this.readSent = this.readWanted;
+      this.#frame({ type: "read", room: this.room, seq: this.readSent });
+    }, wait);
   }
 
   /** Moderators: deletes the message at `seq`. Returns false when not connected. */
@@ -219,6 +249,7 @@ export class ChatConnection extends EventTarget {
         break;
       case "deleted":
       case "muted":
+      case "receipts":
         if (f.room === this.room) this.dispatchEvent(new CustomEvent(f.type, { detail: f }));
         break;
       case "reconnect":
