@@ -3,8 +3,9 @@
 //! event every task applies), and the check that stops a muted user's `send`.
 //!
 //! Each task keeps a room's mutes in memory, read from the store when a send finds them
-//! missing or older than [`MUTE_REFRESH`], and updated at once by every `muted` event: one
-//! store read per room per task per [`MUTE_REFRESH`] at most, none per message. Every action
+//! missing (the send waits) or older than [`MUTE_REFRESH`] (one background read; sends go on
+//! with the copy), and updated at once by every `muted` event: one store read per room per
+//! task per [`MUTE_REFRESH`] at most, none per message. Every action
 //! is logged with the moderator, the action, the room and the target.
 
 use std::collections::HashMap;
@@ -33,6 +34,19 @@ struct RoomMutes {
     read_at: Instant,
     /// user id -> muted until (ms since the epoch).
     until: HashMap<u64, i64>,
+    /// A read of the store is under way (sends meanwhile use what is here).
+    refreshing: bool,
+}
+
+/// What this task knows of a user's mute in a room.
+enum Known {
+    /// Until when the user is muted (`None`: not muted), as last read or updated.
+    Until(Option<i64>),
+    /// The same, older than [`MUTE_REFRESH`]: the caller reads the store again, in the
+    /// background (one caller per room).
+    Stale(Option<i64>),
+    /// Nothing read yet: the caller reads the store first.
+    Missing,
 }
 
 /// The mutes of the rooms this task has checked.
@@ -42,15 +56,26 @@ pub(super) struct Mutes {
 }
 
 impl Mutes {
-    /// Until when `user_id` is muted in `room` as far as this task knows (`Some(None)`: not
-    /// muted), or `None` when the room's mutes must be read first.
-    fn cached(&self, room: &str, user_id: u64, now: Instant) -> Option<Option<i64>> {
-        let rooms = self.rooms.lock();
-        let entry = rooms.get(room)?;
-        if now.saturating_duration_since(entry.read_at) >= MUTE_REFRESH {
-            return None;
+    /// What this task knows of `user_id`'s mute in `room`; a stale answer is given to one
+    /// caller only (marked refreshing), so one store read per room refreshes it.
+    fn known(&self, room: &str, user_id: u64, now: Instant) -> Known {
+        let mut rooms = self.rooms.lock();
+        let Some(entry) = rooms.get_mut(room) else {
+            return Known::Missing;
+        };
+        let until = entry.until.get(&user_id).copied();
+        if entry.refreshing || now.saturating_duration_since(entry.read_at) < MUTE_REFRESH {
+            return Known::Until(until);
         }
-        Some(entry.until.get(&user_id).copied())
+        entry.refreshing = true;
+        Known::Stale(until)
+    }
+
+    /// A background refresh failed: the next stale answer tries again.
+    fn refresh_failed(&self, room: &str) {
+        if let Some(entry) = self.rooms.lock().get_mut(room) {
+            entry.refreshing = false;
+        }
     }
 
     fn fill(&self, room: &str, until: HashMap<u64, i64>, read_at: Instant) {
@@ -61,7 +86,14 @@ impl Mutes {
                 rooms.clear();
             }
         }
-        rooms.insert(room.to_string(), RoomMutes { read_at, until });
+        rooms.insert(
+            room.to_string(),
+            RoomMutes {
+                read_at,
+                until,
+                refreshing: false,
+            },
+        );
     }
 
     /// A `muted` event (from this task or another): applies it to the room's cached mutes.
@@ -205,17 +237,13 @@ impl Hub {
             return Ok(());
         }
         let user_id = conn.user.id;
-        let until = match self.mutes.cached(room, user_id, Instant::now()) {
-            Some(until) => until,
-            None => {
-                let read_at = Instant::now();
-                let mutes = self.store.mutes(room, crate::now_ms()).await?;
-                let until: HashMap<u64, i64> =
-                    mutes.iter().map(|m| (m.user_id, m.until_ms)).collect();
-                let mine = until.get(&user_id).copied();
-                self.mutes.fill(room, until, read_at);
-                mine
+        let until = match self.mutes.known(room, user_id, Instant::now()) {
+            Known::Until(until) => until,
+            Known::Stale(until) => {
+                self.refresh_mutes(room);
+                until
             }
+            Known::Missing => self.read_mutes(room).await?.get(&user_id).copied(),
         };
         let now = crate::now_ms();
         match until {
@@ -230,6 +258,27 @@ impl Hub {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Reads the room's mutes from the store into this task's copy.
+    async fn read_mutes(&self, room: &str) -> Result<HashMap<u64, i64>, Refusal> {
+        let read_at = Instant::now();
+        let mutes = self.store.mutes(room, crate::now_ms()).await?;
+        let until: HashMap<u64, i64> = mutes.iter().map(|m| (m.user_id, m.until_ms)).collect();
+        self.mutes.fill(room, until.clone(), read_at);
+        Ok(until)
+    }
+
+    /// [`Hub::read_mutes`] in the background; sends meanwhile use the copy already here.
+    fn refresh_mutes(&self, room: &str) {
+        let me = self.me.clone();
+        let room = room.to_string();
+        tokio::spawn(async move {
+            let Some(hub) = me.upgrade() else { return };
+            if hub.read_mutes(&room).await.is_err() {
+                hub.mutes.refresh_failed(&room);
+            }
+        });
     }
 
     async fn emit_moderation(&self, room_name: &str, event: RoomEvent) {
@@ -262,5 +311,39 @@ impl Hub {
             }
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_copy_is_refreshed_by_one_caller_and_events_apply_at_once() {
+        let mutes = Mutes::default();
+        let t0 = Instant::now();
+        assert!(matches!(mutes.known("a", 7, t0), Known::Missing));
+        mutes.fill("a", HashMap::from([(7, 5_000)]), t0);
+        assert!(matches!(mutes.known("a", 7, t0), Known::Until(Some(5_000))));
+        assert!(matches!(mutes.known("a", 8, t0), Known::Until(None)));
+        mutes.apply(
+            "a",
+            br#"{"type":"muted","room":"a","user_id":8,"until":9000}"#,
+        );
+        assert!(matches!(mutes.known("a", 8, t0), Known::Until(Some(9_000))));
+
+        let later = t0 + MUTE_REFRESH;
+        assert!(matches!(
+            mutes.known("a", 7, later),
+            Known::Stale(Some(5_000))
+        ));
+        assert!(
+            matches!(mutes.known("a", 7, later), Known::Until(Some(5_000))),
+            "one refresh at a time"
+        );
+        mutes.refresh_failed("a");
+        assert!(matches!(mutes.known("a", 7, later), Known::Stale(_)));
+        mutes.forget("a");
+        assert!(matches!(mutes.known("a", 7, later), Known::Missing));
     }
 }
