@@ -307,7 +307,9 @@ where
                 } else {
                     let joined = hub.join(conn, &room, after).await;
                     if joined.is_ok() {
-                        hub.send_receipts(conn, &room).await;
+                        // In the background: a slow store never holds up the next frames.
+                        let (hub, conn) = (Arc::clone(hub), Arc::clone(conn));
+                        tokio::spawn(async move { hub.send_receipts(&conn, &room).await });
                     }
                     joined.map_err(|e| (e, None))
                 }

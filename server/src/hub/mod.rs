@@ -210,8 +210,10 @@ impl Hub {
         Arc::clone(rooms.entry(name.to_string()).or_insert_with(|| {
             // Subscribing under the map lock keeps subscribe/unsubscribe calls in order.
             self.fanout.subscribe(name);
-            // Mutes given while the room was not here reached no cache of this task.
+            // Mutes given while the room was not here reached no copy of this task: read
+            // them now, in the background, so the first send finds them here.
             self.mutes.forget(name);
+            self.refresh_mutes(name);
             Arc::new(Room {
                 name: name.to_string(),
                 state: Mutex::default(),

@@ -2,8 +2,8 @@
 //! event to the room on every task) and `mute` (a mute record in the store, then a `muted`
 //! event every task applies), and the check that stops a muted user's `send`.
 //!
-//! Each task keeps a room's mutes in memory, read from the store when a send finds them
-//! missing (the send waits) or older than [`MUTE_REFRESH`] (one background read; sends go on
+//! Each task keeps a room's mutes in memory, read from the store when the room opens on the
+//! task (in the background), when a send finds them missing (the send waits) or older than [`MUTE_REFRESH`] (one background read; sends go on
 //! with the copy), and updated at once by every `muted` event: one store read per room per
 //! task per [`MUTE_REFRESH`] at most, none per message. Every action
 //! is logged with the moderator, the action, the room and the target.
@@ -269,8 +269,9 @@ impl Hub {
         Ok(until)
     }
 
-    /// [`Hub::read_mutes`] in the background; sends meanwhile use the copy already here.
-    fn refresh_mutes(&self, room: &str) {
+    /// [`Hub::read_mutes`] in the background; sends meanwhile use the copy already here (or,
+    /// with none yet, read it themselves).
+    pub(super) fn refresh_mutes(&self, room: &str) {
         let me = self.me.clone();
         let room = room.to_string();
         tokio::spawn(async move {
