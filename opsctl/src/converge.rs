@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::{Instant, sleep};
 
-use crate::aws::control;
+use crate::aws::control::{self, TaskBeat};
 use crate::aws::elbv2::{self, Topology};
 use crate::context::Context;
 use crate::lease::Lease;
@@ -51,6 +51,12 @@ pub fn on_target(counts: &BTreeMap<Color, u64>, weights: Weights) -> bool {
         let pct = have as f64 * 100.0 / total as f64;
         (pct - f64::from(want)).abs() <= TOLERANCE_PCT
     })
+}
+
+/// Whether the live tasks' heartbeats show each colour holding its share. No live task at
+/// all (every heartbeat stale: tasks dead, or too slow to write) proves nothing: not yet.
+pub fn converged(beats: &[TaskBeat], weights: Weights) -> bool {
+    !beats.is_empty() && on_target(&control::counts(beats), weights)
 }
 
 /// Waits up to `timeout` for the live connections to match `weights`.
@@ -106,7 +112,7 @@ pub async fn wait(
                 weights.get(*c)
             ));
         }
-        if on_target(&counts, weights) {
+        if converged(&beats, weights) {
             break Converged::Yes(counts);
         }
         if Instant::now() >= deadline {
@@ -144,5 +150,32 @@ mod tests {
         assert!(on_target(&counts(200, 0), blue));
         assert!(!on_target(&counts(199, 1), blue));
         assert!(on_target(&counts(0, 0), blue));
+    }
+
+    #[test]
+    fn no_live_task_is_not_converged() {
+        let beat = |color, conns| TaskBeat {
+            task: format!("{color:?}-1"),
+            color,
+            conns,
+            ready: true,
+            age_ms: 0,
+        };
+        let half = Weights {
+            blue: 50,
+            green: 50,
+        };
+        // Every heartbeat stale (filtered out): nothing counted, nothing proven.
+        assert!(!converged(&[], half));
+        assert!(converged(
+            &[beat(Color::Blue, 100), beat(Color::Green, 100)],
+            half
+        ));
+        // Live tasks without any connection: nobody to move.
+        assert!(converged(&[beat(Color::Blue, 0)], half));
+        assert!(!converged(
+            &[beat(Color::Blue, 200), beat(Color::Green, 0)],
+            half
+        ));
     }
 }

@@ -22,6 +22,7 @@ use crate::protocol::ServerInfo;
 use crate::store::Store;
 use crate::store::dynamodb::{self, DynamoStore};
 use crate::store::embedded::EmbeddedStore;
+use crate::store::user_ids::UserIds;
 use crate::throttle::Throttle;
 use crate::uploads::Uploads;
 use crate::uploads::backend::Backend;
@@ -155,6 +156,7 @@ pub async fn start(
     let state = Arc::new(AppState {
         hub: Arc::clone(&hub),
         store: Arc::clone(&store),
+        user_ids: UserIds::new(Arc::clone(&store)),
         tokens,
         uploads,
         limits: Limits {

@@ -3,7 +3,7 @@
 //! lives in [`crate::ws`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, Payload};
@@ -45,6 +45,8 @@ pub struct Conn {
     cancel: CancellationToken,
     /// Close code to send when cancelled.
     close_code: AtomicU16,
+    /// On its way out: a close queued, or its socket ended (see [`Conn::is_ending`]).
+    ending: AtomicBool,
     /// Rooms joined, in join order.
     rooms: Mutex<Vec<String>>,
     /// The moderator's name, when `hello` carried a valid moderator credential.
@@ -70,6 +72,7 @@ impl Conn {
             max_queued_bytes,
             cancel: CancellationToken::new(),
             close_code: AtomicU16::new(crate::protocol::close::NORMAL),
+            ending: AtomicBool::new(false),
             rooms: Mutex::new(Vec::new()),
             moderator: std::sync::OnceLock::new(),
             metrics,
@@ -134,6 +137,7 @@ impl Conn {
     /// Queues `frame` then a close with `code`, so the client reads the frame first; closes at
     /// once when the queue has no room.
     pub fn push_then_close(&self, frame: Bytes, code: u16) {
+        self.mark_ending();
         let len = frame.len();
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if self.tx.try_send(Outbound::Frame(frame)).is_err() {
@@ -150,6 +154,18 @@ impl Conn {
             self.close_code.store(code, Ordering::Relaxed);
             self.cancel.cancel();
         }
+    }
+
+    /// Marks the connection as on its way out (its socket ended; its cleanup follows).
+    pub fn mark_ending(&self) {
+        self.ending.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is on its way out: a close is queued, it was killed, or its
+    /// socket ended. Its cleanup (leaving rooms, deleting its store record) can take a while
+    /// on a slow store; it no longer counts as live meanwhile (the fleet heartbeat).
+    pub fn is_ending(&self) -> bool {
+        self.ending.load(Ordering::Relaxed) || self.cancel.is_cancelled()
     }
 
     pub fn cancelled(&self) -> &CancellationToken {
@@ -203,6 +219,67 @@ pub fn text_frame(json: &[u8]) -> Bytes {
     encode(Frame::text(Payload::Borrowed(json)))
 }
 
+/// The start of every `message` frame's JSON: what follows is the message object's fields.
+const MESSAGE_TAG: &[u8] = br#"{"type":"message","#;
+
+/// A `joined` frame whose `messages` are the messages of already encoded `message` frames
+/// (oldest first), copied rather than serialised again; the same JSON as
+/// [`ServerFrame::Joined`]. None when a frame is not a `message` frame.
+pub fn joined_from_frames(
+    room: &str,
+    last_seq: u64,
+    members: &[User],
+    message_frames: &[Bytes],
+    has_more: bool,
+) -> Option<Bytes> {
+    let head = ServerFrame::Joined {
+        room,
+        last_seq,
+        online: members.len(),
+        members,
+        messages: &[],
+        has_more: false,
+    }
+    .to_json();
+    // `{…,"messages":[]}`: keep everything up to the `]`, then the messages.
+    let open = head.strip_suffix(b"]}")?.len();
+    let size: usize = message_frames.iter().map(Bytes::len).sum();
+    let mut json = Vec::with_capacity(head.len() + size);
+    json.extend_from_slice(&head[..open]);
+    for (i, frame) in message_frames.iter().enumerate() {
+        let fields = text_payload(frame)?.strip_prefix(MESSAGE_TAG)?;
+        json.extend_from_slice(if i == 0 { b"{" } else { b",{" });
+        json.extend_from_slice(fields);
+    }
+    json.extend_from_slice(if has_more {
+        &br#"],"has_more":true}"#[..]
+    } else {
+        b"]}"
+    });
+    Some(text_frame(&json))
+}
+
+/// The payload of an unmasked, unfragmented text frame as [`text_frame`] encodes it.
+fn text_payload(frame: &[u8]) -> Option<&[u8]> {
+    let (&first, rest) = frame.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    if first != 0x81 || len & 0x80 != 0 {
+        return None;
+    }
+    let (len, rest) = match len {
+        126 => {
+            let (n, rest) = rest.split_first_chunk::<2>()?;
+            (usize::from(u16::from_be_bytes(*n)), rest)
+        }
+        127 => {
+            let (n, rest) = rest.split_first_chunk::<8>()?;
+            (usize::try_from(u64::from_be_bytes(*n)).ok()?, rest)
+        }
+        n => (usize::from(n), rest),
+    };
+    (rest.len() == len).then_some(rest)
+}
+
 /// A close frame with `code`.
 pub fn close_frame(code: u16) -> Bytes {
     encode(Frame::close(code, b""))
@@ -229,6 +306,7 @@ pub fn encode(mut frame: Frame<'_>) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ChatMessage;
 
     #[test]
     fn frames_text_with_the_right_header() {
@@ -238,6 +316,52 @@ mod tests {
         assert_eq!(&long[..4], &[0x81, 126, 1, 44]);
         assert_eq!(long.len(), 304);
         assert_eq!(&close_frame(1012)[..], &[0x88, 2, 0x03, 0xF4]);
+    }
+
+    #[test]
+    fn a_joined_frame_put_together_from_message_frames_is_the_serialised_one() {
+        let user = User {
+            id: 7,
+            nickname: "Al \"quoted\"".into(),
+            avatar: "fox".into(),
+        };
+        let messages: Vec<ChatMessage> = [1usize, 200, 70_000]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| ChatMessage {
+                room: "r".into(),
+                seq: i as u64 + 4,
+                user: user.clone(),
+                text: "\u{1}\"x".repeat(len / 3),
+                ts: 1_700_000_000_000,
+                client_msg_id: format!("c{i}"),
+                attachment: None,
+                deleted: false,
+            })
+            .collect();
+        let frames: Vec<Bytes> = messages
+            .iter()
+            .map(|m| server_frame(&ServerFrame::Message(m)))
+            .collect();
+        let members = [user.clone()];
+        for (n, has_more) in [(0, false), (1, true), (3, false), (3, true)] {
+            let built =
+                joined_from_frames("r", 9, &members, &frames[..n], has_more).expect("joined");
+            let expected = server_frame(&ServerFrame::Joined {
+                room: "r",
+                last_seq: 9,
+                online: 1,
+                members: &members,
+                messages: &messages[..n],
+                has_more,
+            });
+            let parse = |f: &Bytes| -> serde_json::Value {
+                serde_json::from_slice(text_payload(f).expect("a text frame")).expect("JSON")
+            };
+            assert_eq!(parse(&built), parse(&expected), "{n} messages");
+        }
+        // Anything but a message frame is refused, not spliced.
+        assert!(joined_from_frames("r", 9, &members, &[close_frame(1000)], false).is_none());
     }
 
     /// A connection of user 1 whose queue holds at most `bytes`.

@@ -23,6 +23,7 @@ use crate::hub::Hub;
 use crate::protocol::{
     DEFAULT_HISTORY, ErrorCode, MAX_HISTORY_LIMIT, Refusal, User, validate_nickname, validate_room,
 };
+use crate::store::user_ids::UserIds;
 use crate::store::{HistoryQuery, Store};
 use crate::throttle::{self, Refused, Throttle};
 use crate::uploads::Uploads;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// The store, for the routes that read it directly (sessions, history, readiness).
     pub store: Arc<dyn Store>,
+    /// New guests' ids, reserved from the store's counter a block at a time.
+    pub user_ids: UserIds,
     pub tokens: Arc<Tokens>,
     /// Shared images: upload slots, checks, the embedded files.
     pub uploads: Arc<Uploads>,
@@ -198,7 +201,7 @@ async fn session(
         },
         None => {
             admit(&app, &app.sessions, peer, &headers, "new guests")?;
-            let id = app.store.next_user_id().await.map_err(Refusal::from)?;
+            let id = app.user_ids.next().await.map_err(Refusal::from)?;
             User {
                 id,
                 nickname: nickname.unwrap_or_else(|| auth::default_nickname(id)),

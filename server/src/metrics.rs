@@ -17,6 +17,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// `join` frames accepted.
     pub joins: Counter,
+    /// Joins with `after` answered from the room's memory (no store read).
+    pub joins_from_memory: Counter,
     /// Chat messages made durable (acked as new).
     pub messages_in: Counter,
     /// Retries of an already stored message (acked with the original seq).
@@ -55,6 +57,7 @@ impl Metrics {
             connections_opened: Counter::default(),
             connections_open: Gauge::default(),
             joins: Counter::default(),
+            joins_from_memory: Counter::default(),
             messages_in: Counter::default(),
             duplicates: Counter::default(),
             frames_delivered: Counter::default(),
@@ -79,6 +82,11 @@ impl Metrics {
             m.connections_open.clone(),
         );
         registry.register("joins", "join frames accepted", m.joins.clone());
+        registry.register(
+            "joins_from_memory",
+            "Joins with after answered from the room's memory, no store read",
+            m.joins_from_memory.clone(),
+        );
         registry.register(
             "messages_in",
             "Chat messages made durable",

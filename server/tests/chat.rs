@@ -222,6 +222,8 @@ async fn join_with_after_catches_up_and_without_it_gets_the_latest_page() {
         .collect();
     assert_eq!(seqs, vec![56, 57, 58, 59, 60]);
     assert_eq!(j["last_seq"], 60);
+    // The room is live on this task and its memory reaches back to 55: no store read.
+    assert_eq!(joins_from_memory(&s).await, 1);
     let mut fresh = Client::connect(&s.url(""), &s.ws_url(), "Fresh").await;
     let j = fresh.join("catch").await;
     let msgs = j["messages"].as_array().unwrap();
@@ -232,6 +234,70 @@ async fn join_with_after_catches_up_and_without_it_gets_the_latest_page() {
     c.say("catch", "c61", "live").await;
     assert_eq!(late.recv_type("message").await["seq"], 61);
     assert_eq!(fresh.recv_type("message").await["seq"], 61);
+    s.stop().await;
+}
+
+/// `chat_joins_from_memory_total` of the server's admin metrics.
+async fn joins_from_memory(s: &TestServer) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", s.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("chat_joins_from_memory_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no chat_joins_from_memory_total in {text}"))
+}
+
+#[tokio::test]
+async fn a_catch_up_join_is_answered_from_memory_only_where_memory_reaches() {
+    let s = TestServer::start(&["--rate-per-sec", "1000", "--rate-burst", "1000"]).await;
+    let seqs = |j: &serde_json::Value| -> Vec<u64> {
+        j["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["seq"].as_u64().expect("seq"))
+            .collect()
+    };
+    let mut c = Client::connect(&s.url(""), &s.ws_url(), "Writer").await;
+    c.join("mem").await;
+    for i in 1..=60 {
+        c.say("mem", &format!("m{i}"), &format!("\u{1}\"{i}")).await;
+    }
+    // The last member leaves: the task forgets the room.
+    c.send(json!({"type": "leave", "room": "mem"})).await;
+    c.send(json!({"type": "typing", "room": "mem"})).await;
+    assert_eq!(c.recv_type("error").await["code"], "not_joined");
+    // Joined again without `after`: the room starts on this task at the latest page.
+    let j = c.join("mem").await;
+    assert_eq!(seqs(&j), (11..=60).collect::<Vec<_>>());
+    let mut joiner = Client::connect(&s.url(""), &s.ws_url(), "Joiner").await;
+    let mut join_after = async |after: u64| {
+        joiner
+            .send(json!({"type": "join", "room": "mem", "after": after}))
+            .await;
+        let j = joiner.recv_type("joined").await;
+        joiner.send(json!({"type": "leave", "room": "mem"})).await;
+        j
+    };
+    // Memory reaches back to 18: no store read, the same messages as the store holds.
+    let j = join_after(18).await;
+    assert_eq!(seqs(&j), (19..=60).collect::<Vec<_>>());
+    assert_eq!(j["last_seq"], 60);
+    assert_eq!(j["messages"][0]["text"], "\u{1}\"19");
+    assert_eq!(joins_from_memory(&s).await, 1);
+    // It does not reach back to 5: the store answers.
+    let j = join_after(5).await;
+    assert_eq!(seqs(&j), (6..=60).collect::<Vec<_>>());
+    assert_eq!(joins_from_memory(&s).await, 1);
+    // Past what the task has settled: nothing again, and no store read either.
+    let j = join_after(70).await;
+    assert_eq!(seqs(&j), Vec::<u64>::new());
+    assert_eq!(j["last_seq"], 70);
+    assert_eq!(joins_from_memory(&s).await, 2);
     s.stop().await;
 }
 
@@ -258,6 +324,9 @@ async fn join_after_with_more_than_the_catch_up_limit_says_has_more() {
     let j = late.recv_type("joined").await;
     assert_eq!(j["messages"].as_array().unwrap().len(), 500);
     assert_eq!(j["has_more"], true);
+    assert_eq!(j["last_seq"], 500, "the client pages from 500");
+    // The room is live here: its memory answered, cut at the limit as the store would be.
+    assert_eq!(joins_from_memory(&s).await, 1);
     s.stop().await;
 }
 

@@ -361,5 +361,5 @@ async fn a_dead_endpoint_is_unavailable_naming_dynamodb() {
         store.check().await,
         Err(StoreError::Unavailable(_))
     ));
-    assert!(store.next_user_id().await.is_err());
+    assert!(store.reserve_user_ids(1).await.is_err());
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chat_server::protocol::User;
 use chat_server::store::dynamodb::{self, DynamoStore};
 use chat_server::store::embedded::EmbeddedStore;
+use chat_server::store::user_ids::{BLOCK, UserIds};
 use chat_server::store::{
     Appended, ConnectionRecord, HistoryQuery, IDEMPOTENCY_WINDOW_MS, NewMessage, Store,
 };
@@ -115,18 +116,37 @@ async fn seqs(store: &dyn Store, room: &str, q: HistoryQuery) -> (Vec<u64>, bool
 
 async fn user_ids_start_at_one_and_never_repeat(b: Backend) {
     let (s1, s2) = (b.handle().await, b.handle().await);
-    assert_eq!(s1.next_user_id().await.expect("first id"), 1);
+    assert_eq!(s1.reserve_user_ids(1).await.expect("first id"), 1..=1);
     let mut draws = Vec::new();
     for i in 0..40 {
         let s = if i % 2 == 0 { s1.clone() } else { s2.clone() };
-        draws.push(tokio::spawn(async move { s.next_user_id().await }));
+        draws.push(tokio::spawn(async move { s.reserve_user_ids(5).await }));
     }
     let mut ids = BTreeSet::new();
     for d in draws {
-        let id = d.await.expect("task").expect("next_user_id");
-        assert!(ids.insert(id), "user id {id} was handed out twice");
+        let block = d.await.expect("task").expect("reserve_user_ids");
+        assert_eq!(block.clone().count(), 5, "a block of 5: {block:?}");
+        for id in block {
+            assert!(ids.insert(id), "user id {id} was handed out twice");
+        }
     }
-    assert_eq!(ids, (2..=41).collect::<BTreeSet<u64>>());
+    assert_eq!(ids, (2..=201).collect::<BTreeSet<u64>>());
+}
+
+async fn a_task_draws_its_guests_ids_a_block_at_a_time(b: Backend) {
+    let s = b.handle().await;
+    let (a, c) = (UserIds::new(s.clone()), UserIds::new(s.clone()));
+    let first: Vec<u64> = [a.next().await, a.next().await, c.next().await]
+        .into_iter()
+        .map(|r| r.expect("next id"))
+        .collect();
+    // Each task has its own block: ids increase on a task and never repeat across them.
+    assert_eq!(first, vec![1, 2, BLOCK + 1]);
+    assert_eq!(
+        s.reserve_user_ids(1).await.expect("counter"),
+        2 * BLOCK + 1..=2 * BLOCK + 1,
+        "one counter write per block, not per guest"
+    );
 }
 
 async fn seqs_start_at_one_and_increase_per_room_in_input_order(b: Backend) {
@@ -561,6 +581,7 @@ macro_rules! contract {
 
 contract!(
     user_ids_start_at_one_and_never_repeat,
+    a_task_draws_its_guests_ids_a_block_at_a_time,
     seqs_start_at_one_and_increase_per_room_in_input_order,
     stored_messages_come_back_unchanged,
     a_repeat_returns_the_original_and_stores_nothing,

@@ -6,12 +6,13 @@
 //! - `opsctl#control`: the weights opsctl last put in place and whether tasks should shed
 //!   connections toward them (`rebalance`, `window_ms`); tasks poll it;
 //! - `fleet`: one entry per task (`tasks.{task_id} = {color, conns, ready, at_ms}`),
-//!   refreshed by every task about once a second; entries older than [`FRESH_MS`] are dead
+//!   refreshed by every task about once a second (with `shed_until_ms`, the end of its latest
+//!   shed window, for the other tasks); entries older than [`FRESH_MS`] are dead
 //!   tasks and drop out.
 //!
 //! None of them has a top-level `color`, so none appears in the `by-color` index that counts
 //! connection records. The item names and fields are the contract with
-//! `server/src/rebalance.rs`.
+//! `server/src/rebalance/mod.rs`.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -58,6 +58,17 @@ impl FaultProxy {
         FaultProxy { endpoint, seen }
     }
 
+    /// Calls per action so far (the live-connections test counts the store's load with a
+    /// proxy that fails nothing).
+    pub fn all_calls(&self) -> std::collections::BTreeMap<String, usize> {
+        self.seen
+            .lock()
+            .expect("seen")
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
     /// How many calls of `action` went through the proxy (the failed one included).
     pub fn calls(&self, action: &str) -> usize {
         self.seen

@@ -9,13 +9,14 @@
 
 mod ec2;
 mod fault;
+pub mod live;
 
 #[allow(unused_imports)]
 pub use fault::FaultProxy;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -54,6 +55,9 @@ pub const MOTO_RUNNING: i32 = 2;
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// Where opsctl reaches DynamoDB instead, when the chat store runs on its own moto
+    /// (`AWS_ENDPOINT_URL_DYNAMODB`).
+    pub dynamodb_endpoint: Option<String>,
 }
 
 impl Moto {
@@ -78,6 +82,7 @@ impl Moto {
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            dynamodb_endpoint: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -134,6 +139,11 @@ impl Moto {
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/opsctl-test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_COLOR", "1")
+            .envs(
+                self.dynamodb_endpoint
+                    .iter()
+                    .map(|e| ("AWS_ENDPOINT_URL_DYNAMODB", e)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -265,6 +275,9 @@ pub struct Options {
     pub origin_rule: bool,
     /// Desired tasks of the green service (moto runs `MOTO_RUNNING` of each).
     pub green_desired: i32,
+    /// Real (blue, green) targets registered instead of made-up addresses (the
+    /// live-connections test's chat-server tasks, reached through localalb).
+    pub real_targets: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Default for Options {
@@ -274,6 +287,7 @@ impl Default for Options {
             forward_config: true,
             origin_rule: false,
             green_desired: MOTO_RUNNING,
+            real_targets: None,
         }
     }
 }
@@ -347,16 +361,29 @@ impl Stack {
             } else {
                 2
             };
-            if count > 0 {
-                let octet = if color == "blue" { 10 } else { 20 };
-                let targets = (0..count)
-                    .map(|i| {
+            let targets: Vec<TargetDescription> = match opts.real_targets {
+                Some((blue, green)) => {
+                    let addr = if color == "blue" { blue } else { green };
+                    vec![
                         TargetDescription::builder()
-                            .id(format!("10.20.{}.{octet}", i + 1))
-                            .port(8080)
-                            .build()
-                    })
-                    .collect();
+                            .id(addr.ip().to_string())
+                            .port(i32::from(addr.port()))
+                            .build(),
+                    ]
+                }
+                None => {
+                    let octet = if color == "blue" { 10 } else { 20 };
+                    (0..count)
+                        .map(|i| {
+                            TargetDescription::builder()
+                                .id(format!("10.20.{}.{octet}", i + 1))
+                                .port(8080)
+                                .build()
+                        })
+                        .collect()
+                }
+            };
+            if !targets.is_empty() {
                 elb.register_targets()
                     .target_group_arn(&arn)
                     .set_targets(Some(targets))
@@ -624,7 +651,7 @@ impl Stack {
     }
 
     /// Writes the fleet heartbeat item as tasks do: `(task, colour, connections, ready)`,
-    /// each beat fresh now (the whole item, as `server/src/rebalance.rs` keeps it).
+    /// each beat fresh now (the whole item, as `server/src/rebalance/mod.rs` keeps it).
     pub async fn put_fleet(&self, tasks: &[(&str, &str, u64, bool)]) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -3,10 +3,14 @@
 //! flight), and never below the client's `after`, so a seq reserved but not yet written
 //! reaches the member live once it lands, and nothing the client has comes twice.
 //! A join that fails leaves nothing behind: no membership, no presence, no subscription.
-//! A room the connection is already in is answered from memory; a connection in
-//! [`MAX_ROOMS_PER_CONNECTION`] rooms is refused `too_many_rooms`; a catch-up is cut at
-//! [`MAX_JOIN_BYTES`] (the client pages the rest), and its frame is built on the blocking
-//! pool so a flood of joins never holds the workers that carry everyone else's acks.
+//! A room the connection is already in is answered from memory, and so is a join with
+//! `after` into a room live on this task whose recent frames cover it (its `joined` put
+//! together from the frames as delivered: no store read, nothing serialised again), and a
+//! burst of joins into a room new on this task reads the store once (the first; the others
+//! wait for it, then answer from memory). A connection in [`MAX_ROOMS_PER_CONNECTION`] rooms
+//! is refused `too_many_rooms`; a catch-up is cut at [`MAX_JOIN_BYTES`] (the client pages the
+//! rest), and a frame read from the store is built on the blocking pool, so a flood of joins
+//! never holds the workers that carry everyone else's acks.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use bytes::Bytes;
 
 use super::Hub;
 use super::repair::GAP_WAIT;
-use super::room::Member;
+use super::room::{Member, Room, RoomState};
 use crate::conn::{self, Conn};
 use crate::protocol::{
     ChatMessage, DEFAULT_HISTORY, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP, MAX_ROOMS_PER_CONNECTION,
@@ -97,6 +101,32 @@ impl Joined {
     }
 }
 
+/// What admitting a member found, for the work done outside the lock.
+struct Admitted {
+    /// The user's first connection in the room on this task: announce them.
+    first_of_user: bool,
+    /// Seqs reserved but not settled yet.
+    gap: bool,
+}
+
+/// Under the room's lock, right after its `joined` frame: the settled frames above what that
+/// frame held, then the member itself (it gets everything above `floor` live).
+fn admit(st: &mut RoomState, conn: &Arc<Conn>, floor: u64, extra: Vec<(u64, Bytes)>) -> Admitted {
+    for (_, frame) in extra {
+        conn.push(frame);
+    }
+    st.members.push(Member {
+        conn: Arc::clone(conn),
+        floor,
+    });
+    let count = st.users.entry(conn.user.id).or_insert(0);
+    *count += 1;
+    Admitted {
+        first_of_user: *count == 1,
+        gap: st.has_gap(),
+    }
+}
+
 impl Hub {
     /// Joins `conn` to `room` and queues the `joined` frame; with `after`, every message
     /// above it (up to the catch-up limits), else the latest page.
@@ -161,6 +191,97 @@ impl Hub {
         }
     }
 
+    /// A join with `after` into a room this task already follows, whose memory holds every
+    /// settled message above `after`: the `joined` frame is put together from those messages'
+    /// frames as they were delivered (cut at the catch-up limits, as the store path cuts),
+    /// with no store read and nothing serialised again, so a flood of such joins costs little.
+    /// False when memory cannot answer (the store path then does).
+    async fn join_from_memory(
+        &self,
+        conn: &Arc<Conn>,
+        room_name: &str,
+        after: u64,
+        members: &[User],
+    ) -> bool {
+        let Some(room) = self.room(room_name) else {
+            return false;
+        };
+        for _ in 0..BUILD_ATTEMPTS {
+            let (settled, mut frames) = {
+                let st = room.state.lock();
+                let Some(settled) = st.last_seq else {
+                    return false;
+                };
+                if st.closed {
+                    return false;
+                }
+                let Some(frames) = st.settled_since(after, settled.max(after)) else {
+                    return false;
+                };
+                (settled, frames)
+            };
+            // The catch-up limits, as on the store path: the client pages the rest.
+            let mut total = 0;
+            let cut = frames
+                .iter()
+                .take(MAX_JOIN_CATCH_UP)
+                .position(|(_, f)| {
+                    total += f.len();
+                    total > MAX_JOIN_BYTES
+                })
+                .map(|i| i.max(1))
+                .or((frames.len() > MAX_JOIN_CATCH_UP).then_some(MAX_JOIN_CATCH_UP));
+            let floor = match cut {
+                Some(keep) => {
+                    frames.truncate(keep);
+                    frames.last().map_or(settled, |(seq, _)| *seq).max(after)
+                }
+                None => settled.max(after),
+            };
+            let frames: Vec<Bytes> = frames.into_iter().map(|(_, f)| f).collect();
+            let paging = cut.is_some();
+            let Some(frame) = conn::joined_from_frames(room_name, floor, members, &frames, paging)
+            else {
+                return false;
+            };
+            let admitted = {
+                let mut st = room.state.lock();
+                if st.closed {
+                    return false;
+                }
+                if st.last_seq != Some(settled) {
+                    // The room moved while the frame was put together.
+                    continue;
+                }
+                conn.push(frame);
+                admit(&mut st, conn, floor, Vec::new())
+            };
+            self.metrics.joins_from_memory.inc();
+            self.admitted(&room, conn, admitted, members.len()).await;
+            return true;
+        }
+        false
+    }
+
+    /// What follows a member's admission, outside the room's lock.
+    async fn admitted(
+        &self,
+        room: &Arc<Room>,
+        conn: &Arc<Conn>,
+        admitted: Admitted,
+        online: usize,
+    ) {
+        if admitted.gap {
+            // Seqs reserved but not settled yet: deliver them as they land or settle.
+            self.repair(room, GAP_WAIT, GAP_WAIT * 2);
+        }
+        self.metrics.joins.inc();
+        self.record_connection(conn);
+        if admitted.first_of_user {
+            self.announce(room, &conn.user, online.max(1), true).await;
+        }
+    }
+
     async fn join_inner(
         &self,
         conn: &Arc<Conn>,
@@ -169,6 +290,13 @@ impl Hub {
     ) -> Result<(), Refusal> {
         self.fanout.presence_add(room_name, &conn.user).await?;
         let members = self.fanout.presence(room_name).await?;
+        if let Some(after) = after
+            && self
+                .join_from_memory(conn, room_name, after, &members)
+                .await
+        {
+            return Ok(());
+        }
         let query = match after {
             Some(a) => HistoryQuery {
                 before: None,
@@ -182,6 +310,22 @@ impl Hub {
             },
         };
         let after_seq = after.unwrap_or(0);
+        // A burst of joins into a room new on this task (a drained task's audience arriving,
+        // or a flood) reads the store once: the others wait, then answer from memory.
+        let room = self.room_or_create(room_name);
+        let _first_load = if room.state.lock().last_seq.is_none() {
+            let guard = room.first_load.lock().await;
+            if let Some(after) = after
+                && self
+                    .join_from_memory(conn, room_name, after, &members)
+                    .await
+            {
+                return Ok(());
+            }
+            Some(guard)
+        } else {
+            None
+        };
         'read: for _ in 0..JOIN_ATTEMPTS {
             let room = self.room_or_create(room_name);
             // What the room had settled before the read: the read holds every message up to it.
@@ -263,8 +407,7 @@ impl Hub {
                     };
                     Some((plan, frame))
                 };
-                let first_of_user;
-                let gap;
+                let admitted;
                 {
                     let mut st = room.state.lock();
                     if st.closed {
@@ -286,28 +429,9 @@ impl Hub {
                         continue 'read;
                     };
                     conn.push(frame);
-                    for frame in extra {
-                        conn.push(frame);
-                    }
-                    gap = st.has_gap();
-                    st.members.push(Member {
-                        conn: Arc::clone(conn),
-                        floor: plan.floor,
-                    });
-                    let count = st.users.entry(conn.user.id).or_insert(0);
-                    *count += 1;
-                    first_of_user = *count == 1;
+                    admitted = admit(&mut st, conn, plan.floor, extra);
                 }
-                if gap {
-                    // Seqs reserved but not settled yet: deliver them as they land or settle.
-                    self.repair(&room, GAP_WAIT, GAP_WAIT * 2);
-                }
-                self.metrics.joins.inc();
-                self.record_connection(conn);
-                if first_of_user {
-                    let online = members.len().max(1);
-                    self.announce(&room, &conn.user, online, true).await;
-                }
+                self.admitted(&room, conn, admitted, members.len()).await;
                 return Ok(());
             }
         }

@@ -112,7 +112,8 @@ impl Hub {
         hub
     }
 
-    /// The live connections of this task (for `rebalance`).
+    /// The connections of this task (for `rebalance`), those on their way out included
+    /// until their cleanup is done ([`Conn::is_ending`]).
     pub fn connections(&self) -> Vec<Arc<Conn>> {
         self.conns.lock().values().cloned().collect()
     }
@@ -145,6 +146,7 @@ impl Hub {
     /// The record is removed before the connection leaves the map (and its task ends), so a
     /// draining task never exits with live-looking records behind it.
     pub async fn disconnect(&self, conn: &Arc<Conn>) {
+        conn.mark_ending();
         if !self.conns.lock().contains_key(&conn.id) {
             return;
         }
@@ -217,6 +219,7 @@ impl Hub {
             Arc::new(Room {
                 name: name.to_string(),
                 state: Mutex::default(),
+                first_load: tokio::sync::Mutex::default(),
             })
         }))
     }

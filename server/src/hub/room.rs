@@ -53,6 +53,9 @@ pub(super) struct RoomState {
 pub(super) struct Room {
     pub(super) name: String,
     pub(super) state: Mutex<RoomState>,
+    /// Held by the join that starts the room on this task (reads it from the store); the
+    /// joins that arrive meanwhile wait for it, then answer from the room's memory.
+    pub(super) first_load: tokio::sync::Mutex<()>,
 }
 
 impl RoomState {
@@ -174,9 +177,9 @@ impl RoomState {
             .collect()
     }
 
-    /// The frames of settled seqs in `(after, upto]`, or `None` when they are no longer
-    /// remembered.
-    pub(super) fn settled_since(&self, after: u64, upto: u64) -> Option<Vec<Bytes>> {
+    /// The settled messages in `(after, upto]`, each seq with its frame, or `None` when they
+    /// are no longer remembered.
+    pub(super) fn settled_since(&self, after: u64, upto: u64) -> Option<Vec<(u64, Bytes)>> {
         if after >= upto {
             return Some(Vec::new());
         }
@@ -188,7 +191,7 @@ impl RoomState {
             self.recent
                 .iter()
                 .filter(|(s, _)| *s > after && *s <= upto)
-                .filter_map(|(_, f)| f.clone())
+                .filter_map(|(s, f)| Some((*s, f.clone()?)))
                 .collect(),
         )
     }
@@ -345,11 +348,15 @@ mod tests {
         let gone = Bytes::from_static(b"gone");
         st.redact(1, &gone);
         st.redact(3, &gone);
-        assert_eq!(st.settled_since(0, 1), Some(vec![gone.clone()]));
+        assert_eq!(st.settled_since(0, 1), Some(vec![(1, gone.clone())]));
         st.offer(2, Bytes::from_static(b"two"));
         assert_eq!(
             st.settled_since(0, 3),
-            Some(vec![gone.clone(), Bytes::from_static(b"two"), gone])
+            Some(vec![
+                (1, gone.clone()),
+                (2, Bytes::from_static(b"two")),
+                (3, gone)
+            ])
         );
     }
 
@@ -362,7 +369,7 @@ mod tests {
         st.abandoned(4);
         st.offer(5, frame(5));
         let got = st.settled_since(1, 5).expect("remembered");
-        assert_eq!(got, vec![frame(2), frame(3), frame(5)]);
+        assert_eq!(got, vec![(2, frame(2)), (3, frame(3)), (5, frame(5))]);
         assert_eq!(st.settled_since(5, 5), Some(Vec::new()));
         // Before what is remembered: the caller must read the store again.
         let (mut st, _rx) = room_at(100, 0);

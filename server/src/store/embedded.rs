@@ -6,6 +6,7 @@
 //! Writes are group-committed by the caller ([`crate::commit`]): one `append` is one write
 //! transaction and one fsync, however many messages it carries.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -193,21 +194,22 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn next_user_id(&self) -> Result<u64, StoreError> {
-        self.blocking(|db| {
+    async fn reserve_user_ids(&self, count: u64) -> Result<RangeInclusive<u64>, StoreError> {
+        let count = count.max(1);
+        self.blocking(move |db| {
             let txn = db.begin_write().map_err(err)?;
-            let id = {
+            let last = {
                 let mut counters = txn.open_table(COUNTERS).map_err(err)?;
-                let id = counters
+                let last = counters
                     .get(USERS_COUNTER)
                     .map_err(err)?
                     .map_or(0, |g| g.value())
-                    + 1;
-                counters.insert(USERS_COUNTER, id).map_err(err)?;
-                id
+                    + count;
+                counters.insert(USERS_COUNTER, last).map_err(err)?;
+                last
             };
             txn.commit().map_err(err)?;
-            Ok(id)
+            Ok(last + 1 - count..=last)
         })
         .await
     }

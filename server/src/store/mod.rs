@@ -4,6 +4,8 @@
 //! Implementations: [`embedded`] (redb on local disk, the zero-configuration default) and
 //! DynamoDB (on AWS). Both pass the one contract suite in `tests/store_contract.rs`.
 
+use std::ops::RangeInclusive;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -12,6 +14,7 @@ use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
 pub mod dynamodb;
 pub mod embedded;
 pub mod schema;
+pub mod user_ids;
 
 /// How long an idempotency key (user, client_msg_id) is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -123,8 +126,9 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the backend is reachable (readiness).
     async fn check(&self) -> Result<(), StoreError>;
 
-    /// Draws a new, never before used user id from the atomic counter (first id is 1).
-    async fn next_user_id(&self) -> Result<u64, StoreError>;
+    /// Reserves `count` (≥ 1) new, never before used user ids from the atomic counter, as one
+    /// range (the first id ever is 1). [`user_ids::UserIds`] draws them a block at a time.
+    async fn reserve_user_ids(&self, count: u64) -> Result<RangeInclusive<u64>, StoreError>;
 
     /// Makes a batch of messages durable, in order, allocating each room's next seq.
     /// Returns one result per input, in input order. A message is never reported `Stored`

@@ -55,6 +55,9 @@ pub struct Log {
     pub outstanding: Option<String>,
     /// Connections opened (the first and every reconnect).
     pub connections: u32,
+    /// Colour of the task this client is welcomed on now (`welcome.server.color`), `None`
+    /// between connections: how many clients each colour holds, as the clients see it.
+    pub color: Option<String>,
     /// Why connections ended, by reason (for the report).
     pub ends: BTreeMap<String, u32>,
 }
@@ -148,7 +151,9 @@ impl Client {
                     Duration::from_millis(100)
                 } else {
                     let base = live[self.rng.random_range(0..live.len())].clone();
-                    match self.connection(&base).await {
+                    let end = self.connection(&base).await;
+                    self.log.lock().color = None;
+                    match end {
                         End::Reconnect(after) => after,
                         End::Broken(why) => {
                             *self.log.lock().ends.entry(why).or_default() += 1;
@@ -190,8 +195,11 @@ impl Client {
         if !send(&mut ws, hello).await {
             return End::Broken("hello not sent".into());
         }
-        if let Err(why) = expect(&mut ws, "welcome", STEP_TIMEOUT).await {
-            return End::Broken(format!("no welcome: {why}"));
+        match expect(&mut ws, "welcome", STEP_TIMEOUT).await {
+            Ok(welcome) => {
+                self.log.lock().color = welcome["server"]["color"].as_str().map(str::to_string);
+            }
+            Err(why) => return End::Broken(format!("no welcome: {why}")),
         }
         let after = self.log.lock().received.last_key_value().map(|(s, _)| *s);
         let join = match after {

@@ -27,22 +27,14 @@ pub struct Moto {
     pub port: u16,
 }
 
-/// moto's server application, run by werkzeug without threads (argv[1] = port). Its listen
+/// moto's server application, run by werkzeug without threads (argv[1] = port; the script is
+/// `serial_moto.py`, also used by opsctl's live-connections test). Its listen
 /// backlog is raised from werkzeug's 128: with hundreds of callers a full backlog drops
 /// handshakes, the kernel then delivers a request only at a retransmission tens of seconds
 /// later, and the serial server waits on that one connection while everyone else times out.
 /// For the same reason a connection that sends nothing for 5 s is dropped: one stalled
 /// caller never holds up all the others.
-const SERIAL_MOTO: &str = r#"
-import sys
-from werkzeug.serving import BaseWSGIServer, run_simple
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
-BaseWSGIServer.request_queue_size = 4096
-MotoRequestHandler.timeout = 5
-run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
-           threaded=False, request_handler=MotoRequestHandler)
-"#;
+const SERIAL_MOTO: &str = include_str!("serial_moto.py");
 
 /// The Python of the venv that holds `moto_server` (from `MOTO_SERVER`).
 fn moto_python() -> std::path::PathBuf {

@@ -37,6 +37,7 @@ mod receipts;
 mod settle;
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,8 +152,16 @@ impl Store for DynamoStore {
         self.read_check().await
     }
 
-    async fn next_user_id(&self) -> Result<u64, StoreError> {
-        self.add_to_counter(USERS_COUNTER, 1).await
+    async fn reserve_user_ids(&self, count: u64) -> Result<RangeInclusive<u64>, StoreError> {
+        let count = count.max(1);
+        let last = self.add_to_counter(USERS_COUNTER, count).await?;
+        let first = last
+            .checked_sub(count - 1)
+            .filter(|&f| f >= 1)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("the users counter is {last} after adding {count}"))
+            })?;
+        Ok(first..=last)
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> Vec<Result<Appended, StoreError>> {
