@@ -7,6 +7,7 @@ import { loadSession, saveSession } from "./js/session.js";
 import { applyTheme, followParentTheme } from "./js/theme.js";
 import { ChatConnection } from "./js/connection.js";
 import { Timeline } from "./js/timeline.js";
+import { SeenBy } from "./js/receipts.js";
 import { Presence } from "./js/presence.js";
 import { paintAvatar } from "./js/avatar.js";
 import { backoffDelay } from "./js/backoff.js";
@@ -77,7 +78,9 @@ async function openRoom({ room, title }) {
   showMe(session.user);
   if (!session.confirmed) session = await askNickname(apiBase, session, true);
 
-  const conn = new ChatConnection({ url: wsUrl, token: session.token, room });
+  const conn = new ChatConnection({ url: wsUrl, token: session.token, room, moderator: moderatorCredential() });
+  /** user id → nickname of those this moderator muted (the `muted` frame names only the id). */
+  const mutedNames = new Map();
   // Tokens expire: renew silently at half their life (now, for one saved without an expiry),
   // so the next hello always carries a valid token and the guest keeps its id.
   const refresh = async () => {
@@ -105,7 +108,27 @@ async function openRoom({ room, title }) {
     onRetry: (id) => conn.retry(id),
     onDiscard: (id) => conn.discard(id),
     onError: showComposerError,
+    moderation: {
+      active: () => Boolean(conn.moderatorName),
+      onDelete: (seq) => conn.deleteMessage(seq) || showComposerError("Not connected: try again in a moment."),
+      onMute: (user, secs) => {
+        mutedNames.set(user.id, user.nickname);
+        if (!conn.mute(user.id, secs)) showComposerError("Not connected: try again in a moment.");
+      },
+    },
   });
+  /** user id → nickname, from messages and presence (for "Seen by"). */
+  const names = new Map();
+  const learn = (users) => {
+    for (const u of users) if (u?.id !== undefined) names.set(u.id, u.nickname);
+  };
+  const seenBy = new SeenBy({ list: $("messages"), me, nameOf: (id) => names.get(id) ?? `Guest ${id}` });
+  // The newest message is on screen while the page is visible: tell the server (throttled).
+  const markRead = () => {
+    if (document.visibilityState === "visible" && timeline.atBottom() && conn.lastSeq > 0) conn.read(conn.lastSeq);
+  };
+  $("scroller").addEventListener("scroll", markRead, { passive: true });
+  document.addEventListener("visibilitychange", markRead);
   const presence = new Presence({ countEl: $("online-count"), listEl: $("member-list"), typingEl: $("typing"), me });
   const attention = new Attention({ title: `${title} · Chat`, roomTitle: title, room, bell: $("notify-toggle"), me, onError: showComposerError });
 
@@ -118,11 +141,30 @@ async function openRoom({ room, title }) {
     saveSession(session);
     showMe(user);
     showServer(server);
+    showModerator(conn);
+    timeline.refreshModeration();
+  });
+  conn.addEventListener("deleted", (e) => {
+    timeline.removeMessage(e.detail.message);
+    seenBy.render();
+  });
+  conn.addEventListener("receipts", (e) => seenBy.update(e.detail.seen));
+  conn.addEventListener("muted", (e) => {
+    const { user_id: userId, until } = e.detail;
+    const ends = timeFmt.format(new Date(until));
+    if (userId === me().id) {
+      showComposerError(until > Date.now() ? `A moderator muted you in this room until ${ends}.` : "A moderator lifted your mute: you can send again.");
+    } else {
+      const who = mutedNames.get(userId) ?? `user ${userId}`;
+      showModStatus(until > Date.now() ? `Muted ${who} until ${ends}.` : `Lifted the mute of ${who}.`);
+    }
   });
   conn.addEventListener("joined", async (e) => {
     const f = e.detail;
     presence.reset(f.online, f.members);
     const messages = f.messages || [];
+    learn(f.members || []);
+    learn(messages.map((m) => m.user));
     if (firstJoin) {
       firstJoin = false;
       timeline.showInitial(messages, messages.length >= FIRST_PAGE && messages[0].seq > 1);
@@ -149,13 +191,21 @@ async function openRoom({ room, title }) {
         more = false;
       }
     }
+    seenBy.render();
+    markRead();
   });
   conn.addEventListener("message", (e) => {
+    learn([e.detail.user]);
     attention.saw(timeline.addLive([e.detail]));
+    seenBy.render();
+    markRead();
     presence.stoppedTyping(e.detail.user);
     presence.rename(e.detail.user);
   });
-  conn.addEventListener("presence", (e) => presence.update(e.detail));
+  conn.addEventListener("presence", (e) => {
+    learn([e.detail.joined]);
+    presence.update(e.detail);
+  });
   conn.addEventListener("typing", (e) => presence.typing(e.detail.user));
   conn.addEventListener("outbox", (e) => timeline.showPending(e.detail));
   conn.addEventListener("server-error", (e) => showComposerError(e.detail.message || e.detail.code));
@@ -406,6 +456,54 @@ function showServer(server) {
   badge.title = `Served by the ${color} deployment (task ${server?.task ?? "?"}, version ${server?.version ?? "?"})`;
   badge.setAttribute("aria-label", `Server colour: ${color}`);
   badge.hidden = false;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const MODERATOR_KEY = "chat.moderator";
+
+/**
+ * A moderator credential from the link (`#moderator=…`, see README "Moderation"), kept for
+ * this tab only and taken out of the address bar, so a link copied from it never carries it.
+ */
+function moderatorCredential() {
+  const m = /(?:^#|&)moderator=([^&]+)/.exec(location.hash);
+  if (m) {
+    const value = decodeURIComponent(m[1]);
+    try {
+      sessionStorage.setItem(MODERATOR_KEY, value);
+    } catch {
+      // Storage off: the credential lasts as long as the page.
+    }
+    history.replaceState(history.state, "", location.pathname + location.search);
+    return value;
+  }
+  try {
+    return sessionStorage.getItem(MODERATOR_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** The "moderating as" badge; a credential the server refused is forgotten. */
+function showModerator(conn) {
+  const badge = $("moderator-badge");
+  badge.hidden = !conn.moderatorName;
+  badge.textContent = conn.moderatorName ? `Moderating as ${conn.moderatorName}` : "";
+  document.body.classList.toggle("moderating", Boolean(conn.moderatorName));
+  if (conn.moderator && !conn.moderatorName) {
+    conn.moderator = null;
+    try {
+      sessionStorage.removeItem(MODERATOR_KEY);
+    } catch {
+      // Nothing kept.
+    }
+  }
+}
+
+function showModStatus(msg) {
+  const el = $("mod-status");
+  el.textContent = msg;
+  el.hidden = !msg;
 }
 
 function showParticipants(show) {

@@ -133,3 +133,8 @@ output "web_acl_arn" {
   description = "WAF web ACL on CloudFront; null without waf_rate_limit."
   value       = module.cdn.web_acl_arn
 }
+
+output "token_secret_parameter" {
+  description = "SSM parameter holding CHAT_TOKEN_SECRET; an organiser reads it to issue moderator credentials (chat-server moderator-token, README \"Moderation\")."
+  value       = aws_ssm_parameter.token_secret.name
+}

@@ -4,7 +4,9 @@
 // sent again with the same client_msg_id until it is acked, so the server stores it once.
 //
 // Events (CustomEvent, payload in `detail`): state, welcome, joined, message, presence, typing,
-// ack, outbox (an entry changed), server-error, unauthorized.
+// ack, outbox (an entry changed), server-error, unauthorized, deleted (a moderator removed a
+// message), muted (a moderator muted me, or confirmed my mute of someone), receipts (read
+// positions).
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { newId } from "./ids.js";
@@ -14,6 +16,8 @@ const HEARTBEAT_MS = 25000;
 const SILENCE_MS = 60000;
 /** A send not acked after this long is sent again (same client_msg_id: stored once). */
 const RESEND_AFTER_MS = 5000;
+/** `read` frames go at most this often (the server coalesces receipts per second anyway). */
+const READ_EVERY_MS = 1000;
 /** After a `rate_limited` error, the unacked send goes again this soon (the budget refills). */
 const RATE_LIMITED_RESEND_MS = 1100;
 
@@ -23,12 +27,16 @@ export class ChatConnection extends EventTarget {
    * @param {string} o.url      the WebSocket endpoint
    * @param {string} o.token    the guest token for `hello`
    * @param {string} o.room     the room to join
+   * @param {string} [o.moderator] a moderator credential for `hello`
    * @param {object} [o.backoff] `{ baseMs, maxMs }`
    */
-  constructor({ url, token, room, backoff = DEFAULT_BACKOFF }) {
+  constructor({ url, token, room, moderator = null, backoff = DEFAULT_BACKOFF }) {
     super();
     this.url = url;
     this.token = token;
+    /** A moderator credential sent with `hello`, if any; `moderatorName` once welcomed. */
+    this.moderator = moderator;
+    this.moderatorName = null;
     this.room = room;
     this.backoff = backoff;
     /** Highest seq seen in this room (from join catch-ups, live messages, history). */
@@ -48,6 +56,11 @@ export class ChatConnection extends EventTarget {
     this.stopped = false;
     /** After a rate_limited error, optional frames (typing) wait until then. */
     this.quietUntil = 0;
+    /** Read position: the highest seq sent in `read`, the one to send next, when last sent. */
+    this.readSent = 0;
+    this.readWanted = 0;
+    this.readAt = 0;
+    this.readTimer = null;
   }
 
   start() {
@@ -111,6 +124,42 @@ export class ChatConnection extends EventTarget {
     if (this.joined && Date.now() >= this.quietUntil) this.#frame({ type: "typing", room: this.room });
   }
 
+  /**
+   * I have seen the room up to `seq`: sends `read`, at most once per READ_EVERY_MS (the last
+   * wanted seq wins), never a seq at or below one already sent.
+   */
+  read(seq) {
+    if (seq <= this.readSent || seq <= this.readWanted) return;
+    this.readWanted = seq;
+    if (this.readTimer) return;
+    const wait = Math.max(0, this.readAt + READ_EVERY_MS - Date.now());
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      if (!this.joined) {
+        // Not sent: the next read() after the join asks again.
+        this.readWanted = this.readSent;
+        return;
+      }
+      this.readAt = Date.now();
+      this.readSent = this.readWanted;
+      this.#frame({ type: "read", room: this.room, seq: this.readSent });
+    }, wait);
+  }
+
+  /** Moderators: deletes the message at `seq`. Returns false when not connected. */
+  deleteMessage(seq) {
+    if (!this.joined) return false;
+    this.#frame({ type: "delete", room: this.room, seq });
+    return true;
+  }
+
+  /** Moderators: mutes `userId` in this room for `secs` (0 lifts it). */
+  mute(userId, secs) {
+    if (!this.joined) return false;
+    this.#frame({ type: "mute", room: this.room, user_id: userId, secs });
+    return true;
+  }
+
   /** Records a seq seen elsewhere (history pages), so a catch-up starts after it. */
   saw(seq) {
     if (seq > this.lastSeq) this.lastSeq = seq;
@@ -133,7 +182,7 @@ export class ChatConnection extends EventTarget {
     this.joined = false;
     ws.onopen = () => {
       this.lastFrameAt = Date.now();
-      this.#frame({ type: "hello", token: this.token });
+      this.#frame(this.moderator ? { type: "hello", token: this.token, moderator: this.moderator } : { type: "hello", token: this.token });
     };
     ws.onmessage = (event) => {
       if (ws !== this.ws) return;
@@ -163,6 +212,7 @@ export class ChatConnection extends EventTarget {
     switch (f.type) {
       case "welcome":
         this.user = f.user;
+        this.moderatorName = typeof f.moderator === "string" ? f.moderator : null;
         this.dispatchEvent(new CustomEvent("welcome", { detail: f }));
         this.#frame(this.everJoined ? { type: "join", room: this.room, after: this.lastSeq } : { type: "join", room: this.room });
         break;
@@ -196,6 +246,11 @@ export class ChatConnection extends EventTarget {
         break;
       case "typing":
         if (f.room === this.room) this.dispatchEvent(new CustomEvent("typing", { detail: f }));
+        break;
+      case "deleted":
+      case "muted":
+      case "receipts":
+        if (f.room === this.room) this.dispatchEvent(new CustomEvent(f.type, { detail: f }));
         break;
       case "reconnect":
         // The task is draining: leave now, the load balancer sends us to a healthy one.

@@ -14,6 +14,18 @@ import { fitBox } from "./uploads.js";
 const IMAGE_MAX_W = 320;
 const IMAGE_MAX_H = 320;
 
+/** What a moderator may mute someone for (the server allows up to 24 h). */
+const MUTE_CHOICES = [
+  ["Mute…", null],
+  ["5 minutes", 300],
+  ["1 hour", 3600],
+  ["24 hours", 86400],
+  ["Unmute", 0],
+];
+
+/** How long a moderator's first click on Delete waits for the confirming second one. */
+const DELETE_CONFIRM_MS = 4000;
+
 /** Within this many pixels of the bottom counts as "at the bottom". */
 const BOTTOM_SLACK = 48;
 /** Scrolling within this many pixels of the top loads the previous page. */
@@ -29,9 +41,11 @@ export class Timeline {
    * @param {Function} o.fetchOlder  async (beforeSeq) => { messages, has_more }
    * @param {Function} o.onRetry     (client_msg_id) => void
    * @param {Function} o.onDiscard   (client_msg_id) => void
+   * @param {object} [o.moderation]  `{ active: () => bool, onDelete(seq), onMute(user, secs) }`:
+   *                                 delete and mute controls on others' messages while active
    */
-  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError }) {
-    Object.assign(this, { scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError });
+  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation }) {
+    Object.assign(this, { scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation });
     this.seqs = new SeqList();
     this.items = new Map(); // seq → li
     this.pending = new Map(); // client_msg_id → li
@@ -149,6 +163,75 @@ export class Timeline {
     if (isNew) this.scrollToBottom();
   }
 
+  /**
+   * A moderator deleted a message: its element (if shown) becomes the tombstone in place, so
+   * the order and the reader's position hold. Returns true when it was shown.
+   */
+  removeMessage(tombstone) {
+    const old = this.items.get(tombstone?.seq);
+    if (!old) return false;
+    const li = this.#render({ ...tombstone, deleted: true, text: "", attachment: undefined }, old.classList.contains("mine"));
+    li.dataset.seq = old.dataset.seq;
+    old.replaceWith(li);
+    this.items.set(tombstone.seq, li);
+    this.#settle(li);
+    const next = li.nextElementSibling;
+    if (next?.classList.contains("msg")) this.#settle(next);
+    else if (next?.nextElementSibling) this.#settle(next.nextElementSibling);
+    return true;
+  }
+
+  /** Moderation became (in)active (after `welcome`): redraw the controls of shown messages. */
+  refreshModeration() {
+    for (const [seq, li] of this.items) {
+      li.querySelector(".mod-actions")?.remove();
+      if (!li.classList.contains("removed")) this.#addModeration(li, seq);
+    }
+  }
+
+  #addModeration(li, seq) {
+    if (!this.moderation?.active() || li.classList.contains("mine")) return;
+    const userId = Number(li.dataset.userId);
+    const nickname = li.querySelector(".nick")?.textContent ?? "?";
+    const row = document.createElement("p");
+    row.className = "mod-actions";
+    // Two clicks: the first arms the button for a few seconds, the second deletes.
+    let armed = null;
+    const del = button("Delete", () => {
+      if (armed) {
+        clearTimeout(armed);
+        armed = null;
+        this.moderation.onDelete(seq);
+        return;
+      }
+      del.textContent = "Confirm delete";
+      del.setAttribute("aria-label", `Confirm: delete the message by ${nickname} for everyone`);
+      armed = setTimeout(() => {
+        armed = null;
+        del.textContent = "Delete";
+        del.setAttribute("aria-label", `Delete message by ${nickname}`);
+      }, DELETE_CONFIRM_MS);
+    });
+    del.classList.add("mod-delete");
+    del.setAttribute("aria-label", `Delete message by ${nickname}`);
+    const mute = document.createElement("select");
+    mute.className = "mute-select";
+    mute.setAttribute("aria-label", `Mute ${nickname} in this room`);
+    for (const [label, secs] of MUTE_CHOICES) {
+      const o = document.createElement("option");
+      o.value = secs === null ? "" : String(secs);
+      o.textContent = label;
+      mute.append(o);
+    }
+    mute.addEventListener("change", () => {
+      if (mute.value === "") return;
+      this.moderation.onMute({ id: userId, nickname }, Number(mute.value));
+      mute.value = "";
+    });
+    row.append(del, " ", mute);
+    li.querySelector(".bubble").append(row);
+  }
+
   /** Adds `m` in seq order unless already shown. Returns true when added. */
   #insert(m) {
     if (typeof m?.seq !== "number") return false;
@@ -160,6 +243,7 @@ export class Timeline {
     const nextLi = next === undefined ? null : this.items.get(next);
     this.list.insertBefore(li, nextLi);
     this.items.set(m.seq, li);
+    if (!m.deleted) this.#addModeration(li, m.seq);
     this.#settle(li);
     if (nextLi) this.#settle(nextLi);
     return true;
@@ -220,6 +304,15 @@ export class Timeline {
     text.className = "text";
     text.append(...linkNodes(m.text ?? ""));
     bubble.append(meta);
+    if (m.deleted) {
+      li.classList.add("removed");
+      const note = document.createElement("p");
+      note.className = "text removed-note";
+      note.textContent = "Message removed by a moderator";
+      bubble.append(note);
+      li.append(avatar, bubble);
+      return li;
+    }
     if (m.attachment) bubble.append(imageFigure(m.attachment, m.user));
     if (m.text || !m.attachment) bubble.append(text);
     li.append(avatar, bubble);

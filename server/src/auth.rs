@@ -229,6 +229,8 @@ pub enum Purpose {
     Upload,
     /// A verified image a `send` frame may attach.
     Attachment,
+    /// A moderator credential (`crate::moderator`).
+    Moderator,
 }
 
 impl Purpose {
@@ -237,6 +239,7 @@ impl Purpose {
             Purpose::Guest => "guest",
             Purpose::Upload => "upload",
             Purpose::Attachment => "attachment",
+            Purpose::Moderator => "moderator",
         }
     }
 }

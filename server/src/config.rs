@@ -33,6 +33,17 @@ pub enum Command {
         #[arg(long)]
         print_schema: bool,
     },
+    /// Print a moderator credential signed with this deployment's token secret
+    /// (`CHAT_TOKEN_SECRET`, or the one in `CHAT_DATA_DIR`): open the web client with
+    /// `#moderator=<credential>` to delete messages and mute users.
+    ModeratorToken {
+        /// The moderator's name, logged with each action (nickname rules: 2-15 characters).
+        #[arg(long)]
+        name: String,
+        /// Seconds the credential is valid (at most 604800, 7 days).
+        #[arg(long, default_value_t = 43_200)]
+        ttl_secs: u64,
+    },
     /// Exit 0 when the server's /healthz answers 200 (the container health check).
     Healthcheck {
         /// URL of the health endpoint.

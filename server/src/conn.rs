@@ -49,6 +49,8 @@ pub struct Conn {
     ending: AtomicBool,
     /// Rooms joined, in join order.
     rooms: Mutex<Vec<String>>,
+    /// The moderator's name, when `hello` carried a valid moderator credential.
+    moderator: std::sync::OnceLock<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -72,8 +74,19 @@ impl Conn {
             close_code: AtomicU16::new(crate::protocol::close::NORMAL),
             ending: AtomicBool::new(false),
             rooms: Mutex::new(Vec::new()),
+            moderator: std::sync::OnceLock::new(),
             metrics,
         }
+    }
+
+    /// Marks the connection as a moderator's (set once, right after `hello`).
+    pub fn set_moderator(&self, name: String) {
+        let _ = self.moderator.set(name);
+    }
+
+    /// The moderator's name, when the connection holds a moderator credential.
+    pub fn moderator(&self) -> Option<&str> {
+        self.moderator.get().map(String::as_str)
     }
 
     /// Queues a frame. A full queue (in frames or in bytes) means the client reads too
@@ -323,6 +336,7 @@ mod tests {
                 ts: 1_700_000_000_000,
                 client_msg_id: format!("c{i}"),
                 attachment: None,
+                deleted: false,
             })
             .collect();
         let frames: Vec<Bytes> = messages

@@ -40,6 +40,7 @@ pub mod http_error;
 pub mod hub;
 pub mod inbound;
 pub mod metrics;
+pub mod moderator;
 pub mod protocol;
 pub mod readiness;
 pub mod rebalance;

@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Healthcheck { url }) => healthcheck(&url),
+        Some(Command::ModeratorToken { name, ttl_secs }) => {
+            moderator_token(&cli.config, &name, ttl_secs)
+        }
         Some(Command::CreateTables { print_schema }) => {
             let prefix = cli.config.dynamodb_table_prefix.clone();
             if print_schema {
@@ -75,6 +78,29 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `chat-server moderator-token`: a moderator credential on stdout (exit 2 on a bad name or
+/// life, 1 when no secret can be read).
+fn moderator_token(config: &chat_server::config::Config, name: &str, ttl_secs: u64) -> ExitCode {
+    let tokens =
+        match chat_server::auth::Tokens::load(config.token_secret.as_deref(), &config.data_dir) {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                eprintln!("chat-server: moderator-token: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+    match chat_server::moderator::issue(&tokens, name, Duration::from_secs(ttl_secs)) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: moderator-token: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -31,6 +31,15 @@ pub const MAX_JOIN_BYTES: usize = 1024 * 1024;
 /// `join`s that read history (a room not yet joined), per connection: burst, then one per
 /// second (`rate_limited` above).
 pub const JOIN_READS_BURST: u32 = 32;
+/// Longest mute a moderator may give, in seconds (24 h); `bad_request` above.
+pub const MAX_MUTE_SECS: u64 = 24 * 60 * 60;
+/// Longest life of a moderator credential, in seconds (7 days).
+pub const MAX_MODERATOR_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+/// Read positions that moved are sent to a room's members at most this often (milliseconds),
+/// coalesced per room on each task.
+pub const RECEIPTS_FLUSH_MS: u64 = 1000;
+/// A user's read position in a room is written to the store at most this often (seconds).
+pub const READ_STORE_SECS: u64 = 30;
 
 /// WebSocket close codes the server uses.
 pub mod close {
@@ -88,6 +97,21 @@ pub struct ChatMessage {
     /// An image shared with the message (absent on text-only messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<Attachment>,
+    /// A moderator deleted it: `text` is empty and `attachment` gone; the seq stays, so
+    /// history paging and ordering hold (only present when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ChatMessage {
+    /// What a deleted message leaves in history: its seq, author, time and id, without its
+    /// text or image.
+    pub fn into_tombstone(mut self) -> Self {
+        self.text.clear();
+        self.attachment = None;
+        self.deleted = true;
+        self
+    }
 }
 
 /// An image a message carries, as the server measured it when it was uploaded.
@@ -105,7 +129,9 @@ pub struct Attachment {
 }
 
 /// The `type` of every [`ClientFrame`].
-pub const CLIENT_FRAME_TYPES: [&str; 6] = ["hello", "join", "leave", "send", "typing", "ping"];
+pub const CLIENT_FRAME_TYPES: [&str; 9] = [
+    "hello", "join", "leave", "send", "typing", "ping", "delete", "mute", "read",
+];
 
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -113,6 +139,10 @@ pub const CLIENT_FRAME_TYPES: [&str; 6] = ["hello", "join", "leave", "send", "ty
 pub enum ClientFrame {
     Hello {
         token: String,
+        /// A moderator credential (`chat-server moderator-token`): the connection may then
+        /// `delete` and `mute`.
+        #[serde(default)]
+        moderator: Option<String>,
     },
     Join {
         room: String,
@@ -136,6 +166,22 @@ pub enum ClientFrame {
         room: String,
     },
     Ping,
+    /// Moderators only: replaces the message at `seq` by a tombstone, live on every task.
+    Delete {
+        room: String,
+        seq: u64,
+    },
+    /// Moderators only: `user_id` may not send in `room` for `secs` (0 lifts a mute).
+    Mute {
+        room: String,
+        user_id: u64,
+        secs: u64,
+    },
+    /// The sender has seen the room's messages up to `seq` (a lower one than before is ignored).
+    Read {
+        room: String,
+        seq: u64,
+    },
 }
 
 /// Frames the server sends.
@@ -145,6 +191,9 @@ pub enum ServerFrame<'a> {
     Welcome {
         user: &'a User,
         server: &'a ServerInfo,
+        /// The moderator's name, when `hello` carried a valid moderator credential.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moderator: Option<&'a str>,
     },
     Joined {
         room: &'a str,
@@ -184,6 +233,24 @@ pub enum ServerFrame<'a> {
         retry_after_ms: u64,
     },
     Pong,
+    /// A moderator deleted the message at `seq`: show `message` (its tombstone) instead.
+    Deleted {
+        room: &'a str,
+        seq: u64,
+        message: &'a ChatMessage,
+    },
+    /// `user_id` may not send in `room` until `until` (ms since the epoch; in the past when a
+    /// mute is lifted). To the muted user's connections and the moderator.
+    Muted {
+        room: &'a str,
+        user_id: u64,
+        until: i64,
+    },
+    /// Read positions: `[user_id, seq]` pairs, each the highest seq that user has seen.
+    Receipts {
+        room: &'a str,
+        seen: &'a [(u64, u64)],
+    },
 }
 
 impl ServerFrame<'_> {
@@ -213,10 +280,11 @@ pub enum ErrorCode {
     TooManyRooms,
     UnsupportedType,
     InvalidImage,
+    Muted,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::NotJoined,
@@ -230,6 +298,7 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::UnsupportedType,
         ErrorCode::InvalidImage,
+        ErrorCode::Muted,
     ];
 }
 
@@ -370,6 +439,17 @@ pub fn validate_client_msg_id(id: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Mute length: 0 (lifts a mute) to [`MAX_MUTE_SECS`].
+pub fn validate_mute_secs(secs: u64) -> Result<(), Refusal> {
+    if secs > MAX_MUTE_SECS {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!("a mute lasts at most {MAX_MUTE_SECS} seconds (24 h); got {secs}"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +551,45 @@ mod tests {
     }
 
     #[test]
+    fn mute_rules() {
+        assert!(validate_mute_secs(0).is_ok());
+        assert!(validate_mute_secs(MAX_MUTE_SECS).is_ok());
+        let err = validate_mute_secs(MAX_MUTE_SECS + 1).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadRequest);
+        assert!(err.message.contains("86400"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_tombstone_keeps_the_seq_and_drops_the_content() {
+        let m = ChatMessage {
+            room: "r".into(),
+            seq: 9,
+            user: User {
+                id: 3,
+                nickname: "Eve".into(),
+                avatar: "fox".into(),
+            },
+            text: "abuse".into(),
+            ts: 5,
+            client_msg_id: "c".into(),
+            attachment: Some(Attachment {
+                url: "/uploads/x.png".into(),
+                content_type: "image/png".into(),
+                width: 1,
+                height: 1,
+                bytes: 10,
+            }),
+            deleted: false,
+        };
+        let t = m.into_tombstone();
+        assert_eq!((t.seq, t.user.id, t.ts), (9, 3, 5));
+        assert!(t.text.is_empty() && t.attachment.is_none() && t.deleted);
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["deleted"], true);
+        assert!(v.get("attachment").is_none());
+    }
+
+    #[test]
     fn server_frames_serialise_as_the_contract_says() {
         let user = User {
             id: 1,
@@ -496,6 +615,7 @@ mod tests {
             ts: 5,
             client_msg_id: "c".into(),
             attachment: None,
+            deleted: false,
         };
         let v: serde_json::Value =
             serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
@@ -543,12 +663,18 @@ mod tests {
             ClientFrame::Send { .. } => "send",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Ping => "ping",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::Mute { .. } => "mute",
+            ClientFrame::Read { .. } => "read",
         };
         for t in CLIENT_FRAME_TYPES {
             let json = match t {
                 "hello" => r#"{"type":"hello","token":"t"}"#.to_string(),
                 "join" | "leave" | "typing" => format!(r#"{{"type":"{t}","room":"r"}}"#),
                 "send" => r#"{"type":"send","room":"r","client_msg_id":"c","text":"x"}"#.into(),
+                "delete" => r#"{"type":"delete","room":"r","seq":1}"#.into(),
+                "mute" => r#"{"type":"mute","room":"r","user_id":2,"secs":60}"#.into(),
+                "read" => r#"{"type":"read","room":"r","seq":3}"#.into(),
                 _ => format!(r#"{{"type":"{t}"}}"#),
             };
             let frame = decode_client_frame(&json).expect("every client type decodes");
@@ -587,11 +713,13 @@ mod tests {
             ts: 0,
             client_msg_id: "c".into(),
             attachment: None,
+            deleted: false,
         };
         let frames = [
             ServerFrame::Welcome {
                 user: &user,
                 server: &info,
+                moderator: None,
             },
             ServerFrame::Joined {
                 room: "r",
@@ -627,6 +755,20 @@ mod tests {
                 retry_after_ms: 0,
             },
             ServerFrame::Pong,
+            ServerFrame::Deleted {
+                room: "r",
+                seq: 1,
+                message: &message,
+            },
+            ServerFrame::Muted {
+                room: "r",
+                user_id: 2,
+                until: 0,
+            },
+            ServerFrame::Receipts {
+                room: "r",
+                seen: &[(2, 1)],
+            },
         ];
         for frame in &frames {
             match frame {
@@ -638,7 +780,10 @@ mod tests {
                 | ServerFrame::Typing { .. }
                 | ServerFrame::Error { .. }
                 | ServerFrame::Reconnect { .. }
-                | ServerFrame::Pong => {}
+                | ServerFrame::Pong
+                | ServerFrame::Deleted { .. }
+                | ServerFrame::Muted { .. }
+                | ServerFrame::Receipts { .. } => {}
             }
         }
         let server_doc = doc.split("### Server frames").nth(1).unwrap_or_default();
@@ -666,7 +811,8 @@ mod tests {
                 | ErrorCode::Forbidden
                 | ErrorCode::TooManyRooms
                 | ErrorCode::UnsupportedType
-                | ErrorCode::InvalidImage => {}
+                | ErrorCode::InvalidImage
+                | ErrorCode::Muted => {}
             }
             let name = serde_json::to_value(code).expect("codes serialise");
             let name = name.as_str().expect("codes are strings");
@@ -707,6 +853,10 @@ mod tests {
             ),
             ("MAX_JOIN_BYTES", MAX_JOIN_BYTES.to_string()),
             ("JOIN_READS_BURST", JOIN_READS_BURST.to_string()),
+            ("MAX_MUTE_SECS", MAX_MUTE_SECS.to_string()),
+            ("MAX_MODERATOR_TTL_SECS", MAX_MODERATOR_TTL_SECS.to_string()),
+            ("RECEIPTS_FLUSH_MS", RECEIPTS_FLUSH_MS.to_string()),
+            ("READ_STORE_SECS", READ_STORE_SECS.to_string()),
         ];
         // Every constant of this file is in the lists above: a new one must be documented.
         let source = include_str!("protocol.rs");

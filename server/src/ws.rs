@@ -65,9 +65,16 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
         read_hello(&mut reader, &pre_tx),
     )
     .await;
+    let mut moderator = None;
     let user = match hello {
         Ok(Ok(Some(text))) => match decode_client_frame(&text) {
-            Ok(ClientFrame::Hello { token }) => tokens.verify(&token),
+            Ok(ClientFrame::Hello {
+                token,
+                moderator: credential,
+            }) => {
+                moderator = credential.map(|c| crate::moderator::verify(&tokens, &c).ok_or(()));
+                tokens.verify(&token)
+            }
             _ => None,
         },
         Ok(Err(code)) => {
@@ -95,10 +102,25 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
 
     let (conn, rx) = hub.connect(user);
     let mut writer = tokio::spawn(write_loop(write, rx, Some(Arc::clone(&conn))));
+    if let Some(Ok(name)) = &moderator {
+        tracing::info!(moderator = %name, user_id = conn.user.id, "Moderator connected");
+        conn.set_moderator(name.clone());
+    }
     conn.send(&ServerFrame::Welcome {
         user: &conn.user,
         server: &hub.info,
+        moderator: conn.moderator(),
     });
+    if let Some(Err(())) = moderator {
+        // The guest is welcome; only the moderator rights are refused.
+        conn.refuse(
+            &Refusal::new(
+                ErrorCode::Forbidden,
+                "the moderator credential is invalid or expired; connected as a guest",
+            ),
+            None,
+        );
+    }
     let code = read_loop(hub, &tokens, &conn, limits, &mut reader).await;
     tracing::debug!(user_id = conn.user.id, close_code = ?code, "WebSocket closed");
     if let Some(code) = code {
@@ -283,7 +305,13 @@ where
                         None,
                     ))
                 } else {
-                    hub.join(conn, &room, after).await.map_err(|e| (e, None))
+                    let joined = hub.join(conn, &room, after).await;
+                    if joined.is_ok() {
+                        // In the background: a slow store never holds up the next frames.
+                        let (hub, conn) = (Arc::clone(hub), Arc::clone(conn));
+                        tokio::spawn(async move { hub.send_receipts(&conn, &room).await });
+                    }
+                    joined.map_err(|e| (e, None))
                 }
             }
             ClientFrame::Leave { room } => {
@@ -303,12 +331,29 @@ where
                 attachment,
             } => {
                 let id = client_msg_id.clone();
-                attachment
-                    .map(|token| crate::uploads::open_attachment(tokens, conn.user.id, &token))
-                    .transpose()
-                    .and_then(|attachment| hub.send(conn, room, client_msg_id, text, attachment))
-                    .map_err(|e| (e, Some(id)))
+                match hub.check_not_muted(conn, &room).await {
+                    Ok(()) => attachment
+                        .map(|token| crate::uploads::open_attachment(tokens, conn.user.id, &token))
+                        .transpose()
+                        .and_then(|attachment| {
+                            hub.send(conn, room, client_msg_id, text, attachment)
+                        })
+                        .map_err(|e| (e, Some(id))),
+                    Err(e) => Err((e, Some(id))),
+                }
             }
+            ClientFrame::Delete { room, seq } => {
+                hub.delete(conn, &room, seq).await.map_err(|e| (e, None))
+            }
+            ClientFrame::Read { room, seq } => hub.read(conn, &room, seq).map_err(|e| (e, None)),
+            ClientFrame::Mute {
+                room,
+                user_id,
+                secs,
+            } => hub
+                .mute(conn, &room, user_id, secs)
+                .await
+                .map_err(|e| (e, None)),
             ClientFrame::Typing { room } => hub.typing(conn, &room).await.map_err(|e| (e, None)),
             ClientFrame::Ping => {
                 conn.send(&ServerFrame::Pong);

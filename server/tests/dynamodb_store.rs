@@ -318,6 +318,32 @@ async fn group_commit_costs_at_most_two_writes_per_message() {
     assert_eq!(used.total(), 6);
 }
 
+/// The store side of docs/PROTOCOL.md section 10's arithmetic: a room of 1,000 readers costs
+/// ⌈1000 / 25⌉ = 40 write requests per store pass (every READ_STORE_SECS = 30 s), and reading
+/// the room's positions back is one Query.
+#[tokio::test]
+async fn read_positions_of_a_thousand_members_cost_forty_batched_writes_and_one_query() {
+    let (_moto, client) = ready().await;
+    let store = DynamoStore::new(client, PREFIX);
+    let seen: Vec<(u64, u64)> = (1..=1000).map(|u| (u, 500 + u % 7)).collect();
+    let before = store.request_counts();
+    store
+        .put_read_positions("keynote", &seen)
+        .await
+        .expect("put positions");
+    let used = store.request_counts().since(&before);
+    assert_eq!(used.get(Op::BatchWriteItem), 40, "{used}");
+    assert_eq!(used.writes(), 40, "{used}");
+    let per_sec = used.writes() as f64 / chat_server::protocol::READ_STORE_SECS as f64;
+    println!("1,000 read positions: {used}; {per_sec:.2} write requests/s per room at most");
+
+    let before = store.request_counts();
+    let mut back = store.read_positions("keynote").await.expect("read");
+    back.sort_unstable();
+    assert_eq!(back, seen);
+    assert_eq!(store.request_counts().since(&before).to_string(), "Query=1");
+}
+
 #[tokio::test]
 async fn a_dead_endpoint_is_unavailable_naming_dynamodb() {
     let (mut moto, client) = ready().await;

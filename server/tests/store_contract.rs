@@ -428,6 +428,136 @@ async fn check_and_flush_answer(b: Backend) {
     s.flush().await.expect("flush");
 }
 
+async fn a_deleted_message_becomes_a_tombstone_at_its_seq(b: Backend) {
+    let (s1, s2) = (b.handle().await, b.handle().await);
+    let mut with_image = msg("a", 1, "k2", "");
+    with_image.attachment = Some(Box::new(chat_server::protocol::Attachment {
+        url: "/uploads/x.png".into(),
+        content_type: "image/png".into(),
+        width: 2,
+        height: 3,
+        bytes: 40,
+    }));
+    let done = append_ok(
+        &*s1,
+        vec![
+            msg("a", 1, "k1", "one"),
+            with_image,
+            msg("a", 2, "k3", "three"),
+        ],
+    )
+    .await;
+    let at: Vec<u64> = done.iter().map(stored).collect();
+    for seq in [at[0], at[1]] {
+        let tomb = s2
+            .delete_message("a", seq)
+            .await
+            .expect("delete")
+            .expect("a message was there");
+        assert!(tomb.deleted && tomb.text.is_empty() && tomb.attachment.is_none());
+        assert_eq!((tomb.seq, tomb.user.id, tomb.ts), (seq, 1, T0));
+    }
+    // Deleting again returns the tombstone; an empty seq or room is None.
+    let again = s1.delete_message("a", at[0]).await.expect("delete");
+    assert!(again.is_some_and(|m| m.deleted));
+    assert_eq!(s1.delete_message("a", 99).await.expect("delete"), None);
+    assert_eq!(s1.delete_message("b", at[0]).await.expect("delete"), None);
+
+    // History keeps every seq; pages are unchanged in shape.
+    let page = s1
+        .history("a", query(None, None, 10))
+        .await
+        .expect("history");
+    let got: Vec<(u64, bool, &str)> = page
+        .messages
+        .iter()
+        .map(|m| (m.seq, m.deleted, m.text.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (at[0], true, ""),
+            (at[1], true, ""),
+            (at[2], false, "three")
+        ]
+    );
+    assert!(page.messages[1].attachment.is_none());
+    assert_eq!(
+        seqs(&*s2, "a", query(Some(at[2]), None, 1)).await,
+        (vec![at[1]], true)
+    );
+    assert_eq!(s2.last_seq("a").await.expect("last_seq"), at[2]);
+    // A repeat of the deleted message's client_msg_id answers the tombstone, stores nothing.
+    let repeat = append_ok(&*s2, vec![msg("a", 1, "k1", "one")]).await;
+    assert!(matches!(&repeat[0], Appended::Duplicate(m) if m.seq == at[0] && m.deleted));
+    // A seq given up for good is not a message to delete.
+    let reserved = s1.last_seq("a").await.expect("last_seq") + 1;
+    let _ = s1.settle("a", reserved).await.expect("settle");
+    assert_eq!(
+        s1.delete_message("a", reserved).await.expect("delete"),
+        None
+    );
+}
+
+async fn mutes_are_per_room_replaced_and_end(b: Backend) {
+    let (s1, s2) = (b.handle().await, b.handle().await);
+    assert!(s1.mutes("a", T0).await.expect("mutes").is_empty());
+    s1.set_mute("a", 7, T0 + 60_000).await.expect("mute");
+    s1.set_mute("a", 8, T0 + 1_000).await.expect("mute");
+    s1.set_mute("b", 7, T0 + 60_000).await.expect("mute");
+    let mut now: Vec<(u64, i64)> = s2
+        .mutes("a", T0)
+        .await
+        .expect("mutes")
+        .iter()
+        .map(|m| (m.user_id, m.until_ms))
+        .collect();
+    now.sort_unstable();
+    assert_eq!(now, vec![(7, T0 + 60_000), (8, T0 + 1_000)]);
+    // Ended mutes are not returned.
+    let later = s2.mutes("a", T0 + 1_000).await.expect("mutes");
+    assert_eq!(later.iter().map(|m| m.user_id).collect::<Vec<_>>(), vec![7]);
+    // A new mute replaces the old one; a past time lifts it.
+    s2.set_mute("a", 7, T0).await.expect("unmute");
+    let after = s1.mutes("a", T0 + 1_000).await.expect("mutes");
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(s1.mutes("b", T0).await.expect("mutes").len(), 1);
+    // Mutes are not messages.
+    assert_eq!(s1.last_seq("a").await.expect("last_seq"), 0);
+    assert!(
+        s1.history("a", query(None, None, 10))
+            .await
+            .expect("history")
+            .messages
+            .is_empty()
+    );
+}
+
+async fn read_positions_are_per_room_and_rise(b: Backend) {
+    let (s1, s2) = (b.handle().await, b.handle().await);
+    assert!(s1.read_positions("a").await.expect("read").is_empty());
+    // More than one batch's worth (25 per BatchWriteItem on DynamoDB).
+    let many: Vec<(u64, u64)> = (1..=60).map(|u| (u, u * 2)).collect();
+    s1.put_read_positions("a", &many).await.expect("put");
+    s1.put_read_positions("b", &[(1, 9)]).await.expect("put");
+    s2.put_read_positions("a", &[(1, 50)]).await.expect("put");
+    let mut got = s2.read_positions("a").await.expect("read");
+    got.sort_unstable();
+    let mut want = many.clone();
+    want[0] = (1, 50);
+    assert_eq!(got, want);
+    assert_eq!(s1.read_positions("b").await.expect("read"), vec![(1, 9)]);
+    // Positions are not messages.
+    assert_eq!(s1.last_seq("a").await.expect("last_seq"), 0);
+    assert!(
+        s1.history("a", query(None, None, 10))
+            .await
+            .expect("history")
+            .messages
+            .is_empty()
+    );
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -462,4 +592,7 @@ contract!(
     racing_repeats_store_one_copy,
     connections_are_recorded_touched_and_removed,
     check_and_flush_answer,
+    a_deleted_message_becomes_a_tombstone_at_its_seq,
+    mutes_are_per_room_replaced_and_end,
+    read_positions_are_per_room_and_rise,
 );

@@ -25,6 +25,13 @@ pub enum EventKind {
     Presence { user_id: u64 },
     /// Someone is typing: delivered to everyone except that user's connections.
     Typing { user_id: u64 },
+    /// A moderator deleted the message at `seq`: delivered to everyone, out of seq order.
+    Deleted { seq: u64 },
+    /// A moderator muted (or unmuted) `user_id`: delivered to that user's connections, and
+    /// every task applies it to its mute cache.
+    Muted { user_id: u64 },
+    /// Read positions that moved (coalesced): delivered to everyone; every task merges them.
+    Receipts,
 }
 
 /// One event for a room: its kind and the frame's JSON, encoded once by the task that made it.

@@ -104,6 +104,7 @@ impl Hub {
             }
         }
         self.committer.finish().await;
+        self.store_all_receipts().await;
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "Store flush failed while draining");
         }

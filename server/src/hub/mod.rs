@@ -14,7 +14,9 @@
 
 mod join;
 mod lifecycle;
+mod moderate;
 mod publish;
+mod receipts;
 mod repair;
 mod room;
 
@@ -37,6 +39,7 @@ use crate::protocol::{
 };
 use crate::store::{ConnectionRecord, NewMessage, Store};
 pub use lifecycle::HEARTBEAT;
+pub use moderate::MUTE_REFRESH;
 use repair::GAP_WAIT;
 use room::Room;
 
@@ -56,6 +59,10 @@ pub struct Hub {
     /// Per connection, its record writes in order; `true` once the record is deleted, so a
     /// write queued behind the delete never runs (no ghost record).
     records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<bool>>>>,
+    /// The mutes of rooms this task checked sends in (`moderate`).
+    mutes: moderate::Mutes,
+    /// Read positions of the rooms this task serves (`receipts`).
+    receipts: receipts::Receipts,
     /// Weak self for background tasks the hub spawns.
     me: std::sync::Weak<Hub>,
     pub info: ServerInfo,
@@ -90,6 +97,8 @@ impl Hub {
                 tasks: TaskTracker::new(),
                 lanes: publish::Lanes::default(),
                 records: Mutex::default(),
+                mutes: moderate::Mutes::default(),
+                receipts: receipts::Receipts::default(),
                 me: me.clone(),
                 info,
                 metrics,
@@ -99,6 +108,7 @@ impl Hub {
         });
         hub.spawn_heartbeat();
         hub.spawn_audit();
+        hub.spawn_receipts();
         hub
     }
 
@@ -202,6 +212,10 @@ impl Hub {
         Arc::clone(rooms.entry(name.to_string()).or_insert_with(|| {
             // Subscribing under the map lock keeps subscribe/unsubscribe calls in order.
             self.fanout.subscribe(name);
+            // Mutes given while the room was not here reached no copy of this task: read
+            // them now, in the background, so the first send finds them here.
+            self.mutes.forget(name);
+            self.refresh_mutes(name);
             Arc::new(Room {
                 name: name.to_string(),
                 state: Mutex::default(),
@@ -375,6 +389,10 @@ impl Hub {
                 EventKind::Presence { user_id } | EventKind::Typing { user_id } => {
                     st.fan_to(&frame, |m| m.conn.user.id != user_id)
                 }
+                EventKind::Deleted { .. } | EventKind::Muted { .. } => {
+                    self.deliver_moderation(room_name, &mut st, event, &frame)
+                }
+                EventKind::Receipts => st.fan_to(&frame, |_| true),
             }
         };
         self.metrics.frames_delivered.inc_by(delivered);
@@ -401,6 +419,9 @@ impl CommitSink for Hub {
 
 impl FanoutSink for Hub {
     fn deliver(&self, room: &str, event: RoomEvent) {
+        if event.kind == EventKind::Receipts {
+            self.deliver_receipts(room, &event.json);
+        }
         self.deliver_local(room, &event);
     }
 

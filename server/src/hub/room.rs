@@ -145,6 +145,19 @@ impl RoomState {
         self.recent.push_back((seq, frame));
     }
 
+    /// A moderator deleted `seq`: its frame, wherever it still waits (ahead of a gap) or is
+    /// remembered for joins, becomes `tombstone`, so no one gets the deleted text from here.
+    pub(super) fn redact(&mut self, seq: u64, tombstone: &Bytes) {
+        if let Some(frame) = self.pending.get_mut(&seq) {
+            *frame = tombstone.clone();
+        }
+        for (s, frame) in self.recent.iter_mut() {
+            if *s == seq && frame.is_some() {
+                *frame = Some(tombstone.clone());
+            }
+        }
+    }
+
     /// Missing seqs that have been missing for at least `wait` (each timed from when it was
     /// first seen missing), oldest first.
     pub(super) fn overdue(&mut self, now: Instant, wait: Duration) -> Vec<u64> {
@@ -324,6 +337,27 @@ mod tests {
         assert_eq!(seqs(&mut rx), Vec::<u8>::new());
         st.start_at(3);
         assert_eq!(seqs(&mut rx), vec![4]);
+    }
+
+    #[test]
+    fn a_redacted_seq_is_remembered_and_held_as_its_tombstone() {
+        let mut st = RoomState::default();
+        st.start_at(0);
+        st.offer(1, Bytes::from_static(b"one"));
+        st.offer(3, Bytes::from_static(b"three"));
+        let gone = Bytes::from_static(b"gone");
+        st.redact(1, &gone);
+        st.redact(3, &gone);
+        assert_eq!(st.settled_since(0, 1), Some(vec![(1, gone.clone())]));
+        st.offer(2, Bytes::from_static(b"two"));
+        assert_eq!(
+            st.settled_since(0, 3),
+            Some(vec![
+                (1, gone.clone()),
+                (2, Bytes::from_static(b"two")),
+                (3, gone)
+            ])
+        );
     }
 
     #[test]

@@ -14,9 +14,12 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{
-    Appended, ConnectionRecord, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, NewMessage,
+    Appended, ConnectionRecord, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, Mute, NewMessage,
     Store, StoreError,
 };
+
+mod moderation;
+mod receipts;
 use crate::protocol::ChatMessage;
 
 /// (room, seq) -> message JSON.
@@ -125,6 +128,7 @@ fn append_batch(db: &Database, batch: Vec<NewMessage>) -> Result<Vec<Appended>, 
                 ts: new.ts,
                 client_msg_id: new.client_msg_id,
                 attachment: new.attachment.map(|a| *a),
+                deleted: false,
             };
             let json = serde_json::to_vec(&message).map_err(corrupt)?;
             messages
@@ -256,6 +260,39 @@ impl Store for EmbeddedStore {
                 .map_or(0, |g| g.value()))
         })
         .await
+    }
+
+    async fn delete_message(
+        &self,
+        room: &str,
+        seq: u64,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| moderation::delete_message(db, &room, seq))
+            .await
+    }
+
+    async fn set_mute(&self, room: &str, user_id: u64, until_ms: i64) -> Result<(), StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| moderation::set_mute(db, &room, user_id, until_ms))
+            .await
+    }
+
+    async fn mutes(&self, room: &str, now_ms: i64) -> Result<Vec<Mute>, StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| moderation::mutes(db, &room, now_ms))
+            .await
+    }
+
+    async fn put_read_positions(&self, room: &str, seen: &[(u64, u64)]) -> Result<(), StoreError> {
+        let (room, seen) = (room.to_string(), seen.to_vec());
+        self.blocking(move |db| receipts::put(db, &room, &seen))
+            .await
+    }
+
+    async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| receipts::get(db, &room)).await
     }
 
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {

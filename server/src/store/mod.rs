@@ -86,6 +86,14 @@ pub struct ConnectionRecord {
     pub connected_at: i64,
 }
 
+/// A moderator's mute: `user_id` may not send in the room until `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mute {
+    pub user_id: u64,
+    /// Milliseconds since the Unix epoch.
+    pub until_ms: i64,
+}
+
 /// Why a store call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -148,6 +156,26 @@ pub trait Store: Send + Sync + 'static {
     /// or already) abandoned, after which no write of it can ever succeed. Called by whoever
     /// gives up on the seq: the writer whose call failed, or a reader tired of waiting.
     async fn settle(&self, room: &str, seq: u64) -> Result<Option<ChatMessage>, StoreError>;
+
+    /// Moderation: replaces the message at (room, seq) by its tombstone
+    /// ([`ChatMessage::into_tombstone`]) and returns it; `None` when no message is stored at
+    /// `seq` (never written, or abandoned). Deleting a tombstone again returns it unchanged.
+    async fn delete_message(&self, room: &str, seq: u64)
+    -> Result<Option<ChatMessage>, StoreError>;
+
+    /// Moderation: `user_id` may not send in `room` until `until_ms` (a time in the past lifts
+    /// the mute). Replaces any earlier mute of the user in the room.
+    async fn set_mute(&self, room: &str, user_id: u64, until_ms: i64) -> Result<(), StoreError>;
+
+    /// The mutes of `room` still running at `now_ms`.
+    async fn mutes(&self, room: &str, now_ms: i64) -> Result<Vec<Mute>, StoreError>;
+
+    /// Read receipts: stores each `(user_id, seq)` read position of `room` (the last write
+    /// wins: the hub writes the highest position it knows, merged across tasks).
+    async fn put_read_positions(&self, room: &str, seen: &[(u64, u64)]) -> Result<(), StoreError>;
+
+    /// Every stored `(user_id, seq)` read position of `room`.
+    async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError>;
 
     /// Records a live connection (also used to replace its rooms).
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError>;

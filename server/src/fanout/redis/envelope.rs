@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! byte 0      version (1)
-//! byte 1      kind: b'M' message, b'P' presence, b'T' typing
-//! bytes 2..10  seq (message) or user id (presence, typing), big-endian u64
+//! byte 1      kind: b'M' message, b'P' presence, b'T' typing, b'D' deleted, b'U' muted,
+//!             b'R' receipts
+//! bytes 2..10  seq (message, deleted) or user id (presence, typing, muted; 0 for receipts),
+//!             big-endian u64
 //! bytes 10..18 origin: the publishing task's random instance id, big-endian u64
 //! bytes 18..   the frame's JSON
 //! ```
@@ -32,7 +34,7 @@ pub enum EnvelopeError {
     TooShort(usize),
     #[error("envelope version {0} is not {VERSION}")]
     Version(u8),
-    #[error("envelope kind {0:#04x} is not M, P or T")]
+    #[error("envelope kind {0:#04x} is not M, P, T, D, U or R")]
     Kind(u8),
 }
 
@@ -42,6 +44,9 @@ pub fn encode(origin: u64, event: &RoomEvent) -> Vec<u8> {
         EventKind::Message { seq } => (b'M', seq),
         EventKind::Presence { user_id } => (b'P', user_id),
         EventKind::Typing { user_id } => (b'T', user_id),
+        EventKind::Deleted { seq } => (b'D', seq),
+        EventKind::Muted { user_id } => (b'U', user_id),
+        EventKind::Receipts => (b'R', 0),
     };
     let mut out = Vec::with_capacity(HEADER + event.json.len());
     out.put_u8(VERSION);
@@ -66,6 +71,9 @@ pub fn decode(payload: Bytes) -> Result<Envelope, EnvelopeError> {
         b'M' => EventKind::Message { seq: id },
         b'P' => EventKind::Presence { user_id: id },
         b'T' => EventKind::Typing { user_id: id },
+        b'D' => EventKind::Deleted { seq: id },
+        b'U' => EventKind::Muted { user_id: id },
+        b'R' => EventKind::Receipts,
         other => return Err(EnvelopeError::Kind(other)),
     };
     Ok(Envelope {
@@ -100,6 +108,9 @@ mod tests {
             EventKind::Message { seq: 457 },
             EventKind::Presence { user_id: 17 },
             EventKind::Typing { user_id: u64::MAX },
+            EventKind::Deleted { seq: 12 },
+            EventKind::Muted { user_id: 9 },
+            EventKind::Receipts,
         ] {
             let e = event(kind, r#"{"type":"message","text":"hi"}"#);
             let wire = encode(0xdead_beef_0000_0001, &e);

@@ -451,6 +451,7 @@ impl DynamoStore {
                             ts: new.ts,
                             client_msg_id: new.client_msg_id.clone(),
                             attachment: new.attachment.as_deref().cloned(),
+                            deleted: false,
                         };
                         to_write.push((i, message, KeyProbe::of(new)));
                     }

@@ -13,10 +13,11 @@ pub enum Op {
     PutItem,
     DeleteItem,
     TransactWriteItems,
+    BatchWriteItem,
 }
 
 impl Op {
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::GetItem,
         Op::BatchGetItem,
         Op::Query,
@@ -24,6 +25,7 @@ impl Op {
         Op::PutItem,
         Op::DeleteItem,
         Op::TransactWriteItems,
+        Op::BatchWriteItem,
     ];
 
     /// The API operation's name.
@@ -36,6 +38,7 @@ impl Op {
             Op::PutItem => "PutItem",
             Op::DeleteItem => "DeleteItem",
             Op::TransactWriteItems => "TransactWriteItems",
+            Op::BatchWriteItem => "BatchWriteItem",
         }
     }
 
@@ -43,7 +46,11 @@ impl Op {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Op::UpdateItem | Op::PutItem | Op::DeleteItem | Op::TransactWriteItems
+            Op::UpdateItem
+                | Op::PutItem
+                | Op::DeleteItem
+                | Op::TransactWriteItems
+                | Op::BatchWriteItem
         )
     }
 }

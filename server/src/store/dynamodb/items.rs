@@ -70,6 +70,9 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
         ("ts".into(), n(m.ts)),
         ("client_msg_id".into(), s(&m.client_msg_id)),
     ]);
+    if m.deleted {
+        item.insert("deleted".into(), AttributeValue::Bool(true));
+    }
     if let Some(a) = &m.attachment {
         // A map attribute: no key or index changes, nothing for text-only messages.
         item.insert(
@@ -127,6 +130,7 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
         ts: get_n(item, "ts")?,
         client_msg_id: get_s(item, "client_msg_id")?.to_string(),
         attachment: attachment_from_item(item)?,
+        deleted: matches!(item.get("deleted"), Some(AttributeValue::Bool(true))),
     })
 }
 
@@ -175,6 +179,7 @@ mod tests {
             ts: 1_763_800_000_123,
             client_msg_id: "c-1".into(),
             attachment: None,
+            deleted: false,
         }
     }
 

@@ -14,6 +14,9 @@
 //!   client_msg_id}`. Its idempotency record lives in the same table as
 //!   `{room: "idem#{user_id}#{client_msg_id}", seq: 0, orig_room, orig_seq, orig_ts, expires_at}`
 //!   (no `user_id`, so it stays out of the `by-user` index; `expires_at` lets TTL drop it).
+//!   A deleted message keeps its item with `text: ""`, `deleted: true`, no `attachment`; a
+//!   mute is `{room: "mute#{room}", seq: user_id, until, expires_at}` ([`moderation`]); a read
+//!   position is `{room: "read#{room}", seq: user_id, pos}` ([`receipts`]).
 //! - `{prefix}connections`: `{conn_id, user_id, rooms, task, color, connected_at, expires_at}`.
 //!
 //! `append` is a group commit: one counter `UpdateItem ADD n` per room reserves a block of seqs,
@@ -28,7 +31,9 @@ mod append;
 mod connections;
 mod counts;
 mod items;
+mod moderation;
 mod reads;
+mod receipts;
 mod settle;
 
 use std::collections::HashMap;
@@ -43,7 +48,9 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
 use super::schema;
-use super::{Appended, ConnectionRecord, HistoryPage, HistoryQuery, NewMessage, Store, StoreError};
+use super::{
+    Appended, ConnectionRecord, HistoryPage, HistoryQuery, Mute, NewMessage, Store, StoreError,
+};
 use crate::protocol::ChatMessage;
 pub use admin::create_tables;
 pub use connections::{CONNECTION_REFRESH, CONNECTION_TTL};
@@ -178,6 +185,30 @@ impl Store for DynamoStore {
 
     async fn settle(&self, room: &str, seq: u64) -> Result<Option<ChatMessage>, StoreError> {
         self.settle_seq(room, seq).await
+    }
+
+    async fn delete_message(
+        &self,
+        room: &str,
+        seq: u64,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        self.tombstone_message(room, seq).await
+    }
+
+    async fn set_mute(&self, room: &str, user_id: u64, until_ms: i64) -> Result<(), StoreError> {
+        self.put_mute(room, user_id, until_ms).await
+    }
+
+    async fn mutes(&self, room: &str, now_ms: i64) -> Result<Vec<Mute>, StoreError> {
+        self.read_mutes(room, now_ms).await
+    }
+
+    async fn put_read_positions(&self, room: &str, seen: &[(u64, u64)]) -> Result<(), StoreError> {
+        self.write_positions(room, seen).await
+    }
+
+    async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.query_positions(room).await
     }
 
     async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {
