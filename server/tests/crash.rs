@@ -177,8 +177,7 @@ async fn sigkill_under_load_loses_nothing_acked() {
         }
 
         let acks = Arc::new(AtomicU64::new(0));
-        // Up to 2.5 s of sending: some kills land before the first checkpoint (1 s), some after.
-        let kill_after = Duration::from_millis(rng.random_range(200..2_500));
+        let kill_after = rng.random_range(300..3_000);
         let tasks: Vec<_> = clients
             .into_iter()
             .enumerate()
@@ -210,7 +209,7 @@ async fn sigkill_under_load_loses_nothing_acked() {
             this_round += got.len();
             acked.extend(got);
         }
-        println!("round {round}: killed after {kill_after:?}, {this_round} acks");
+        println!("round {round}: killed after {this_round} acks (wanted {kill_after})");
     }
     assert!(
         log_held_acks,
