@@ -190,14 +190,9 @@ async fn sigkill_under_load_loses_nothing_acked() {
                 ))
             })
             .collect();
-        let began = Instant::now();
-        tokio::time::sleep(kill_after).await;
-        // Under load, whatever the machine: at least 100 acks before the kill.
-        while acks.load(Ordering::Relaxed) < 100 {
-            assert!(
-                began.elapsed() < Duration::from_secs(60),
-                "only {acks:?} acks in 60 s"
-            );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acks.load(Ordering::Relaxed) < kill_after {
+            assert!(Instant::now() < deadline, "only {acks:?} acks in 60 s");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         p.kill();
