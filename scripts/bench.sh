@@ -159,7 +159,8 @@ ATTACKS="$OUT/attacks.txt"
 if [ -z "${BENCH_SKIP_ATTACKS:-}" ]; then
   ATTACK_P99_MS="${BENCH_ATTACK_P99_MS:-250}" cargo test --release --locked -p chat-server \
     --test attacks -- --nocapture --test-threads 1 >"$OUT/attacks.log" 2>&1 || true
-  grep -E '^ATTACK|^test result' "$OUT/attacks.log" >"$ATTACKS" || true
+  # libtest prints each `ATTACK …` line after `test NAME ... `: keep the line from ATTACK on.
+  grep -E 'ATTACK|^test result' "$OUT/attacks.log" | sed -E 's/^test [A-Za-z0-9_]+ \.\.\. //' >"$ATTACKS" || true
 fi
 
 echo

@@ -1,18 +1,23 @@
 //! Group commit: sends from every connection queue here, and each store round trip makes
-//! everything that queued meanwhile durable at once (one redb transaction and fsync, or one
-//! counter increment and batch write per room on DynamoDB). Then each sender gets its ack and
-//! the room its message, in seq order.
+//! everything that queued meanwhile durable at once (one log write and fsync on the embedded
+//! store, or one counter increment and batch write per room on DynamoDB). Then each sender gets
+//! its ack and the room its message, in seq order.
+//!
+//! Pipelined: one task forms batches and starts them ([`Store::start_append`] fixes their
+//! order), up to [`Store::pipeline`] at once; another answers them strictly in that order.
+//! So the next batch forms and is applied while the one before it is still being made durable.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use futures_util::future::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{Instrument, Span};
 
 use crate::conn::Conn;
 use crate::metrics::Metrics;
 use crate::protocol::{ChatMessage, ErrorCode, Refusal, ServerFrame};
-use crate::store::{Appended, NewMessage, Store};
+use crate::store::{Appended, NewMessage, Store, StoreError};
 
 /// Where the commit loop reports each newly stored message (the hub: deliver, then publish).
 #[async_trait::async_trait]
@@ -44,7 +49,18 @@ impl Committer {
     /// Starts the loop; it ends when the sink is gone.
     pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, sink: CommitSinkRef) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(Loop { store, metrics }, sink, rx));
+        let depth = store.pipeline().max(1);
+        let (started, in_flight) = mpsc::channel(depth);
+        let permits = Arc::new(Semaphore::new(depth));
+        tokio::spawn(form(
+            store,
+            Arc::clone(&metrics),
+            sink.clone(),
+            rx,
+            started,
+            permits,
+        ));
+        tokio::spawn(answer(metrics, sink, in_flight));
         Self { tx }
     }
 
@@ -74,16 +90,37 @@ impl Committer {
     }
 }
 
-/// What the loop itself owns.
-struct Loop {
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
+/// A batch the store is working on, with who waits for it.
+struct InFlight {
+    /// None: only barriers.
+    results: Option<BoxFuture<'static, Vec<Result<Appended, StoreError>>>>,
+    started: Instant,
+    senders: Vec<Arc<Conn>>,
+    ids: Vec<String>,
+    spans: Vec<Span>,
+    barriers: Vec<oneshot::Sender<()>>,
+    /// Frees a pipeline slot once the store has answered.
+    slot: OwnedSemaphorePermit,
 }
 
-async fn run(hub: Loop, sink: CommitSinkRef, mut rx: mpsc::Receiver<Job>) {
+/// Forms batches from the queue and starts them, while a pipeline slot is free.
+async fn form(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    sink: CommitSinkRef,
+    mut rx: mpsc::Receiver<Job>,
+    started: mpsc::Sender<InFlight>,
+    slots: Arc<Semaphore>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let Some(sink) = sink.upgrade() else { return };
+    loop {
+        // Wait for a slot first: what queues meanwhile joins this batch.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 || sink.strong_count() == 0 {
+            return;
+        }
         let mut senders = Vec::with_capacity(jobs.len());
         let mut batch = Vec::with_capacity(jobs.len());
         let mut spans = Vec::with_capacity(jobs.len());
@@ -98,15 +135,52 @@ async fn run(hub: Loop, sink: CommitSinkRef, mut rx: mpsc::Receiver<Job>) {
                 Job::Barrier(done) => barriers.push(done),
             }
         }
-        if !batch.is_empty() {
-            let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
-            let started = Instant::now();
-            hub.metrics.store_batch_size.observe(batch.len() as f64);
-            let results = hub.store.append(batch).instrument(store_span(&spans)).await;
-            hub.metrics
+        let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
+        let results = (!batch.is_empty()).then(|| {
+            metrics.store_batch_size.observe(batch.len() as f64);
+            let span = store_span(&spans);
+            let work = Arc::clone(&store).start_append(batch);
+            Box::pin(work.instrument(span)) as BoxFuture<'static, _>
+        });
+        let flight = InFlight {
+            results,
+            started: Instant::now(),
+            senders,
+            ids,
+            spans,
+            barriers,
+            slot,
+        };
+        if started.send(flight).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers started batches in the order they were started: acks, deliveries, barriers.
+async fn answer(
+    metrics: Arc<Metrics>,
+    sink: CommitSinkRef,
+    mut in_flight: mpsc::Receiver<InFlight>,
+) {
+    while let Some(flight) = in_flight.recv().await {
+        let Some(sink) = sink.upgrade() else { return };
+        let InFlight {
+            results,
+            started,
+            senders,
+            ids,
+            spans,
+            barriers,
+            slot,
+        } = flight;
+        if let Some(results) = results {
+            let results = results.await;
+            drop(slot);
+            metrics
                 .store_append_seconds
                 .observe(started.elapsed().as_secs_f64());
-            for (((conn, id), result), span) in senders.iter().zip(&ids).zip(results).zip(spans) {
+            for (((conn, id), result), span) in senders.iter().zip(ids).zip(results).zip(spans) {
                 match result {
                     Ok(appended) => {
                         let m = appended.message();
@@ -117,13 +191,13 @@ async fn run(hub: Loop, sink: CommitSinkRef, mut rx: mpsc::Receiver<Job>) {
                         });
                         match &appended {
                             Appended::Stored(_) => {
-                                hub.metrics.messages_in.inc();
+                                metrics.messages_in.inc();
                             }
                             // Found stored on a retry: its first attempt may have landed after
                             // its call timed out, unseen by anyone, so it is delivered now too
                             // (every hub drops a seq it already delivered).
                             Appended::Duplicate(_) => {
-                                hub.metrics.duplicates.inc();
+                                metrics.duplicates.inc();
                             }
                         }
                         let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
@@ -131,12 +205,12 @@ async fn run(hub: Loop, sink: CommitSinkRef, mut rx: mpsc::Receiver<Job>) {
                         sink.committed(appended.message()).instrument(publish).await;
                     }
                     Err(e) => {
-                        hub.metrics.sends_failed.inc();
+                        metrics.sends_failed.inc();
                         tracing::warn!(error = %e, "Send not stored");
                         conn.send(&ServerFrame::Error {
                             code: ErrorCode::Unavailable,
                             message: "the message was not saved; retry with the same client_msg_id",
-                            client_msg_id: Some(id),
+                            client_msg_id: Some(id.as_str()),
                         });
                     }
                 }

@@ -5,8 +5,10 @@
 //! DynamoDB (on AWS). Both pass the one contract suite in `tests/store_contract.rs`.
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
@@ -15,6 +17,7 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod schema;
 pub mod user_ids;
+pub mod wal;
 
 /// How long an idempotency key (user, client_msg_id) is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -135,6 +138,21 @@ pub trait Store: Send + Sync + 'static {
     /// unless it is durable; a repeat of (user.id, client_msg_id) inside the window, also
     /// within the same batch, is `Duplicate` with the original message.
     async fn append(&self, batch: Vec<NewMessage>) -> Vec<Result<Appended, StoreError>>;
+
+    /// How many [`Store::start_append`] batches are worth keeping in flight at once.
+    fn pipeline(&self) -> usize {
+        1
+    }
+
+    /// [`Store::append`], ordered when called: a batch started later is ordered after this one
+    /// (its seqs, its duplicates) even while both are in flight. The default does the work when
+    /// the future is polled, so its futures must be awaited one after another, in order.
+    fn start_append(
+        self: Arc<Self>,
+        batch: Vec<NewMessage>,
+    ) -> BoxFuture<'static, Vec<Result<Appended, StoreError>>> {
+        Box::pin(async move { self.append(batch).await })
+    }
 
     /// A page of a room's history (see [`HistoryQuery`]).
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistoryPage, StoreError>;
