@@ -16,7 +16,8 @@
 //!
 //! Prints the measured times and the tasks' store calls per phase. `LIVE_SEED` (default 18,
 //! printed) seeds the clients' pace; `LIVE_WINDOW` (seconds, default 5 as opsctl's) is the window over
-//! which tasks shed (`--rebalance=WINDOW`, `rollback --window`): every move costs the serial
+//! which tasks shed (`--rebalance=WINDOW`, `rollback --window`); `LIVE_CONVERGE` (seconds,
+//! default 30) the bound on each move, for measuring larger crowds. Every move costs the serial
 //! moto about four calls (the connection record on connect and on join, the join's history
 //! read, the record's delete), so the window sets the store's load during a move.
 
@@ -48,8 +49,9 @@ use support::live::{LocalAlb, Redis, StoreMoto, Task};
 use support::{FaultProxy, Moto, Options, Stack, args};
 
 const ROOM: &str = "live";
-/// How long each move may take, as the issue says.
-const CONVERGE: Duration = Duration::from_secs(30);
+/// How long each move may take, as the issue says (at 200 clients); `LIVE_CONVERGE` (seconds)
+/// widens it to measure a larger crowd on this machine's serial test store.
+const CONVERGE_SECS: u64 = 30;
 /// How long after `opsctl shift` exits the split must still hold, beyond one shed window: a
 /// whole further rebalancing round (the window, the settle time, a heartbeat) and more.
 const HOLD_BEYOND_WINDOW: Duration = Duration::from_secs(5);
@@ -236,15 +238,21 @@ async fn live_connections_follow_shift_and_rollback_and_no_message_is_lost() {
     let seed = setting("LIVE_SEED", 18);
     let window = setting("LIVE_WINDOW", 5).max(1);
     println!(
-        "live: {n} clients, {senders} senders, seed {seed}, window {window} s (LIVE_CLIENTS, LIVE_SENDERS, LIVE_SEED, LIVE_WINDOW)"
+        "live: {n} clients, {senders} senders, seed {seed}, window {window} s (LIVE_CLIENTS, LIVE_SENDERS, LIVE_SEED, LIVE_WINDOW, LIVE_CONVERGE)"
     );
-    let budget = Duration::from_secs(300 + n as u64 / 5);
+    // Seating, two watched moves and the final catch-up.
+    let converge = setting("LIVE_CONVERGE", CONVERGE_SECS);
+    let budget = Duration::from_secs(300 + n as u64 / 5 + 4 * converge.saturating_sub(30));
     tokio::time::timeout(budget, run(n, senders, seed, window))
         .await
         .unwrap_or_else(|_| panic!("live: the run did not finish within {budget:?}"));
 }
 
 async fn run(n: usize, senders: usize, seed: u64, window: u64) {
+    let converge = Duration::from_secs(setting("LIVE_CONVERGE", CONVERGE_SECS));
+    // How long a move is watched (and opsctl may take) before it counts as failed.
+    let watch = (converge * 2).max(Duration::from_secs(60));
+    let opsctl_timeout = format!("{}s", watch.as_secs());
     let hold = Duration::from_secs(window) + HOLD_BEYOND_WINDOW;
     let rebalance = format!("--rebalance={window}s");
     let window = format!("{window}s");
@@ -340,15 +348,22 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
     // 50/50 with rebalancing: the clients split, and stay split after opsctl exits.
     let (shift, converged) = move_and_watch(
         &moto,
-        &["shift", "50/50", &rebalance, "--timeout", "60s", "--json"],
-        Duration::from_secs(60),
+        &[
+            "shift",
+            "50/50",
+            &rebalance,
+            "--timeout",
+            &opsctl_timeout,
+            "--json",
+        ],
+        watch,
         || halves(n, split(&logs)),
     )
     .await;
     assert_eq!(shift.report["outcome"], "done", "{}", shift.report);
     let converged = converged.unwrap_or_else(|| {
         panic!(
-            "shift 50/50: the clients did not split 50 % ± {TOLERANCE_PCT} within 60 s: {:?}",
+            "shift 50/50: the clients did not split 50 % ± {TOLERANCE_PCT} within {watch:?}: {:?}",
             split(&logs)
         )
     });
@@ -392,7 +407,7 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
     );
     let (mark, since) = (counter.all_calls(), Instant::now());
     assert!(
-        converged <= CONVERGE,
+        converged <= converge,
         "shift 50/50: the clients took {converged:?} to split 50 % ± {TOLERANCE_PCT}"
     );
     assert!(
@@ -416,17 +431,17 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
             "--window",
             &window,
             "--timeout",
-            "60s",
+            &opsctl_timeout,
             "--json",
         ],
-        Duration::from_secs(60),
+        watch,
         || split(&logs) == (n, 0),
     )
     .await;
     assert_eq!(rollback.report["outcome"], "done", "{}", rollback.report);
     let all_blue = green_empty.unwrap_or_else(|| {
         panic!(
-            "rollback: not every client was back on blue within 60 s: {:?}",
+            "rollback: not every client was back on blue within {watch:?}: {:?}",
             split(&logs)
         )
     });
@@ -443,7 +458,7 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
         store_load(&counter, &mark, since.elapsed())
     );
     assert!(
-        all_blue <= CONVERGE,
+        all_blue <= converge,
         "rollback: green still held clients after {all_blue:?}"
     );
 
