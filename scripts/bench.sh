@@ -147,7 +147,7 @@ else
   if [ -n "$CURL" ] && start_server c1 CHAT_REDIS_URL="$CURL" && C1="$URL" &&
      start_server c2 CHAT_REDIS_URL="$CURL" && C2="$URL" &&
      start_server c3 CHAT_REDIS_URL="$CURL" && C3="$URL"; then
-    run max --url "$C1" --url "$C2" --url "$C3" --setup "3 tasks, 3-shard cluster" --start-rate "${BENCH_CLUSTER_START_RATE:-10}" "${CEILING[@]}"
+    run max --url "$C1" --url "$C2" --url "$C3" --setup "3 tasks, 3-shard cluster" --start-rate "${BENCH_CLUSTER_START_RATE:-100}" "${CEILING[@]}"
   else
     cluster_row "not measured: the cluster or a task did not start (see $OUT/cluster.log)"
   fi
