@@ -91,35 +91,21 @@ impl DynamoStore {
         room: &str,
         now_ms: i64,
     ) -> Result<Vec<Mute>, StoreError> {
-        let table = &self.tables.messages;
+        let items = self
+            .partition_items(
+                mute_partition(room),
+                MAX_MUTE_PAGES,
+                &format!("mutes of {room}"),
+            )
+            .await?;
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        for _ in 0..MAX_MUTE_PAGES {
-            self.counters.count(Op::Query);
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("#r = :r")
-                .expression_attribute_names("#r", "room")
-                .expression_attribute_values(":r", s(mute_partition(room)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(&format!("Query mutes of {room} on {table}"), e))?;
-            for item in page.items() {
-                let until_ms: i64 = get_n(item, "until")?;
-                if until_ms > now_ms {
-                    out.push(Mute {
-                        user_id: get_n(item, "seq")?,
-                        until_ms,
-                    });
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
+        for item in &items {
+            let until_ms: i64 = get_n(item, "until")?;
+            if until_ms > now_ms {
+                out.push(Mute {
+                    user_id: get_n(item, "seq")?,
+                    until_ms,
+                });
             }
         }
         Ok(out)

@@ -137,4 +137,38 @@ impl DynamoStore {
             }
         }
     }
+
+    /// Every item of one partition of the messages table (consistent reads), following
+    /// pages up to `max_pages`; `what` names it in errors.
+    pub(super) async fn partition_items(
+        &self,
+        partition: String,
+        max_pages: usize,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let table = &self.tables.messages;
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        for _ in 0..max_pages {
+            self.counters.count(Op::Query);
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#r = :r")
+                .expression_attribute_names("#r", "room")
+                .expression_attribute_values(":r", s(partition.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(&format!("Query {what} on {table}"), e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
 }

@@ -78,32 +78,16 @@ impl DynamoStore {
     }
 
     pub(super) async fn query_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
-        let table = &self.tables.messages;
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        for _ in 0..MAX_PAGES {
-            self.counters.count(Op::Query);
-            let page = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("#r = :r")
-                .expression_attribute_names("#r", "room")
-                .expression_attribute_values(":r", s(partition(room)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    unavailable(&format!("Query read positions of {room} on {table}"), e)
-                })?;
-            for item in page.items() {
-                out.push((get_n(item, "seq")?, get_n(item, "pos")?));
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
-            }
-        }
-        Ok(out)
+        let items = self
+            .partition_items(
+                partition(room),
+                MAX_PAGES,
+                &format!("read positions of {room}"),
+            )
+            .await?;
+        items
+            .iter()
+            .map(|item| Ok((get_n(item, "seq")?, get_n(item, "pos")?)))
+            .collect()
     }
 }
