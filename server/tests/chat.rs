@@ -230,6 +230,9 @@ async fn join_with_after_catches_up_and_without_it_gets_the_latest_page() {
     assert_eq!(msgs.len(), 50);
     assert_eq!(msgs[0]["seq"], 11);
     assert_eq!(msgs[49]["seq"], 60);
+    assert_eq!(j["last_seq"], 60);
+    // The latest page too comes from the room's memory (it reaches back to seq 1).
+    assert_eq!(joins_from_memory(&s).await, 2);
     // Live messages continue right after what join returned.
     c.say("catch", "c61", "live").await;
     assert_eq!(late.recv_type("message").await["seq"], 61);
@@ -298,6 +301,23 @@ async fn a_catch_up_join_is_answered_from_memory_only_where_memory_reaches() {
     assert_eq!(seqs(&j), Vec::<u64>::new());
     assert_eq!(j["last_seq"], 70);
     assert_eq!(joins_from_memory(&s).await, 2);
+    // The latest page: memory holds its 50 messages (it started at the latest page).
+    let j = joiner.join("mem").await;
+    assert_eq!(seqs(&j), (11..=60).collect::<Vec<_>>());
+    assert_eq!(j["messages"][49]["text"], "\u{1}\"60");
+    assert_eq!(joins_from_memory(&s).await, 3);
+    // Everyone leaves; the room starts again at 58: memory holds two messages, not a page.
+    for who in [&mut joiner, &mut c] {
+        who.send(json!({"type": "leave", "room": "mem"})).await;
+        who.send(json!({"type": "typing", "room": "mem"})).await;
+        assert_eq!(who.recv_type("error").await["code"], "not_joined");
+    }
+    c.send(json!({"type": "join", "room": "mem", "after": 58}))
+        .await;
+    assert_eq!(seqs(&c.recv_type("joined").await), vec![59, 60]);
+    let j = joiner.join("mem").await;
+    assert_eq!(seqs(&j), (11..=60).collect::<Vec<_>>(), "the store answers");
+    assert_eq!(joins_from_memory(&s).await, 3);
     s.stop().await;
 }
 

@@ -265,6 +265,8 @@ async fn a_connection_record_is_never_written_after_its_delete() {
         Action::Delay(Duration::from_millis(1_500)),
     )]);
     let mut ghost = Client::with_token(&ws, s["token"].as_str().expect("token")).await;
+    // A connection is recorded from its first join on.
+    ghost.join("ghosts").await;
     eventually("the record's write is under way", || async {
         c.ddb[0].held() > 0 || c.ddb[0].forwarded("PutItem") > puts
     })
@@ -276,6 +278,15 @@ async fn a_connection_record_is_never_written_after_its_delete() {
     })
     .await;
     c.ddb[0].clear();
+    let ghosts = connection_records(&c).await;
+    assert!(
+        ghosts.is_empty(),
+        "a record outlived its connection: {ghosts:?}"
+    );
+}
+
+/// The user ids of the connection records in the store.
+async fn connection_records(c: &Cluster) -> Vec<u64> {
     let records = c
         .moto
         .client()
@@ -286,7 +297,7 @@ async fn a_connection_record_is_never_written_after_its_delete() {
         .await
         .expect("scan connections (test only)");
     // The table also holds the fleet's control records (`fleet`, `opsctl#…`): not connections.
-    let ghosts: Vec<_> = records
+    records
         .items()
         .iter()
         .filter(|item| {
@@ -296,10 +307,31 @@ async fn a_connection_record_is_never_written_after_its_delete() {
                     id != chat_server::rebalance::FLEET_KEY && !id.starts_with("opsctl#")
                 })
         })
-        .collect();
-    assert!(
-        ghosts.is_empty(),
-        "a record outlived its connection: {ghosts:?}"
+        .map(|item| {
+            item.get("user_id")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .expect("user_id")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_connection_is_recorded_from_its_first_join_not_before() {
+    let c = Cluster::start(1, 30_000).await;
+    // Connected first, but never in a room: a crowd arriving costs one write per member.
+    let idle = client(&c, 0, "idle").await;
+    let mut member = client(&c, 0, "member").await;
+    member.join("audience").await;
+    eventually("the member's record is written", || async {
+        connection_records(&c).await.contains(&member.id())
+    })
+    .await;
+    assert_eq!(
+        connection_records(&c).await,
+        vec![member.id()],
+        "only the connection in a room is recorded (idle is {})",
+        idle.id()
     );
 }
 

@@ -3,11 +3,12 @@
 //! flight), and never below the client's `after`, so a seq reserved but not yet written
 //! reaches the member live once it lands, and nothing the client has comes twice.
 //! A join that fails leaves nothing behind: no membership, no presence, no subscription.
-//! A room the connection is already in is answered from memory, and so is a join with
-//! `after` into a room live on this task whose recent frames cover it (its `joined` put
-//! together from the frames as delivered: no store read, nothing serialised again), and a
-//! burst of joins into a room new on this task reads the store once (the first; the others
-//! wait for it, then answer from memory). A connection in [`MAX_ROOMS_PER_CONNECTION`] rooms
+//! A room the connection is already in is answered from memory, and so is a join into a
+//! room live on this task whose recent frames cover what it asks for (every message above
+//! its `after`, or the latest page): its `joined` is put together from the frames as
+//! delivered, with no store read and nothing serialised again; and a burst of joins into a
+//! room new on this task reads the store once (the first; the others wait for it, then
+//! answer from memory). A connection in [`MAX_ROOMS_PER_CONNECTION`] rooms
 //! is refused `too_many_rooms`; a catch-up is cut at [`MAX_JOIN_BYTES`] (the client pages the
 //! rest), and a frame read from the store is built on the blocking pool, so a flood of joins
 //! never holds the workers that carry everyone else's acks.
@@ -191,18 +192,21 @@ impl Hub {
         }
     }
 
-    /// A join with `after` into a room this task already follows, whose memory holds every
-    /// settled message above `after`: the `joined` frame is put together from those messages'
-    /// frames as they were delivered (cut at the catch-up limits, as the store path cuts),
-    /// with no store read and nothing serialised again, so a flood of such joins costs little.
+    /// A join into a room this task already follows, whose memory holds what the join asks
+    /// for: with `after`, every settled message above it; without, the latest page (the last
+    /// [`DEFAULT_HISTORY`] messages, or all of them when memory reaches the room's first seq).
+    /// The `joined` frame is put together from those messages' frames as they were delivered
+    /// (cut at the catch-up limits, as the store path cuts), with no store read and nothing
+    /// serialised again, so a crowd arriving at once, or a flood of joins, costs little.
     /// False when memory cannot answer (the store path then does).
     async fn join_from_memory(
         &self,
         conn: &Arc<Conn>,
         room_name: &str,
-        after: u64,
+        after: Option<u64>,
         members: &[User],
     ) -> bool {
+        let after_seq = after.unwrap_or(0);
         let Some(room) = self.room(room_name) else {
             return false;
         };
@@ -215,7 +219,11 @@ impl Hub {
                 if st.closed {
                     return false;
                 }
-                let Some(frames) = st.settled_since(after, settled.max(after)) else {
+                let picked = match after {
+                    Some(after) => st.settled_since(after, settled.max(after)),
+                    None => st.latest(DEFAULT_HISTORY),
+                };
+                let Some(frames) = picked else {
                     return false;
                 };
                 (settled, frames)
@@ -234,9 +242,12 @@ impl Hub {
             let floor = match cut {
                 Some(keep) => {
                     frames.truncate(keep);
-                    frames.last().map_or(settled, |(seq, _)| *seq).max(after)
+                    frames
+                        .last()
+                        .map_or(settled, |(seq, _)| *seq)
+                        .max(after_seq)
                 }
-                None => settled.max(after),
+                None => settled.max(after_seq),
             };
             let frames: Vec<Bytes> = frames.into_iter().map(|(_, f)| f).collect();
             let paging = cut.is_some();
@@ -290,10 +301,9 @@ impl Hub {
     ) -> Result<(), Refusal> {
         self.fanout.presence_add(room_name, &conn.user).await?;
         let members = self.fanout.presence(room_name).await?;
-        if let Some(after) = after
-            && self
-                .join_from_memory(conn, room_name, after, &members)
-                .await
+        if self
+            .join_from_memory(conn, room_name, after, &members)
+            .await
         {
             return Ok(());
         }
@@ -315,10 +325,9 @@ impl Hub {
         let room = self.room_or_create(room_name);
         let _first_load = if room.state.lock().last_seq.is_none() {
             let guard = room.first_load.lock().await;
-            if let Some(after) = after
-                && self
-                    .join_from_memory(conn, room_name, after, &members)
-                    .await
+            if self
+                .join_from_memory(conn, room_name, after, &members)
+                .await
             {
                 return Ok(());
             }

@@ -50,7 +50,15 @@ impl Hub {
                     continue;
                 }
                 last_touch = tokio::time::Instant::now();
-                let keys: Vec<String> = conns.iter().map(|c| c.key.clone()).collect();
+                // Only connections that joined a room have a record.
+                let keys: Vec<String> = {
+                    let recorded = hub.records.lock();
+                    conns
+                        .iter()
+                        .filter(|c| recorded.contains_key(&c.id))
+                        .map(|c| c.key.clone())
+                        .collect()
+                };
                 if !keys.is_empty()
                     && let Err(e) = hub.store.touch_connections(&keys).await
                 {

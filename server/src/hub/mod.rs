@@ -43,6 +43,17 @@ pub use moderate::MUTE_REFRESH;
 use repair::GAP_WAIT;
 use room::Room;
 
+/// Where a connection's record stands in the store.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Record {
+    /// Never written (the connection has not joined a room).
+    #[default]
+    Never,
+    Written,
+    /// Deleted, or never to be written: the connection ended.
+    Deleted,
+}
+
 /// Rooms and local connections.
 pub struct Hub {
     store: Arc<dyn Store>,
@@ -56,9 +67,10 @@ pub struct Hub {
     tasks: TaskTracker,
     /// Per-room queues publishing this task's messages in order (`publish`).
     lanes: publish::Lanes,
-    /// Per connection, its record writes in order; `true` once the record is deleted, so a
-    /// write queued behind the delete never runs (no ghost record).
-    records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<bool>>>>,
+    /// Per connection that joined a room, its record writes in order, and whether the record
+    /// was written (so a connection that never joined costs the store nothing) or deleted
+    /// (so a write queued behind the delete never runs: no ghost record).
+    records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Record>>>>,
     /// The mutes of rooms this task checked sends in (`moderate`).
     mutes: moderate::Mutes,
     /// Read positions of the rooms this task serves (`receipts`).
@@ -138,7 +150,6 @@ impl Hub {
         self.conns.lock().insert(id, Arc::clone(&conn));
         self.metrics.connections_opened.inc();
         self.metrics.connections_open.inc();
-        self.record_connection(&conn);
         (conn, rx)
     }
 
@@ -156,9 +167,10 @@ impl Hub {
         let record = self.record_lock(conn.id);
         {
             // Waits for record writes queued before; marks the record gone for any after.
-            let mut deleted = record.lock().await;
-            *deleted = true;
-            if let Err(e) = self.store.remove_connection(&conn.key).await {
+            let mut state = record.lock().await;
+            let written = *state == Record::Written;
+            *state = Record::Deleted;
+            if written && let Err(e) = self.store.remove_connection(&conn.key).await {
                 tracing::debug!(error = %e, "Could not remove connection record");
             }
         }
@@ -168,12 +180,13 @@ impl Hub {
         self.records.lock().remove(&conn.id);
     }
 
-    fn record_lock(&self, conn_id: u64) -> Arc<tokio::sync::Mutex<bool>> {
+    fn record_lock(&self, conn_id: u64) -> Arc<tokio::sync::Mutex<Record>> {
         Arc::clone(self.records.lock().entry(conn_id).or_default())
     }
 
     /// Writes the connection's record (its rooms now) in the background, in order with its
-    /// other record writes, and never after its delete.
+    /// other record writes, and never after its delete. Called when its rooms change: a
+    /// connection is recorded from its first join on, as an audience member.
     fn record_connection(&self, conn: &Conn) {
         if !self.conns.lock().contains_key(&conn.id) {
             return;
@@ -189,10 +202,12 @@ impl Hub {
         let store = Arc::clone(&self.store);
         let order = self.record_lock(conn.id);
         tokio::spawn(async move {
-            let deleted = order.lock().await;
-            if *deleted {
+            let mut state = order.lock().await;
+            if *state == Record::Deleted {
                 return;
             }
+            // Even a failed write may have landed: the delete must follow it.
+            *state = Record::Written;
             if let Err(e) = store.put_connection(&record).await {
                 tracing::debug!(error = %e, "Could not record connection");
             }

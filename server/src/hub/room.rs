@@ -177,6 +177,24 @@ impl RoomState {
             .collect()
     }
 
+    /// The latest `n` settled messages (oldest first), each seq with its frame, when memory
+    /// is known to hold them: it remembers at least `n`, or reaches back to the room's first
+    /// seq. `None` otherwise (the store answers).
+    pub(super) fn latest(&self, n: usize) -> Option<Vec<(u64, Bytes)>> {
+        let last = self.last_seq?;
+        let from_first = self.recent.front().map_or(last == 0, |(s, _)| *s == 1);
+        let messages: Vec<(u64, Bytes)> = self
+            .recent
+            .iter()
+            .filter_map(|(s, f)| Some((*s, f.clone()?)))
+            .collect();
+        if messages.len() < n && !from_first {
+            return None;
+        }
+        let skip = messages.len().saturating_sub(n);
+        Some(messages.into_iter().skip(skip).collect())
+    }
+
     /// The settled messages in `(after, upto]`, each seq with its frame, or `None` when they
     /// are no longer remembered.
     pub(super) fn settled_since(&self, after: u64, upto: u64) -> Option<Vec<(u64, Bytes)>> {
@@ -242,6 +260,36 @@ mod tests {
         };
         st.start_at(last);
         (st, rx)
+    }
+
+    fn seqs_of(picked: Option<Vec<(u64, Bytes)>>) -> Option<Vec<u64>> {
+        picked.map(|v| v.into_iter().map(|(s, _)| s).collect())
+    }
+
+    #[test]
+    fn the_latest_page_comes_from_memory_only_when_memory_holds_all_of_it() {
+        // An empty room: nothing, known.
+        let (mut st, _rx) = room_at(0, 0);
+        assert_eq!(seqs_of(st.latest(3)), Some(vec![]));
+        // From the first seq on, fewer than asked is still all of them (2 abandoned).
+        st.offer(1, frame(1));
+        st.abandoned(2);
+        st.offer(3, frame(3));
+        assert_eq!(seqs_of(st.latest(3)), Some(vec![1, 3]));
+        st.offer(4, frame(4));
+        st.offer(5, frame(5));
+        assert_eq!(seqs_of(st.latest(3)), Some(vec![3, 4, 5]));
+        // Started at 4 on this task: two messages do not make a page of three...
+        let (mut st, _rx) = room_at(4, 0);
+        st.offer(5, frame(5));
+        st.offer(6, frame(6));
+        assert_eq!(seqs_of(st.latest(3)), None);
+        assert_eq!(seqs_of(st.latest(2)), Some(vec![5, 6]));
+        // ... and one not settled yet is not in it.
+        st.offer(8, frame(8));
+        assert_eq!(seqs_of(st.latest(2)), Some(vec![5, 6]));
+        // A room whose start is not known yet answers nothing.
+        assert_eq!(seqs_of(RoomState::default().latest(1)), None);
     }
 
     #[test]

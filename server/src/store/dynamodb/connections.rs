@@ -1,4 +1,4 @@
-//! Connection records: one item per live connection, written on connect and join, its
+//! Connection records: one item per live connection in a room, written when its rooms change, its
 //! expiry refreshed by the heartbeat (at most every [`CONNECTION_REFRESH`]), deleted on leave.
 
 use std::time::{Duration, Instant};
