@@ -92,6 +92,17 @@ fn halves(n: usize, (blue, green): (usize, usize)) -> bool {
     ok(blue) && ok(green)
 }
 
+/// How the clients' connections ended so far, by reason, summed.
+fn ends(logs: &Logs) -> BTreeMap<String, u32> {
+    let mut all = BTreeMap::new();
+    for l in logs {
+        for (why, n) in &l.lock().ends {
+            *all.entry(why.clone()).or_default() += n;
+        }
+    }
+    all
+}
+
 /// `reconnect` frames with reason `rebalance` the clients received so far.
 fn rebalance_reconnects(logs: &Logs) -> u32 {
     logs.iter()
@@ -378,7 +389,8 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let settled = time_until(Duration::from_secs(20), || {
+    // A client whose reconnects failed waits up to its longest backoff (30 s) before the next.
+    let settled = time_until(Duration::from_secs(45), || {
         let (b, g) = split(&logs);
         b + g == n
     })
@@ -402,8 +414,9 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
         view.1,
     );
     println!(
-        "live: shift and hold: {}",
-        store_load(&counter, &mark, since.elapsed())
+        "live: shift and hold: {}; connections ended: {:?}",
+        store_load(&counter, &mark, since.elapsed()),
+        ends(&logs)
     );
     let (mark, since) = (counter.all_calls(), Instant::now());
     assert!(
@@ -454,8 +467,9 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
         rollback.report["converge_secs"],
     );
     println!(
-        "live: rollback: {}",
-        store_load(&counter, &mark, since.elapsed())
+        "live: rollback: {}; connections ended: {:?}",
+        store_load(&counter, &mark, since.elapsed()),
+        ends(&logs)
     );
     assert!(
         all_blue <= converge,

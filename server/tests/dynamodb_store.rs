@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use chat_server::protocol::User;
 use chat_server::store::dynamodb::{self, DynamoStore, Op};
 use chat_server::store::schema;
-use chat_server::store::{ConnectionRecord, NewMessage, Store, StoreError};
+use chat_server::store::{ConnectionChange, ConnectionRecord, NewMessage, Store, StoreError};
 use moto::Moto;
 
 const PREFIX: &str = "unit-";
@@ -236,7 +236,10 @@ async fn connection_items_carry_a_ttl_that_heartbeats_refresh() {
         color: "green".into(),
         connected_at: 1_763_800_000_000,
     };
-    store.put_connection(&conn).await.expect("put");
+    store
+        .write_connections(&[ConnectionChange::Put(conn.clone())])
+        .await
+        .expect("put");
     let item = connection_item(&client, "c1").await.expect("item written");
     let ttl = dynamodb::CONNECTION_TTL.as_secs() as i64;
     let now = now_secs();
@@ -275,7 +278,10 @@ async fn connection_items_carry_a_ttl_that_heartbeats_refresh() {
     assert!((now + ttl - 5..=now + ttl + 1).contains(&expires_at(&item)));
 
     // A heartbeat never recreates a removed connection.
-    store.remove_connection("c1").await.expect("remove");
+    store
+        .write_connections(&[ConnectionChange::Remove("c1".into())])
+        .await
+        .expect("remove");
     assert!(connection_item(&client, "c1").await.is_none());
     store
         .touch_connections(&["c1".into()])
@@ -285,10 +291,58 @@ async fn connection_items_carry_a_ttl_that_heartbeats_refresh() {
 
     // With the default refresh interval, a heartbeat right after connecting writes nothing.
     let lazy = DynamoStore::new(client.clone(), PREFIX);
-    lazy.put_connection(&conn).await.expect("put");
+    lazy.write_connections(&[ConnectionChange::Put(conn.clone())])
+        .await
+        .expect("put");
     let before = lazy.request_counts();
     lazy.touch_connections(&["c1".into()]).await.expect("touch");
     assert_eq!(lazy.request_counts().since(&before).total(), 0);
+}
+
+#[tokio::test]
+async fn connection_changes_go_in_batches_of_25() {
+    let (_moto, client) = ready().await;
+    let store = DynamoStore::new(client.clone(), PREFIX);
+    let record = |i: u64| ConnectionRecord {
+        conn_id: format!("b{i}"),
+        user_id: i,
+        rooms: vec!["lobby".into()],
+        task: "task-1".into(),
+        color: "blue".into(),
+        connected_at: 1_763_800_000_000,
+    };
+    let puts: Vec<ConnectionChange> = (0..60).map(|i| ConnectionChange::Put(record(i))).collect();
+    let before = store.request_counts();
+    store.write_connections(&puts).await.expect("60 puts");
+    let used = store.request_counts().since(&before);
+    assert_eq!(used.get(Op::BatchWriteItem), 3, "{used}");
+    assert_eq!(used.total(), 3, "{used}");
+    assert!(connection_item(&client, "b59").await.is_some());
+    // Removals and puts mixed in one call: 30 removed, 5 rooms replaced.
+    let mixed: Vec<ConnectionChange> = (0..30)
+        .map(|i| ConnectionChange::Remove(format!("b{i}")))
+        .chain((30..35).map(|i| {
+            let mut r = record(i);
+            r.rooms = vec!["other".into()];
+            ConnectionChange::Put(r)
+        }))
+        .collect();
+    store.write_connections(&mixed).await.expect("mixed");
+    assert!(connection_item(&client, "b0").await.is_none());
+    assert!(connection_item(&client, "b29").await.is_none());
+    let item = connection_item(&client, "b30").await.expect("b30 kept");
+    assert_eq!(
+        item.get("rooms").and_then(|v| v.as_l().ok()).map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        item.get("rooms")
+            .and_then(|v| v.as_l().ok())
+            .and_then(|l| l[0].as_s().ok())
+            .map(String::as_str),
+        Some("other")
+    );
+    assert!(connection_item(&client, "b59").await.is_some());
 }
 
 #[tokio::test]

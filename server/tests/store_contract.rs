@@ -13,7 +13,8 @@ use chat_server::store::dynamodb::{self, DynamoStore};
 use chat_server::store::embedded::EmbeddedStore;
 use chat_server::store::user_ids::{BLOCK, UserIds};
 use chat_server::store::{
-    Appended, ConnectionRecord, HistoryQuery, IDEMPOTENCY_WINDOW_MS, NewMessage, Store,
+    Appended, ConnectionChange, ConnectionRecord, HistoryQuery, IDEMPOTENCY_WINDOW_MS, NewMessage,
+    Store,
 };
 use moto::Moto;
 
@@ -410,15 +411,38 @@ async fn connections_are_recorded_touched_and_removed(b: Backend) {
         color: "blue".into(),
         connected_at: T0,
     };
-    s.put_connection(&conn).await.expect("put");
+    s.write_connections(&[ConnectionChange::Put(conn.clone())])
+        .await
+        .expect("put");
     conn.rooms = vec!["lobby".into(), "other".into()];
-    s.put_connection(&conn).await.expect("replace rooms");
+    s.write_connections(&[ConnectionChange::Put(conn.clone())])
+        .await
+        .expect("replace rooms");
     s.touch_connections(&["c1".into(), "never-seen".into()])
         .await
         .expect("touch");
     s.touch_connections(&[]).await.expect("touch nothing");
-    s.remove_connection("c1").await.expect("remove");
-    s.remove_connection("c1").await.expect("remove twice");
+    s.write_connections(&[ConnectionChange::Remove("c1".into())])
+        .await
+        .expect("remove");
+    s.write_connections(&[ConnectionChange::Remove("c1".into())])
+        .await
+        .expect("remove twice");
+    s.write_connections(&[]).await.expect("nothing");
+    // A batch larger than DynamoDB's 25, puts and removals of others mixed.
+    let batch: Vec<ConnectionChange> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                ConnectionChange::Put(ConnectionRecord {
+                    conn_id: format!("m{i}"),
+                    ..conn.clone()
+                })
+            } else {
+                ConnectionChange::Remove(format!("m{i}"))
+            }
+        })
+        .collect();
+    s.write_connections(&batch).await.expect("a batch of 40");
 }
 
 async fn check_and_flush_answer(b: Backend) {

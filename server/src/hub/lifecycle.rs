@@ -111,6 +111,8 @@ impl Hub {
                 c.kill(close::DRAINING);
             }
         }
+        // Records of connections whose cleanup did not finish, or whose removal failed.
+        self.recorder.flush().await;
         self.committer.finish().await;
         self.store_all_receipts().await;
         if let Err(e) = self.store.flush().await {

@@ -7,16 +7,18 @@
 //! The folder: this file is the hub's public API (connections, leave, send, typing,
 //! delivery); [`join`] joining a room (the member's floor, undoing a failed join); [`room`]
 //! the pure per-room state machine; [`repair`] gap repair and the settling of missing seqs;
-//! [`publish`] per-room publish lanes; [`lifecycle`] heartbeat and drain.
+//! [`publish`] per-room publish lanes; [`records`] the connection records' batched writes;
+//! [`lifecycle`] heartbeat and drain.
 //!
-//! Locks: the room map (`rooms`) may be taken before a room's state, never after; no lock is
-//! held across an await.
+//! Locks: the room map (`rooms`) may be taken before a room's state, never after; `records`
+//! may be taken before `conns`, never after; no lock is held across an await.
 
 mod join;
 mod lifecycle;
 mod moderate;
 mod publish;
 mod receipts;
+mod records;
 mod repair;
 mod room;
 
@@ -49,9 +51,10 @@ enum Record {
     /// Never written (the connection has not joined a room).
     #[default]
     Never,
+    /// Queued for writing, or written.
     Written,
-    /// Deleted, or never to be written: the connection ended.
-    Deleted,
+    /// Removed, or never to be written: the connection ended.
+    Removed,
 }
 
 /// Rooms and local connections.
@@ -67,10 +70,12 @@ pub struct Hub {
     tasks: TaskTracker,
     /// Per-room queues publishing this task's messages in order (`publish`).
     lanes: publish::Lanes,
-    /// Per connection that joined a room, its record writes in order, and whether the record
-    /// was written (so a connection that never joined costs the store nothing) or deleted
-    /// (so a write queued behind the delete never runs: no ghost record).
-    records: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Record>>>>,
+    /// Per connection that joined a room, whether its record was written (so a connection
+    /// that never joined costs the store nothing) or removed (so no write follows the
+    /// removal: no ghost record).
+    records: Mutex<HashMap<u64, Record>>,
+    /// Writes the records, in batches (`records`).
+    recorder: Arc<records::Recorder>,
     /// The mutes of rooms this task checked sends in (`moderate`).
     mutes: moderate::Mutes,
     /// Read positions of the rooms this task serves (`receipts`).
@@ -101,6 +106,7 @@ impl Hub {
             Hub {
                 committer: Committer::start(Arc::clone(&store), Arc::clone(&metrics), commit_sink),
                 fanout: make_fanout(sink),
+                recorder: records::Recorder::start(Arc::clone(&store)),
                 store,
                 rooms: RwLock::default(),
                 conns: Mutex::default(),
@@ -164,33 +170,26 @@ impl Hub {
         for room in conn.rooms() {
             self.leave_room(conn, &room, false).await;
         }
-        let record = self.record_lock(conn.id);
-        {
-            // Waits for record writes queued before; marks the record gone for any after.
-            let mut state = record.lock().await;
-            let written = *state == Record::Written;
-            *state = Record::Deleted;
-            if written && let Err(e) = self.store.remove_connection(&conn.key).await {
-                tracing::debug!(error = %e, "Could not remove connection record");
-            }
+        let written = {
+            let mut records = self.records.lock();
+            let state = records.entry(conn.id).or_default();
+            std::mem::replace(state, Record::Removed) == Record::Written
+        };
+        if written {
+            // Queued after every write of it; returns once written.
+            self.recorder.remove(&conn.key).await;
         }
+        let mut records = self.records.lock();
         if self.conns.lock().remove(&conn.id).is_some() {
             self.metrics.connections_open.dec();
         }
-        self.records.lock().remove(&conn.id);
+        records.remove(&conn.id);
     }
 
-    fn record_lock(&self, conn_id: u64) -> Arc<tokio::sync::Mutex<Record>> {
-        Arc::clone(self.records.lock().entry(conn_id).or_default())
-    }
-
-    /// Writes the connection's record (its rooms now) in the background, in order with its
-    /// other record writes, and never after its delete. Called when its rooms change: a
-    /// connection is recorded from its first join on, as an audience member.
+    /// Queues the connection's record (its rooms now) for the next batch, never after its
+    /// removal. Called when its rooms change: a connection is recorded from its first join
+    /// on, as a member of the audience.
     fn record_connection(&self, conn: &Conn) {
-        if !self.conns.lock().contains_key(&conn.id) {
-            return;
-        }
         let record = ConnectionRecord {
             conn_id: conn.key.clone(),
             user_id: conn.user.id,
@@ -199,19 +198,16 @@ impl Hub {
             color: self.info.color.clone(),
             connected_at: crate::now_ms(),
         };
-        let store = Arc::clone(&self.store);
-        let order = self.record_lock(conn.id);
-        tokio::spawn(async move {
-            let mut state = order.lock().await;
-            if *state == Record::Deleted {
-                return;
-            }
-            // Even a failed write may have landed: the delete must follow it.
+        let mut records = self.records.lock();
+        // Under the records lock: a disconnect that is done took it after leaving `conns`.
+        if !self.conns.lock().contains_key(&conn.id) {
+            return;
+        }
+        let state = records.entry(conn.id).or_default();
+        if *state != Record::Removed {
             *state = Record::Written;
-            if let Err(e) = store.put_connection(&record).await {
-                tracing::debug!(error = %e, "Could not record connection");
-            }
-        });
+            self.recorder.put(record);
+        }
     }
 
     fn room(&self, name: &str) -> Option<Arc<Room>> {

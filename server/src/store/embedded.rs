@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 
 use super::wal::{self, Log, Record};
 use super::{
-    Appended, ConnectionRecord, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, Mute, NewMessage,
+    Appended, ConnectionChange, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, Mute, NewMessage,
     Store, StoreError,
 };
 
@@ -694,17 +694,30 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| receipts::get(db, &room)).await
     }
 
-    async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {
-        let id = conn.conn_id.clone();
-        let json = serde_json::to_vec(conn).map_err(corrupt)?;
+    async fn write_connections(&self, changes: &[ConnectionChange]) -> Result<(), StoreError> {
+        let changes = changes
+            .iter()
+            .map(|change| match change {
+                ConnectionChange::Put(conn) => serde_json::to_vec(conn)
+                    .map(|json| (conn.conn_id.clone(), Some(json)))
+                    .map_err(corrupt),
+                ConnectionChange::Remove(conn_id) => Ok((conn_id.clone(), None)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.blocking(move |db| {
             let mut txn = db.begin_write().map_err(err)?;
-            // Live connections are advisory on one node: no fsync per connect.
+            // Live connections are advisory on one node: no fsync for them.
             txn.set_durability(redb::Durability::None).map_err(err)?;
-            txn.open_table(CONNECTIONS)
-                .map_err(err)?
-                .insert(id.as_str(), json.as_slice())
-                .map_err(err)?;
+            {
+                let mut table = txn.open_table(CONNECTIONS).map_err(err)?;
+                for (id, json) in &changes {
+                    match json {
+                        Some(json) => table.insert(id.as_str(), json.as_slice()).map(drop),
+                        None => table.remove(id.as_str()).map(drop),
+                    }
+                    .map_err(err)?;
+                }
+            }
             txn.commit().map_err(err)
         })
         .await
@@ -713,20 +726,6 @@ impl Store for EmbeddedStore {
     async fn touch_connections(&self, _conn_ids: &[String]) -> Result<(), StoreError> {
         // One process: a connection is live exactly while its record exists.
         Ok(())
-    }
-
-    async fn remove_connection(&self, conn_id: &str) -> Result<(), StoreError> {
-        let id = conn_id.to_string();
-        self.blocking(move |db| {
-            let mut txn = db.begin_write().map_err(err)?;
-            txn.set_durability(redb::Durability::None).map_err(err)?;
-            txn.open_table(CONNECTIONS)
-                .map_err(err)?
-                .remove(id.as_str())
-                .map_err(err)?;
-            txn.commit().map_err(err)
-        })
-        .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

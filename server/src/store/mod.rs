@@ -89,6 +89,25 @@ pub struct ConnectionRecord {
     pub connected_at: i64,
 }
 
+/// A change to the live-connection registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionChange {
+    /// Records a live connection, or replaces its rooms.
+    Put(ConnectionRecord),
+    /// Forgets a connection that closed (by its `conn_id`).
+    Remove(String),
+}
+
+impl ConnectionChange {
+    /// The connection it is about.
+    pub fn conn_id(&self) -> &str {
+        match self {
+            ConnectionChange::Put(record) => &record.conn_id,
+            ConnectionChange::Remove(conn_id) => conn_id,
+        }
+    }
+}
+
 /// A moderator's mute: `user_id` may not send in the room until `until_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mute {
@@ -195,14 +214,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored `(user_id, seq)` read position of `room`.
     async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError>;
 
-    /// Records a live connection (also used to replace its rooms).
-    async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError>;
+    /// Applies changes to the live-connection registry, at most one per connection (the hub
+    /// sends them in batches, in order across calls).
+    async fn write_connections(&self, changes: &[ConnectionChange]) -> Result<(), StoreError>;
 
     /// Heartbeat: these connections of this task are still alive.
     async fn touch_connections(&self, conn_ids: &[String]) -> Result<(), StoreError>;
-
-    /// Forgets a connection that closed.
-    async fn remove_connection(&self, conn_id: &str) -> Result<(), StoreError>;
 
     /// Makes everything written so far durable (called once while draining).
     async fn flush(&self) -> Result<(), StoreError>;

@@ -1,17 +1,18 @@
-//! Connection records: one item per live connection in a room, written when its rooms change, its
-//! expiry refreshed by the heartbeat (at most every [`CONNECTION_REFRESH`]), deleted on leave.
+//! Connection records: one item per live connection in a room, written when its rooms change
+//! and deleted when it closes (the hub sends both in batches: `BatchWriteItem`s of 25), its
+//! expiry refreshed by the heartbeat (at most every [`CONNECTION_REFRESH`]).
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use futures_util::StreamExt;
 
 use super::DynamoStore;
 use super::counts::Op;
-use super::items::{n, s, unavailable};
-use crate::store::{ConnectionRecord, StoreError};
+use super::items::{Item, n, s, unavailable};
+use crate::store::{ConnectionChange, StoreError};
 
 /// How long a connection item outlives its last heartbeat before TTL may delete it (a task
 /// that died without removing its connections stops counting after this).
@@ -23,28 +24,53 @@ pub const CONNECTION_REFRESH: Duration = Duration::from_secs(120);
 const TOUCH_CONCURRENCY: usize = 16;
 
 impl DynamoStore {
-    pub(super) async fn write_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {
-        let table = &self.tables.connections;
-        self.counters.count(Op::PutItem);
-        self.client
-            .put_item()
-            .table_name(table)
-            .item("conn_id", s(&conn.conn_id))
-            .item("user_id", n(conn.user_id))
-            .item(
-                "rooms",
-                AttributeValue::L(conn.rooms.iter().map(s).collect()),
-            )
-            .item("task", s(&conn.task))
-            .item("color", s(&conn.color))
-            .item("connected_at", n(conn.connected_at))
-            .item("expires_at", n(connection_expiry()))
-            .send()
-            .await
-            .map_err(|e| unavailable(&format!("PutItem {} on {table}", conn.conn_id), e))?;
-        self.refreshed
-            .lock()
-            .insert(conn.conn_id.clone(), Instant::now());
+    /// Applies the changes in `BatchWriteItem`s of 25 (the hub sends them in batches).
+    pub(super) async fn write_connections(
+        &self,
+        changes: &[ConnectionChange],
+    ) -> Result<(), StoreError> {
+        let expires_at = n(connection_expiry());
+        let mut put_ids = Vec::new();
+        let requests = changes
+            .iter()
+            .map(|change| match change {
+                ConnectionChange::Put(conn) => {
+                    put_ids.push(conn.conn_id.clone());
+                    let item = Item::from([
+                        ("conn_id".to_string(), s(&conn.conn_id)),
+                        ("user_id".to_string(), n(conn.user_id)),
+                        (
+                            "rooms".to_string(),
+                            AttributeValue::L(conn.rooms.iter().map(s).collect()),
+                        ),
+                        ("task".to_string(), s(&conn.task)),
+                        ("color".to_string(), s(&conn.color)),
+                        ("connected_at".to_string(), n(conn.connected_at)),
+                        ("expires_at".to_string(), expires_at.clone()),
+                    ]);
+                    let put = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .unwrap_or_else(|e| unreachable!("the item is set: {e}"));
+                    WriteRequest::builder().put_request(put).build()
+                }
+                ConnectionChange::Remove(conn_id) => {
+                    self.refreshed.lock().remove(conn_id);
+                    let delete = DeleteRequest::builder()
+                        .key("conn_id", s(conn_id))
+                        .build()
+                        .unwrap_or_else(|e| unreachable!("the key is set: {e}"));
+                    WriteRequest::builder().delete_request(delete).build()
+                }
+            })
+            .collect();
+        self.batch_write(&self.tables.connections, requests, "connection records")
+            .await?;
+        let now = Instant::now();
+        let mut refreshed = self.refreshed.lock();
+        for id in put_ids {
+            refreshed.insert(id, now);
+        }
         Ok(())
     }
 
@@ -77,20 +103,6 @@ impl DynamoStore {
             .collect()
             .await;
         outcomes.into_iter().collect()
-    }
-
-    pub(super) async fn delete_connection(&self, conn_id: &str) -> Result<(), StoreError> {
-        self.refreshed.lock().remove(conn_id);
-        let table = &self.tables.connections;
-        self.counters.count(Op::DeleteItem);
-        self.client
-            .delete_item()
-            .table_name(table)
-            .key("conn_id", s(conn_id))
-            .send()
-            .await
-            .map_err(|e| unavailable(&format!("DeleteItem {conn_id} on {table}"), e))?;
-        Ok(())
     }
 
     async fn touch_one(&self, conn_id: &str, expires_at: i64) -> Result<(), StoreError> {

@@ -28,6 +28,7 @@
 
 mod admin;
 mod append;
+mod batch;
 mod connections;
 mod counts;
 mod items;
@@ -49,7 +50,7 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
 use super::schema;
 use super::{
-    Appended, ConnectionRecord, HistoryPage, HistoryQuery, Mute, NewMessage, Store, StoreError,
+    Appended, ConnectionChange, HistoryPage, HistoryQuery, Mute, NewMessage, Store, StoreError,
 };
 use crate::protocol::ChatMessage;
 pub use admin::create_tables;
@@ -211,16 +212,12 @@ impl Store for DynamoStore {
         self.query_positions(room).await
     }
 
-    async fn put_connection(&self, conn: &ConnectionRecord) -> Result<(), StoreError> {
-        self.write_connection(conn).await
+    async fn write_connections(&self, changes: &[ConnectionChange]) -> Result<(), StoreError> {
+        DynamoStore::write_connections(self, changes).await
     }
 
     async fn touch_connections(&self, conn_ids: &[String]) -> Result<(), StoreError> {
         self.touch(conn_ids).await
-    }
-
-    async fn remove_connection(&self, conn_id: &str) -> Result<(), StoreError> {
-        self.delete_connection(conn_id).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
