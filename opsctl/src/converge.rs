@@ -1,7 +1,9 @@
 //! Waiting for live connections to follow the weights: after a `--rebalance` shift or a
 //! rollback, opsctl watches the fleet heartbeats (connections per colour, dead tasks
-//! excluded) with one bar per colour until each colour holds its share, and keeps checking
-//! that the lease is still its own and the listener still carries its weights.
+//! excluded) with one bar per colour until each colour holds its share and the audience is
+//! back (the shed clients have reconnected: a share of the few connected mid-move proves
+//! nothing), and keeps checking that the lease is still its own and the listener still
+//! carries its weights.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +22,17 @@ use crate::weights::{Color, Weights};
 pub const TOLERANCE_PCT: f64 = 5.0;
 /// Time between readings.
 const POLL: Duration = Duration::from_millis(500);
+/// The audience is back when the fleet holds at least this share of the connections it held
+/// when the wait began...
+const BACK_PCT: u64 = 90;
+/// ... or, when people left meanwhile, once its total has not changed for this long.
+const QUIET: Duration = Duration::from_secs(5);
+
+/// Whether the audience is back: `total` connections now, `start` when the wait began, the
+/// total unchanged for `quiet`.
+pub fn audience_back(total: u64, start: u64, quiet: Duration) -> bool {
+    total * 100 >= start * BACK_PCT || quiet >= QUIET
+}
 
 /// How the wait ended.
 #[derive(Debug)]
@@ -90,6 +103,8 @@ pub async fn wait(
         })
         .collect();
     let deadline = Instant::now() + timeout;
+    let mut start = None;
+    let (mut last_total, mut changed_at) = (None, Instant::now());
     let end = loop {
         if !lease.still_held(ctx, false).await? {
             break Converged::LeaseLost;
@@ -112,7 +127,11 @@ pub async fn wait(
                 weights.get(*c)
             ));
         }
-        if converged(&beats, weights) {
+        let start = *start.get_or_insert(total);
+        if last_total != Some(total) {
+            (last_total, changed_at) = (Some(total), Instant::now());
+        }
+        if converged(&beats, weights) && audience_back(total, start, changed_at.elapsed()) {
             break Converged::Yes(counts);
         }
         if Instant::now() >= deadline {
@@ -150,6 +169,19 @@ mod tests {
         assert!(on_target(&counts(200, 0), blue));
         assert!(!on_target(&counts(199, 1), blue));
         assert!(on_target(&counts(0, 0), blue));
+    }
+
+    #[test]
+    fn a_share_of_the_few_connected_mid_move_is_not_the_audience_back() {
+        let now = Duration::ZERO;
+        // 2,000 shed, 171 back so far: not yet, however well they split.
+        assert!(!audience_back(171, 2000, now));
+        assert!(audience_back(1800, 2000, now));
+        assert!(audience_back(2000, 2000, now));
+        // People left for good: once the total stops moving, what is there is the audience.
+        assert!(!audience_back(1500, 2000, Duration::from_secs(4)));
+        assert!(audience_back(1500, 2000, QUIET));
+        assert!(audience_back(0, 0, now));
     }
 
     #[test]

@@ -103,6 +103,14 @@ fn ends(logs: &Logs) -> BTreeMap<String, u32> {
     all
 }
 
+/// The connections opsctl counted when it called the move done (its JSON report).
+fn reported_total(report: &Value) -> u64 {
+    report["connections"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
+}
+
 /// `reconnect` frames with reason `rebalance` the clients received so far.
 fn rebalance_reconnects(logs: &Logs) -> u32 {
     logs.iter()
@@ -372,6 +380,12 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
     )
     .await;
     assert_eq!(shift.report["outcome"], "done", "{}", shift.report);
+    // Done means the audience is back, not a share of the few connected mid-move.
+    assert!(
+        reported_total(&shift.report) * 10 >= n as u64 * 9,
+        "opsctl called the shift done with {} of {n} connections back",
+        shift.report["connections"]
+    );
     let converged = converged.unwrap_or_else(|| {
         panic!(
             "shift 50/50: the clients did not split 50 % ± {TOLERANCE_PCT} within {watch:?}: {:?}",
@@ -452,6 +466,11 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
     )
     .await;
     assert_eq!(rollback.report["outcome"], "done", "{}", rollback.report);
+    assert!(
+        reported_total(&rollback.report) * 10 >= n as u64 * 9,
+        "opsctl called the rollback done with {} of {n} connections back",
+        rollback.report["connections"]
+    );
     let all_blue = green_empty.unwrap_or_else(|| {
         panic!(
             "rollback: not every client was back on blue within {watch:?}: {:?}",
