@@ -6,6 +6,17 @@ import { paintAvatar } from "./avatar.js";
 /** A typing frame counts for this long. */
 const TYPING_TTL_MS = 4000;
 
+/**
+ * Applies a `presence` frame to `members` (id → user): one `joined` or `left` user, or a big
+ * room's summary (`joined_users`, `left_users`). Returns the ids of those who left.
+ */
+export function applyPresence(members, f) {
+  for (const u of [f.joined, ...(f.joined_users || [])]) if (u) members.set(u.id, u);
+  const left = [f.left, ...(f.left_users || [])].filter(Boolean).map((u) => u.id);
+  for (const id of left) members.delete(id);
+  return left;
+}
+
 export class Presence {
   constructor({ countEl, listEl, typingEl, me }) {
     Object.assign(this, { countEl, listEl, typingEl, me });
@@ -21,12 +32,12 @@ export class Presence {
     this.#renderList();
   }
 
-  /** A `presence` frame: someone joined or left; `online` is the room's new count. */
+  /** A `presence` frame: someone joined or left (or, in a big room, a second's summary);
+   * `online` is the room's new count. */
   update(f) {
-    if (f.joined) this.members.set(f.joined.id, f.joined);
-    if (f.left) {
-      this.members.delete(f.left.id);
-      this.typers.delete(f.left.id);
+    const left = applyPresence(this.members, f);
+    if (left.length) {
+      for (const id of left) this.typers.delete(id);
       this.#renderTyping();
     }
     this.#setOnline(f.online);

@@ -14,6 +14,7 @@ import { continues, dayKey, dayLabel, GROUP_GAP_MS } from "../js/daygroups.js";
 import { titleWithUnread, notificationText } from "../js/attention.js";
 import { newId } from "../js/ids.js";
 import { checkImageFile, fitBox, IMAGE_MAX_BYTES } from "../js/uploads.js";
+import { applyPresence } from "../js/presence.js";
 
 test("endpoints default to the page's origin and follow its scheme", () => {
   assert.deepEqual(endpoints({ origin: "http://127.0.0.1:8080" }), { apiBase: "http://127.0.0.1:8080", wsUrl: "ws://127.0.0.1:8080/ws" });
@@ -165,4 +166,17 @@ test("images: types and size checked before uploading; the box reserved keeps th
   assert.deepEqual(fitBox(100, 1000, 320, 320), { width: 32, height: 320 });
   assert.deepEqual(fitBox(10, 20, 320, 320), { width: 10, height: 20 }, "small images are not enlarged");
   assert.deepEqual(fitBox(0, 0, 320, 320), { width: 320, height: 240 });
+});
+
+test("presence: one user joins or leaves, or a big room's summary moves many", () => {
+  const u = (id) => ({ id, nickname: `u${id}`, avatar: "fox" });
+  const members = new Map([[1, u(1)], [2, u(2)]]);
+  assert.deepEqual(applyPresence(members, { online: 3, joined: u(3) }), []);
+  assert.deepEqual(applyPresence(members, { online: 2, left: u(1) }), [1]);
+  assert.deepEqual([...members.keys()].sort(), [2, 3]);
+  const left = applyPresence(members, { online: 3, joined_users: [u(4), u(5)], left_users: [u(2)] });
+  assert.deepEqual(left, [2]);
+  assert.deepEqual([...members.keys()].sort(), [3, 4, 5]);
+  assert.deepEqual(applyPresence(members, { online: 3, joined_users: [], left_users: [] }), []);
+  assert.equal(members.size, 3);
 });

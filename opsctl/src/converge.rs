@@ -25,8 +25,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// The audience is back when the fleet holds at least this share of the connections it held
 /// when the wait began...
 const BACK_PCT: u64 = 90;
-/// ... or, when people left meanwhile, once its total has not changed for this long.
-const QUIET: Duration = Duration::from_secs(5);
+/// ... or, when people left meanwhile, once its total has not changed for this long (as the
+/// tasks trust a lower total after their shed, `rebalance/decide.rs`).
+const QUIET: Duration = Duration::from_secs(10);
 
 /// Whether the audience is back: `total` connections now, `start` when the wait began, the
 /// total unchanged for `quiet`.
@@ -179,7 +180,7 @@ mod tests {
         assert!(audience_back(1800, 2000, now));
         assert!(audience_back(2000, 2000, now));
         // People left for good: once the total stops moving, what is there is the audience.
-        assert!(!audience_back(1500, 2000, Duration::from_secs(4)));
+        assert!(!audience_back(1500, 2000, Duration::from_secs(9)));
         assert!(audience_back(1500, 2000, QUIET));
         assert!(audience_back(0, 0, now));
     }

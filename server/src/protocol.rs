@@ -218,6 +218,14 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         left: Option<&'a User>,
     },
+    /// A big room's presence changes over a second, netted out (`hub/presence.rs`).
+    #[serde(rename = "presence")]
+    PresenceSummary {
+        room: &'a str,
+        online: usize,
+        joined_users: &'a [User],
+        left_users: &'a [User],
+    },
     Typing {
         room: &'a str,
         user: &'a User,
@@ -741,6 +749,12 @@ mod tests {
                 joined: None,
                 left: None,
             },
+            ServerFrame::PresenceSummary {
+                room: "r",
+                online: 1,
+                joined_users: &[],
+                left_users: &[],
+            },
             ServerFrame::Typing {
                 room: "r",
                 user: &user,
@@ -777,6 +791,7 @@ mod tests {
                 | ServerFrame::Ack { .. }
                 | ServerFrame::Message(_)
                 | ServerFrame::Presence { .. }
+                | ServerFrame::PresenceSummary { .. }
                 | ServerFrame::Typing { .. }
                 | ServerFrame::Error { .. }
                 | ServerFrame::Reconnect { .. }

@@ -322,6 +322,54 @@ async fn a_catch_up_join_is_answered_from_memory_only_where_memory_reaches() {
 }
 
 #[tokio::test]
+async fn a_big_rooms_presence_comes_as_one_summary_a_second() {
+    // 103 guests from one address.
+    let s = TestServer::start(&["--session-limit-addr", "1000:1000"]).await;
+    let mut watcher = Client::connect(&s.url(""), &s.ws_url(), "Watcher").await;
+    watcher.join("big").await;
+    let mut crowd = Vec::new();
+    for i in 0..100 {
+        let mut c = Client::connect(&s.url(""), &s.ws_url(), &format!("c{i}")).await;
+        c.join("big").await;
+        crowd.push(c);
+    }
+    // Up to 100 members here, each arrival was its own frame (the 100th arrival made 101).
+    for _ in 0..99 {
+        let p = watcher.recv_type("presence").await;
+        assert!(p["joined"].is_object(), "{p}");
+    }
+    // 101 members: the next arrivals and departures come as summaries, nothing lost.
+    let mut late = Client::connect(&s.url(""), &s.ws_url(), "Late").await;
+    late.join("big").await;
+    let mut later = Client::connect(&s.url(""), &s.ws_url(), "Later").await;
+    later.join("big").await;
+    let gone = crowd.remove(0);
+    let gone_id = gone.id();
+    drop(gone);
+    let (mut joined, mut left) = (Vec::new(), Vec::new());
+    let ids = |p: &serde_json::Value, key: &str| -> Vec<u64> {
+        p[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("a summary has {key}: {p}"))
+            .iter()
+            .map(|u| u["id"].as_u64().expect("id"))
+            .collect()
+    };
+    while joined.len() < 3 || left.is_empty() {
+        let p = watcher.recv_type("presence").await;
+        assert!(p.get("joined").is_none() && p.get("left").is_none(), "{p}");
+        joined.extend(ids(&p, "joined_users"));
+        left.extend(ids(&p, "left_users"));
+    }
+    joined.sort_unstable();
+    let mut want = vec![crowd[98].id(), late.id(), later.id()];
+    want.sort_unstable();
+    assert_eq!(joined, want);
+    assert_eq!(left, vec![gone_id]);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn join_after_with_more_than_the_catch_up_limit_says_has_more() {
     let s = TestServer::start(&["--rate-per-sec", "10000", "--rate-burst", "10000"]).await;
     let mut c = Client::connect(&s.url(""), &s.ws_url(), "Writer").await;

@@ -7,7 +7,8 @@
 //! The folder: this file is the hub's public API (connections, leave, send, typing,
 //! delivery); [`join`] joining a room (the member's floor, undoing a failed join); [`room`]
 //! the pure per-room state machine; [`repair`] gap repair and the settling of missing seqs;
-//! [`publish`] per-room publish lanes; [`records`] the connection records' batched writes;
+//! [`publish`] per-room publish lanes; [`presence`] big rooms' presence summaries; [`records`]
+//! the connection records' batched writes;
 //! [`lifecycle`] heartbeat and drain.
 //!
 //! Locks: the room map (`rooms`) may be taken before a room's state, never after; `records`
@@ -16,6 +17,7 @@
 mod join;
 mod lifecycle;
 mod moderate;
+mod presence;
 mod publish;
 mod receipts;
 mod records;
@@ -383,6 +385,23 @@ impl Hub {
         }
     }
 
+    /// In [`presence::SUMMARY_EVERY`], sends the room's gathered presence changes as one frame.
+    fn send_presence_summary(&self, room_name: &str) {
+        let me = self.me.clone();
+        let room_name = room_name.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(presence::SUMMARY_EVERY).await;
+            let Some(room) = me.upgrade().and_then(|hub| hub.room(&room_name)) else {
+                return;
+            };
+            let mut st = room.state.lock();
+            st.presence.pending = false;
+            if let Some(frame) = st.presence.take_frame(&room_name) {
+                st.fan_to(&frame, |_| true);
+            }
+        });
+    }
+
     fn deliver_local(&self, room_name: &str, event: &RoomEvent) {
         let Some(room) = self.room(room_name) else {
             return;
@@ -397,9 +416,20 @@ impl Hub {
                     gap = st.has_gap() && !st.repairing;
                     n
                 }
-                EventKind::Presence { user_id } | EventKind::Typing { user_id } => {
-                    st.fan_to(&frame, |m| m.conn.user.id != user_id)
+                EventKind::Presence { user_id } => {
+                    if (st.members.len() > presence::DETAIL_MAX || st.presence.pending)
+                        && st.presence.add(&event.json)
+                    {
+                        if !st.presence.pending {
+                            st.presence.pending = true;
+                            self.send_presence_summary(room_name);
+                        }
+                        0
+                    } else {
+                        st.fan_to(&frame, |m| m.conn.user.id != user_id)
+                    }
                 }
+                EventKind::Typing { user_id } => st.fan_to(&frame, |m| m.conn.user.id != user_id),
                 EventKind::Deleted { .. } | EventKind::Muted { .. } => {
                     self.deliver_moderation(room_name, &mut st, event, &frame)
                 }

@@ -44,6 +44,8 @@ pub(super) struct RoomState {
     holes: BTreeMap<u64, Instant>,
     /// The last settled seqs, each with its message frame (`None`: abandoned).
     recent: VecDeque<(u64, Option<Bytes>)>,
+    /// Presence changes gathered for a big room's next summary.
+    pub(super) presence: super::presence::Summary,
     /// A repair task is working on this room.
     pub(super) repairing: bool,
     /// Removed from the map (last member left): joins must use a new room.
