@@ -10,8 +10,11 @@
 //!
 //! - every live task's heartbeat was taken at least [`SETTLE_MS`] after the end of the latest
 //!   shed window anywhere in the fleet (each task publishes its own as `shed_until_ms`);
-//! - after its own shed, the fleet again holds about as many connections as when it shed (the
-//!   shed ones have landed somewhere), or [`LANDING_MS`] has passed (people do leave);
+//! - after any task's shed (its own, or one a heartbeat announces with `shed_from`), the fleet
+//!   again holds about as many connections as that shed was decided from (the shed ones have
+//!   landed somewhere), or [`LANDING_MS`] has passed (people do leave): a colour that received
+//!   the first few hundred of 2,000 reconnecting clients is not "over its share" of the few
+//!   connected so far (at 2,000 clients the receiving task once shed 140 of its first 317);
 //! - a colour within [`TOLERANCE_PCT`] of its weight (opsctl's own tolerance) sheds nothing, so
 //!   the fleet stops once opsctl sees it converged;
 //! - any colour over its share sheds, whichever way the last move went (an overshoot is undone
@@ -69,6 +72,8 @@ pub struct Beat {
     pub at_ms: i64,
     /// When the task's latest shed window ends or ended (0: it never shed).
     pub shed_until_ms: i64,
+    /// The fleet's live connections that shed was decided from (0: it never shed).
+    pub shed_from: u64,
 }
 
 /// What a task remembers of its own latest shed.
@@ -87,7 +92,7 @@ pub enum Look {
     Off,
     /// Some heartbeat predates the latest shed (plus [`SETTLE_MS`]): wait for a newer view.
     Stale,
-    /// This task's shed connections have not all landed yet: wait.
+    /// Connections shed by some task (this one or another) have not all landed yet: wait.
     Landing,
     /// This colour is within tolerance of its share.
     OnTarget,
@@ -126,10 +131,16 @@ pub fn decide(
         return Look::Stale;
     }
     let total: u64 = beats.iter().map(|b| b.conns).sum();
-    if let Some(last) = last
-        && now_ms < last.until_ms + LANDING_MS
-        && (total as f64) < last.fleet_total as f64 - tolerance(last.fleet_total)
-    {
+    let landing = beats
+        .iter()
+        .map(|b| (b.shed_until_ms, b.shed_from))
+        .chain(last.map(|l| (l.until_ms, l.fleet_total)))
+        .any(|(until, from)| {
+            until > 0
+                && now_ms < until + LANDING_MS
+                && (total as f64) < from as f64 - tolerance(from)
+        });
+    if landing {
         return Look::Landing;
     }
     let have: u64 = beats
@@ -181,6 +192,7 @@ mod tests {
             conns,
             at_ms: NOW,
             shed_until_ms: 0,
+            shed_from: 0,
         }
     }
 
@@ -265,6 +277,27 @@ mod tests {
         assert_eq!(
             decide(&c, "blue", 100, &beats, last, NOW + 2_000),
             Look::Landing
+        );
+        // Green too waits: blue's heartbeat says what its shed was decided from. Without that,
+        // green saw itself under its share here; had more landed on green than on blue
+        // (blue 40, green 100 of the 200), it would have shed from a partial view.
+        beats[0].shed_from = 200;
+        assert_eq!(
+            decide(&c, "green", 40, &beats, None, NOW + 2_000),
+            Look::Landing
+        );
+        let mut skewed = beats.clone();
+        skewed[0].conns = 40;
+        skewed[1].conns = 100;
+        assert_eq!(
+            decide(&c, "green", 100, &skewed, None, NOW + 2_000),
+            Look::Landing
+        );
+        skewed[0].shed_from = 0;
+        assert_eq!(
+            decide(&c, "green", 100, &skewed, None, NOW + 2_000),
+            Look::Shed(60),
+            "what green did before heartbeats carried shed_from"
         );
         // They landed: on target, nothing more to shed.
         beats[1].conns = 100;

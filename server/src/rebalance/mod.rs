@@ -3,8 +3,9 @@
 //! task (with the DynamoDB store):
 //!
 //! 1. publishes its heartbeat in the `fleet` item of the connections table
-//!    (`tasks.{task} = {color, conns, ready, at_ms, shed_until_ms}`; `ready` is the `/readyz`
-//!    verdict, `shed_until_ms` the end of its latest shed window), which is also how opsctl
+//!    (`tasks.{task} = {color, conns, ready, at_ms, shed_until_ms, shed_from}`; `ready` is the
+//!    `/readyz` verdict, `shed_until_ms` the end of its latest shed window and `shed_from` the
+//!    fleet total it shed from, so that every task waits for those to land), which is also how opsctl
 //!    counts connections per colour and gates on readiness; a task that stops heartbeating
 //!    drops out after `FRESH_MS`, and a draining task removes its entry;
 //! 2. reads the `opsctl#control` record opsctl writes once the listener carries new weights;
@@ -72,8 +73,7 @@ pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String
             // Live ones only: a shed or closed connection stays in the hub until its cleanup
             // (store calls) is done, which on a slow store lags far behind its socket.
             let mine = live(&hub).len() as u64;
-            let shed_until = last.map_or(0, |l| l.until_ms);
-            if let Err(e) = beat(&client, &table, &task, &color, mine, ready, shed_until).await {
+            if let Err(e) = beat(&client, &table, &task, &color, mine, ready, last).await {
                 tracing::debug!(error = %e, "Fleet heartbeat failed");
                 continue;
             }
@@ -154,7 +154,7 @@ async fn beat(
     color: &str,
     conns: u64,
     ready: bool,
-    shed_until_ms: i64,
+    last: Option<LastShed>,
 ) -> anyhow::Result<()> {
     let entry = AttributeValue::M(HashMap::from([
         ("color".to_string(), s(color)),
@@ -164,7 +164,14 @@ async fn beat(
         ),
         ("ready".to_string(), AttributeValue::Bool(ready)),
         ("at_ms".to_string(), n(crate::now_ms())),
-        ("shed_until_ms".to_string(), n(shed_until_ms)),
+        (
+            "shed_until_ms".to_string(),
+            n(last.map_or(0, |l| l.until_ms)),
+        ),
+        (
+            "shed_from".to_string(),
+            n(last.map_or(0, |l| i64::try_from(l.fleet_total).unwrap_or(i64::MAX))),
+        ),
     ]));
     let update = || {
         client
@@ -265,6 +272,10 @@ async fn read(client: &Client, table: &str) -> anyhow::Result<(Option<Control>, 
                 at_ms: at,
                 shed_until_ms: m
                     .get("shed_until_ms")
+                    .and_then(|v| v.as_n().ok()?.parse().ok())
+                    .unwrap_or(0),
+                shed_from: m
+                    .get("shed_from")
                     .and_then(|v| v.as_n().ok()?.parse().ok())
                     .unwrap_or(0),
             })
