@@ -26,6 +26,8 @@ mod support;
 #[path = "../../server/tests/checker/client.rs"]
 #[allow(dead_code)]
 mod client;
+#[path = "../../server/tests/checker/setting.rs"]
+mod setting;
 #[path = "../../server/tests/checker/verdict.rs"]
 mod verdict;
 
@@ -45,6 +47,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use client::{Client, Control, Log, Pace};
+use setting::setting;
 use support::live::{LocalAlb, Redis, StoreMoto, Task};
 use support::{FaultProxy, Moto, Options, Stack, args};
 
@@ -61,15 +64,6 @@ const TOLERANCE_PCT: usize = 10;
 const SEND_EVERY: Duration = Duration::from_secs(1);
 /// New clients per second while they first connect.
 const ARRIVALS_PER_SEC: u64 = 50;
-
-fn setting(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
-}
 
 type Logs = Vec<Arc<Mutex<Log>>>;
 

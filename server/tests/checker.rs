@@ -24,6 +24,8 @@ mod client;
 mod cluster;
 #[path = "checker/faults.rs"]
 mod faults;
+#[path = "checker/setting.rs"]
+mod setting;
 #[path = "checker/verdict.rs"]
 mod verdict;
 
@@ -37,6 +39,7 @@ use tokio::time::Instant;
 
 use client::{Client, Control, Pace};
 use cluster::Cluster;
+use setting::setting;
 
 /// Longest wait for every client's first `joined`, once the last one has arrived.
 const JOIN_WAIT: Duration = Duration::from_secs(90);
@@ -58,15 +61,6 @@ struct Settings {
     tasks: usize,
     rate: u64,
     stay: u64,
-}
-
-fn setting(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {
