@@ -17,6 +17,11 @@ export function applyPresence(members, f) {
   return left;
 }
 
+/** How many of `online` people a list of `listed` names leaves out. */
+export function unlisted(online, listed) {
+  return typeof online === "number" && online > listed ? online - listed : 0;
+}
+
 export class Presence {
   constructor({ countEl, listEl, typingEl, me }) {
     Object.assign(this, { countEl, listEl, typingEl, me });
@@ -64,8 +69,8 @@ export class Presence {
   }
 
   #setOnline(online) {
-    const n = typeof online === "number" ? online : this.members.size;
-    this.countEl.textContent = String(n);
+    this.online = typeof online === "number" ? online : this.members.size;
+    this.countEl.textContent = String(this.online);
   }
 
   #renderList() {
@@ -83,6 +88,14 @@ export class Presence {
         return li;
       }),
     );
+    // A big room's `joined` lists 100 of its members: the rest are counted, not named.
+    const more = unlisted(this.online, users.length);
+    if (more) {
+      const li = document.createElement("li");
+      li.className = "more";
+      li.textContent = `and ${more} more`;
+      this.listEl.append(li);
+    }
   }
 
   #renderTyping() {

@@ -14,7 +14,7 @@ import { continues, dayKey, dayLabel, GROUP_GAP_MS } from "../js/daygroups.js";
 import { titleWithUnread, notificationText } from "../js/attention.js";
 import { newId } from "../js/ids.js";
 import { checkImageFile, fitBox, IMAGE_MAX_BYTES } from "../js/uploads.js";
-import { applyPresence } from "../js/presence.js";
+import { applyPresence, unlisted } from "../js/presence.js";
 
 test("endpoints default to the page's origin and follow its scheme", () => {
   assert.deepEqual(endpoints({ origin: "http://127.0.0.1:8080" }), { apiBase: "http://127.0.0.1:8080", wsUrl: "ws://127.0.0.1:8080/ws" });
@@ -179,4 +179,8 @@ test("presence: one user joins or leaves, or a big room's summary moves many", (
   assert.deepEqual([...members.keys()].sort(), [3, 4, 5]);
   assert.deepEqual(applyPresence(members, { online: 3, joined_users: [], left_users: [] }), []);
   assert.equal(members.size, 3);
+  // A big room lists 100 names; the rest are counted.
+  assert.equal(unlisted(2000, 100), 1900);
+  assert.equal(unlisted(3, 3), 0);
+  assert.equal(unlisted(undefined, 3), 0);
 });

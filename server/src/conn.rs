@@ -228,6 +228,7 @@ const MESSAGE_TAG: &[u8] = br#"{"type":"message","#;
 pub fn joined_from_frames(
     room: &str,
     last_seq: u64,
+    online: usize,
     members: &[User],
     message_frames: &[Bytes],
     has_more: bool,
@@ -235,7 +236,7 @@ pub fn joined_from_frames(
     let head = ServerFrame::Joined {
         room,
         last_seq,
-        online: members.len(),
+        online,
         members,
         messages: &[],
         has_more: false,
@@ -346,7 +347,7 @@ mod tests {
         let members = [user.clone()];
         for (n, has_more) in [(0, false), (1, true), (3, false), (3, true)] {
             let built =
-                joined_from_frames("r", 9, &members, &frames[..n], has_more).expect("joined");
+                joined_from_frames("r", 9, 1, &members, &frames[..n], has_more).expect("joined");
             let expected = server_frame(&ServerFrame::Joined {
                 room: "r",
                 last_seq: 9,
@@ -361,7 +362,7 @@ mod tests {
             assert_eq!(parse(&built), parse(&expected), "{n} messages");
         }
         // Anything but a message frame is refused, not spliced.
-        assert!(joined_from_frames("r", 9, &members, &[close_frame(1000)], false).is_none());
+        assert!(joined_from_frames("r", 9, 1, &members, &[close_frame(1000)], false).is_none());
     }
 
     /// A connection of user 1 whose queue holds at most `bytes`.

@@ -16,6 +16,8 @@ pub const NICKNAME_CHARS: std::ops::RangeInclusive<usize> = 2..=15;
 pub const MAX_CLIENT_MSG_ID_LEN: usize = 64;
 /// History page size without `limit`, and on `join` without `after`.
 pub const DEFAULT_HISTORY: usize = 50;
+/// Members listed by name in a `joined` frame (`online` counts them all).
+pub const MAX_JOINED_MEMBERS: usize = 100;
 /// Largest `limit` on the history route.
 pub const MAX_HISTORY_LIMIT: usize = 200;
 /// Most messages a `join` with `after` returns before `has_more`.
@@ -855,6 +857,7 @@ mod tests {
             ),
             ("MAX_CLIENT_MSG_ID_LEN", MAX_CLIENT_MSG_ID_LEN.to_string()),
             ("DEFAULT_HISTORY", DEFAULT_HISTORY.to_string()),
+            ("MAX_JOINED_MEMBERS", MAX_JOINED_MEMBERS.to_string()),
             ("MAX_HISTORY_LIMIT", MAX_HISTORY_LIMIT.to_string()),
             ("MAX_JOIN_CATCH_UP", MAX_JOIN_CATCH_UP.to_string()),
             ("HELLO_TIMEOUT_SECS", HELLO_TIMEOUT_SECS.to_string()),

@@ -322,7 +322,7 @@ async fn a_catch_up_join_is_answered_from_memory_only_where_memory_reaches() {
 }
 
 #[tokio::test]
-async fn a_big_rooms_presence_comes_as_one_summary_a_second() {
+async fn a_big_room_lists_100_members_and_its_presence_comes_as_one_summary_a_second() {
     // 103 guests from one address.
     let s = TestServer::start(&["--session-limit-addr", "1000:1000"]).await;
     let mut watcher = Client::connect(&s.url(""), &s.ws_url(), "Watcher").await;
@@ -340,7 +340,10 @@ async fn a_big_rooms_presence_comes_as_one_summary_a_second() {
     }
     // 101 members: the next arrivals and departures come as summaries, nothing lost.
     let mut late = Client::connect(&s.url(""), &s.ws_url(), "Late").await;
-    late.join("big").await;
+    let j = late.join("big").await;
+    // Everyone counted, 100 named.
+    assert_eq!(j["online"], 102);
+    assert_eq!(j["members"].as_array().expect("members").len(), 100);
     let mut later = Client::connect(&s.url(""), &s.ws_url(), "Later").await;
     later.join("big").await;
     let gone = crowd.remove(0);

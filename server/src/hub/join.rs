@@ -23,8 +23,8 @@ use super::repair::GAP_WAIT;
 use super::room::{Member, Room, RoomState};
 use crate::conn::{self, Conn};
 use crate::protocol::{
-    ChatMessage, DEFAULT_HISTORY, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP, MAX_ROOMS_PER_CONNECTION,
-    Refusal, ServerFrame, User, validate_room,
+    ChatMessage, DEFAULT_HISTORY, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP, MAX_JOINED_MEMBERS,
+    MAX_ROOMS_PER_CONNECTION, Refusal, ServerFrame, User, validate_room,
 };
 use crate::store::{HistoryPage, HistoryQuery};
 
@@ -79,10 +79,18 @@ struct Plan {
     settled: u64,
 }
 
+/// Who is in a room, as a `joined` frame carries it: everyone counted, at most
+/// [`MAX_JOINED_MEMBERS`] of them listed (a crowd's newcomer gets a count, not 2,000 names).
+#[derive(Clone)]
+struct Present {
+    online: usize,
+    listed: Vec<User>,
+}
+
 /// Everything a `joined` frame needs, shareable with the blocking pool.
 struct Joined {
     room: String,
-    members: Vec<User>,
+    present: Present,
     messages: Vec<ChatMessage>,
     paging: bool,
 }
@@ -94,8 +102,8 @@ impl Joined {
         conn::server_frame(&ServerFrame::Joined {
             room: &self.room,
             last_seq: plan.floor,
-            online: self.members.len(),
-            members: &self.members,
+            online: self.present.online,
+            members: &self.present.listed,
             messages: &self.messages[..n],
             has_more: self.paging,
         })
@@ -129,6 +137,14 @@ fn admit(st: &mut RoomState, conn: &Arc<Conn>, floor: u64, extra: Vec<(u64, Byte
 }
 
 impl Hub {
+    /// Everyone present in the room across the tasks, listed up to [`MAX_JOINED_MEMBERS`].
+    async fn present(&self, room_name: &str) -> Result<Present, Refusal> {
+        let mut listed = self.fanout.presence(room_name).await?;
+        let online = listed.len();
+        listed.truncate(MAX_JOINED_MEMBERS);
+        Ok(Present { online, listed })
+    }
+
     /// Joins `conn` to `room` and queues the `joined` frame; with `after`, every message
     /// above it (up to the catch-up limits), else the latest page.
     pub async fn join(
@@ -152,7 +168,7 @@ impl Hub {
     /// A repeated `join`: the room's settled seq and members, no messages and no store read
     /// (the connection already receives every message live), so repeating it costs little.
     async fn rejoin(&self, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
-        let members = self.fanout.presence(room_name).await?;
+        let present = self.present(room_name).await?;
         let last_seq = self
             .room(room_name)
             .and_then(|r| r.state.lock().last_seq)
@@ -160,8 +176,8 @@ impl Hub {
         conn.send(&ServerFrame::Joined {
             room: room_name,
             last_seq,
-            online: members.len(),
-            members: &members,
+            online: present.online,
+            members: &present.listed,
             messages: &[],
             has_more: false,
         });
@@ -204,7 +220,7 @@ impl Hub {
         conn: &Arc<Conn>,
         room_name: &str,
         after: Option<u64>,
-        members: &[User],
+        present: &Present,
     ) -> bool {
         let after_seq = after.unwrap_or(0);
         let Some(room) = self.room(room_name) else {
@@ -251,8 +267,14 @@ impl Hub {
             };
             let frames: Vec<Bytes> = frames.into_iter().map(|(_, f)| f).collect();
             let paging = cut.is_some();
-            let Some(frame) = conn::joined_from_frames(room_name, floor, members, &frames, paging)
-            else {
+            let Some(frame) = conn::joined_from_frames(
+                room_name,
+                floor,
+                present.online,
+                &present.listed,
+                &frames,
+                paging,
+            ) else {
                 return false;
             };
             let admitted = {
@@ -268,7 +290,7 @@ impl Hub {
                 admit(&mut st, conn, floor, Vec::new())
             };
             self.metrics.joins_from_memory.inc();
-            self.admitted(&room, conn, admitted, members.len()).await;
+            self.admitted(&room, conn, admitted, present.online).await;
             return true;
         }
         false
@@ -300,9 +322,9 @@ impl Hub {
         after: Option<u64>,
     ) -> Result<(), Refusal> {
         self.fanout.presence_add(room_name, &conn.user).await?;
-        let members = self.fanout.presence(room_name).await?;
+        let present = self.present(room_name).await?;
         if self
-            .join_from_memory(conn, room_name, after, &members)
+            .join_from_memory(conn, room_name, after, &present)
             .await
         {
             return Ok(());
@@ -326,7 +348,7 @@ impl Hub {
         let _first_load = if room.state.lock().last_seq.is_none() {
             let guard = room.first_load.lock().await;
             if self
-                .join_from_memory(conn, room_name, after, &members)
+                .join_from_memory(conn, room_name, after, &present)
                 .await
             {
                 return Ok(());
@@ -397,7 +419,7 @@ impl Hub {
             };
             let joined = Arc::new(Joined {
                 room: room_name.to_string(),
-                members: members.clone(),
+                present: present.clone(),
                 messages: page.messages,
                 paging,
             });
@@ -440,7 +462,7 @@ impl Hub {
                     conn.push(frame);
                     admitted = admit(&mut st, conn, plan.floor, extra);
                 }
-                self.admitted(&room, conn, admitted, members.len()).await;
+                self.admitted(&room, conn, admitted, present.online).await;
                 return Ok(());
             }
         }
