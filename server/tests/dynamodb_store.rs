@@ -300,6 +300,55 @@ async fn connection_items_carry_a_ttl_that_heartbeats_refresh() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_refreshes_a_crowd_a_share_at_a_time_stalest_first() {
+    let (_moto, client) = ready().await;
+    let store = DynamoStore::new(client.clone(), PREFIX).with_connection_refresh(Duration::ZERO);
+    // 200 connections seated at once: all come due at once.
+    let ids: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+    let changes: Vec<ConnectionChange> = ids
+        .iter()
+        .map(|id| {
+            ConnectionChange::Put(ConnectionRecord {
+                conn_id: id.clone(),
+                user_id: 1,
+                rooms: vec!["lobby".into()],
+                task: "task-1".into(),
+                color: "blue".into(),
+                connected_at: 1_763_800_000_000,
+            })
+        })
+        .collect();
+    store.write_connections(&changes).await.expect("seat");
+    // Pretend every write was long ago, so that a refresh shows.
+    for id in &ids {
+        client
+            .update_item()
+            .table_name("unit-connections")
+            .key("conn_id", AttributeValue::S(id.clone()))
+            .update_expression("SET expires_at = :old")
+            .expression_attribute_values(":old", AttributeValue::N("1000".into()))
+            .send()
+            .await
+            .expect("age the item");
+    }
+    let mut touched = 0;
+    for beat in 1..=4 {
+        let before = store.request_counts();
+        store.touch_connections(&ids).await.expect("touch");
+        let used = store.request_counts().since(&before).get(Op::UpdateItem);
+        // One in 8 of 200 is 25: at least 64 per beat, never all 200 at once.
+        assert_eq!(used, 64, "beat {beat}");
+        touched += used;
+    }
+    assert!(touched >= 200);
+    // Stalest first: four beats reached every record, none was left behind.
+    for id in &ids {
+        let item = connection_item(&client, id).await.expect("item");
+        assert!(expires_at(&item) > 1000, "{id} was never refreshed");
+    }
+}
+
+#[tokio::test]
 async fn connection_changes_go_in_batches_of_25() {
     let (_moto, client) = ready().await;
     let store = DynamoStore::new(client.clone(), PREFIX);

@@ -22,6 +22,14 @@ pub const CONNECTION_TTL: Duration = Duration::from_secs(600);
 pub const CONNECTION_REFRESH: Duration = Duration::from_secs(120);
 /// Heartbeat updates in flight at once.
 const TOUCH_CONCURRENCY: usize = 16;
+/// A heartbeat refreshes at most one in this many of its connections (the stalest first), and
+/// at least [`TOUCH_MIN`]: records written together (a crowd seated in a minute) come due
+/// together, and 2,000 updates at once would crowd out the task's other writes (on the test
+/// machine's serial moto they delayed the fleet heartbeats, and so a rollback, by 10 s). The
+/// hub beats every 25 s, so a record is refreshed within 8 beats (~200 s) of coming due, far
+/// inside [`CONNECTION_TTL`].
+const TOUCH_SHARE: usize = 8;
+const TOUCH_MIN: usize = 64;
 
 impl DynamoStore {
     /// Applies the changes in `BatchWriteItem`s of 25 (the hub sends them in batches).
@@ -76,20 +84,24 @@ impl DynamoStore {
 
     pub(super) async fn touch(&self, conn_ids: &[String]) -> Result<(), StoreError> {
         let expires_at = connection_expiry();
-        let mut due: Vec<String> = Vec::new();
-        {
+        let due: Vec<String> = {
             let now = Instant::now();
             let mut refreshed = self.refreshed.lock();
-            for id in conn_ids {
-                let fresh = refreshed
-                    .get(id.as_str())
-                    .is_some_and(|at| now.duration_since(*at) < self.refresh_every);
-                if !fresh {
+            let mut due: Vec<(Option<Instant>, &String)> = conn_ids
+                .iter()
+                .map(|id| (refreshed.get(id.as_str()).copied(), id))
+                .filter(|(at, _)| at.is_none_or(|at| now.duration_since(at) >= self.refresh_every))
+                .collect();
+            // The stalest first (never refreshed here: stalest of all).
+            due.sort_by_key(|(at, _)| *at);
+            due.truncate(TOUCH_MIN.max(conn_ids.len().div_ceil(TOUCH_SHARE)));
+            due.into_iter()
+                .map(|(_, id)| {
                     refreshed.insert(id.clone(), now);
-                    due.push(id.clone());
-                }
-            }
-        }
+                    id.clone()
+                })
+                .collect()
+        };
         let outcomes: Vec<Result<(), StoreError>> = futures_util::stream::iter(due)
             .map(|id| async move {
                 let done = self.touch_one(&id, expires_at).await;
