@@ -97,12 +97,18 @@ fn ends(logs: &Logs) -> BTreeMap<String, u32> {
     all
 }
 
-/// The connections opsctl counted when it called the move done (its JSON report).
-fn reported_total(report: &Value) -> u64 {
-    report["connections"]
+/// opsctl called `what` done with the audience back: at least 90 % of the `n` connections
+/// counted in its JSON report, not a share of the few connected mid-move.
+fn assert_audience_back(what: &str, report: &Value, n: usize) {
+    let counted: u64 = report["connections"]
         .as_object()
         .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    assert!(
+        counted * 10 >= n as u64 * 9,
+        "opsctl called the {what} done with {} of {n} connections back",
+        report["connections"]
+    );
 }
 
 /// `reconnect` frames with reason `rebalance` the clients received so far.
@@ -374,12 +380,7 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
     )
     .await;
     assert_eq!(shift.report["outcome"], "done", "{}", shift.report);
-    // Done means the audience is back, not a share of the few connected mid-move.
-    assert!(
-        reported_total(&shift.report) * 10 >= n as u64 * 9,
-        "opsctl called the shift done with {} of {n} connections back",
-        shift.report["connections"]
-    );
+    assert_audience_back("shift", &shift.report, n);
     let converged = converged.unwrap_or_else(|| {
         panic!(
             "shift 50/50: the clients did not split 50 % ± {TOLERANCE_PCT} within {watch:?}: {:?}",
@@ -460,11 +461,7 @@ async fn run(n: usize, senders: usize, seed: u64, window: u64) {
     )
     .await;
     assert_eq!(rollback.report["outcome"], "done", "{}", rollback.report);
-    assert!(
-        reported_total(&rollback.report) * 10 >= n as u64 * 9,
-        "opsctl called the rollback done with {} of {n} connections back",
-        rollback.report["connections"]
-    );
+    assert_audience_back("rollback", &rollback.report, n);
     let all_blue = green_empty.unwrap_or_else(|| {
         panic!(
             "rollback: not every client was back on blue within {watch:?}: {:?}",

@@ -395,7 +395,6 @@ impl Hub {
                 return;
             };
             let mut st = room.state.lock();
-            st.presence.pending = false;
             if let Some(frame) = st.presence.take_frame(&room_name) {
                 st.fan_to(&frame, |_| true);
             }
@@ -406,34 +405,34 @@ impl Hub {
         let Some(room) = self.room(room_name) else {
             return;
         };
-        let frame = conn::text_frame(&event.json);
+        // Encoded once for every recipient; a presence change gathered into a summary never is.
+        let frame = || conn::text_frame(&event.json);
         let mut gap = false;
         let delivered = {
             let mut st = room.state.lock();
             match event.kind {
                 EventKind::Message { seq } => {
-                    let n = st.offer(seq, frame);
+                    let n = st.offer(seq, frame());
                     gap = st.has_gap() && !st.repairing;
                     n
                 }
                 EventKind::Presence { user_id } => {
-                    if (st.members.len() > presence::DETAIL_MAX || st.presence.pending)
-                        && st.presence.add(&event.json)
-                    {
-                        if !st.presence.pending {
-                            st.presence.pending = true;
-                            self.send_presence_summary(room_name);
+                    let members = st.members.len();
+                    match st.presence.gather(members, &event.json) {
+                        Some(first) => {
+                            if first {
+                                self.send_presence_summary(room_name);
+                            }
+                            0
                         }
-                        0
-                    } else {
-                        st.fan_to(&frame, |m| m.conn.user.id != user_id)
+                        None => st.fan_to(&frame(), |m| m.conn.user.id != user_id),
                     }
                 }
-                EventKind::Typing { user_id } => st.fan_to(&frame, |m| m.conn.user.id != user_id),
+                EventKind::Typing { user_id } => st.fan_to(&frame(), |m| m.conn.user.id != user_id),
                 EventKind::Deleted { .. } | EventKind::Muted { .. } => {
-                    self.deliver_moderation(room_name, &mut st, event, &frame)
+                    self.deliver_moderation(room_name, &mut st, event, &frame())
                 }
-                EventKind::Receipts => st.fan_to(&frame, |_| true),
+                EventKind::Receipts => st.fan_to(&frame(), |_| true),
             }
         };
         self.metrics.frames_delivered.inc_by(delivered);

@@ -35,12 +35,23 @@ pub(super) struct Summary {
     joined: BTreeMap<u64, User>,
     left: BTreeMap<u64, User>,
     /// A flush of this summary is scheduled.
-    pub(super) pending: bool,
+    pending: bool,
 }
 
 impl Summary {
+    /// Gathers the change an encoded `presence` frame carries, when the room has more than
+    /// [`DETAIL_MAX`] `members` here or a summary is already pending: `Some(true)` when this
+    /// starts a summary (schedule its flush in [`SUMMARY_EVERY`]), `Some(false)` when one is
+    /// pending. `None`: send the frame on its own.
+    pub(super) fn gather(&mut self, members: usize, json: &[u8]) -> Option<bool> {
+        if (members <= DETAIL_MAX && !self.pending) || !self.add(json) {
+            return None;
+        }
+        Some(!std::mem::replace(&mut self.pending, true))
+    }
+
     /// Adds the change an encoded `presence` frame carries; false when it carries none.
-    pub(super) fn add(&mut self, json: &[u8]) -> bool {
+    fn add(&mut self, json: &[u8]) -> bool {
         let Ok(change) = serde_json::from_slice::<Change>(json) else {
             return false;
         };
@@ -58,8 +69,10 @@ impl Summary {
         true
     }
 
-    /// The summary frame of what was gathered (`None` when nothing was), emptying it.
+    /// The summary frame of what was gathered (`None` when nothing was), emptying it; the
+    /// next change starts a new summary.
     pub(super) fn take_frame(&mut self, room: &str) -> Option<Bytes> {
+        self.pending = false;
         self.take_json(room).map(|json| conn::text_frame(&json))
     }
 
@@ -116,6 +129,20 @@ mod tests {
     fn a_summary_nets_out_who_came_back_and_who_came_and_went() {
         let mut s = Summary::default();
         assert!(s.take_json("r").is_none(), "nothing gathered, nothing sent");
+        // A small room's change goes on its own; a big room's starts a summary.
+        assert_eq!(s.gather(DETAIL_MAX, &change(100, Some(9), None)), None);
+        assert_eq!(
+            s.gather(DETAIL_MAX + 1, &change(101, Some(9), None)),
+            Some(true)
+        );
+        // Pending: gathered whatever the size now, no second flush.
+        assert_eq!(s.gather(2, &change(100, None, Some(9))), Some(false));
+        assert!(s.take_frame("r").is_some());
+        assert_eq!(
+            s.gather(2, &change(2, Some(9), None)),
+            None,
+            "flushed: small again"
+        );
         assert!(s.add(&change(101, Some(1), None)));
         assert!(s.add(&change(102, Some(2), None)));
         // 3 moves to the other colour: it leaves here and joins there.

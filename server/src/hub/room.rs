@@ -185,16 +185,19 @@ impl RoomState {
     pub(super) fn latest(&self, n: usize) -> Option<Vec<(u64, Bytes)>> {
         let last = self.last_seq?;
         let from_first = self.recent.front().map_or(last == 0, |(s, _)| *s == 1);
-        let messages: Vec<(u64, Bytes)> = self
+        // From the newest back: a join looks at its page, not at all 1024 remembered seqs.
+        let mut page: Vec<(u64, Bytes)> = self
             .recent
             .iter()
+            .rev()
             .filter_map(|(s, f)| Some((*s, f.clone()?)))
+            .take(n)
             .collect();
-        if messages.len() < n && !from_first {
+        if page.len() < n && !from_first {
             return None;
         }
-        let skip = messages.len().saturating_sub(n);
-        Some(messages.into_iter().skip(skip).collect())
+        page.reverse();
+        Some(page)
     }
 
     /// The settled messages in `(after, upto]`, each seq with its frame, or `None` when they

@@ -39,6 +39,15 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let expires_at = n(connection_expiry());
         let mut put_ids = Vec::new();
+        {
+            // A removed connection is no heartbeat's business any more.
+            let mut refreshed = self.refreshed.lock();
+            for change in changes {
+                if let ConnectionChange::Remove(conn_id) = change {
+                    refreshed.remove(conn_id);
+                }
+            }
+        }
         let requests = changes
             .iter()
             .map(|change| match change {
@@ -63,7 +72,6 @@ impl DynamoStore {
                     WriteRequest::builder().put_request(put).build()
                 }
                 ConnectionChange::Remove(conn_id) => {
-                    self.refreshed.lock().remove(conn_id);
                     let delete = DeleteRequest::builder()
                         .key("conn_id", s(conn_id))
                         .build()
