@@ -55,8 +55,9 @@ for guide in DEMO_GUIDE.md TEST_GUIDE.md; do
   } >"$script"
   echo "==> $guide ($(grep -c '^_guide_block=' "$script") blocks)"
   # The rehearsal's state and ports are private to this run; `down` cleans up whatever the
-  # blocks left running, even on failure.
-  export REHEARSAL_DIR="$work/rehearsal" REHEARSAL_PORT_BASE=$((21000 + RANDOM % 30000))
+  # blocks left running, even on failure. Ports below the kernel's ephemeral range (32768+),
+  # where no outgoing connection can take one before its server binds it.
+  export REHEARSAL_DIR="$work/rehearsal" REHEARSAL_PORT_BASE=$((20000 + RANDOM % 11900))
   status=0
   # Rust tests run inside a guide must not be counted twice in test.sh's summary.
   TMPDIR="$work" timeout --kill-after=10 "$deadline" bash "$script" 2>&1 |

@@ -4,9 +4,8 @@
 //! deregistration delay is over.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::Client;
@@ -17,61 +16,28 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A child process killed when dropped.
-struct Proc(Child);
+use testkit::{Proc, free_port, sibling_bin, wait_listening};
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A binary of the workspace next to this test's own build directory.
-fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p chat-server` (or the workspace tests) first",
-        bin.display()
-    );
-    bin
-}
+/// How long a child may take to listen on a loaded machine.
+const START: Duration = Duration::from_secs(30);
 
 fn moto() -> (Proc, String) {
     let bin = std::env::var("MOTO_SERVER")
         .expect("MOTO_SERVER is not set: `source scripts/test-env.sh` first");
     let port = free_port();
-    let child = Command::new(bin)
+    let mut child = Command::new(bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto");
-    wait_listening(port, "moto");
+    wait_listening(port, "moto", &mut child, START);
     (Proc(child), format!("http://127.0.0.1:{port}"))
 }
 
 fn chat_server(color: &str, dir: &std::path::Path) -> (Proc, u16) {
     let port = free_port();
-    let child = Command::new(sibling_bin("chat-server"))
+    let mut child = Command::new(sibling_bin("chat-server"))
         .env("CHAT_LISTEN", format!("127.0.0.1:{port}"))
         .env("CHAT_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("CHAT_COLOR", color)
@@ -83,7 +49,7 @@ fn chat_server(color: &str, dir: &std::path::Path) -> (Proc, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chat-server");
-    wait_listening(port, "chat-server");
+    wait_listening(port, "chat-server", &mut child, START);
     (Proc(child), port)
 }
 

@@ -25,17 +25,30 @@ export function serverBinary() {
   return bin;
 }
 
-/** A loopback TCP port that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+/** Ports already handed out by this process: never handed out twice. */
+const handedOut = new Set();
+
+/**
+ * A loopback TCP port free right now, picked at random below Linux's ephemeral range
+ * (32768–60999) so that no outgoing connection (a test's client, a server's store socket) can
+ * take it before the server binds it; the same rule as the Rust tests' `testkit::free_port`.
+ */
+export async function freePort() {
+  for (let i = 0; i < 10000; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.on("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free loopback port in 20000-32000");
 }
 
 /** A fresh temp dir, removed when the test process exits. */

@@ -8,10 +8,10 @@
 //! directory (`cargo build -p chat-server -p localalb` first when running opsctl's tests alone).
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 use super::PREFIX;
 
@@ -29,49 +29,11 @@ const LOOPBACK_CROWD: &[(&str, &str)] = &[
     ("CHAT_CONNECT_LIMIT_ADDR", "100000:10000"),
 ];
 
-/// A child process killed when dropped.
-pub struct Proc(Child);
+pub use testkit::{Proc, sibling_bin};
+use testkit::{free_port, wait_listening};
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn wait_listening(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("{what} exited ({status}) before listening on {port}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on {port} within 60s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A binary of the workspace next to this test's own build directory.
-pub fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p chat-server -p localalb` (or the workspace tests) first",
-        bin.display()
-    );
-    bin
-}
+/// How long a child may take to listen on a loaded machine.
+const START: Duration = Duration::from_secs(60);
 
 fn env_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -100,7 +62,7 @@ impl StoreMoto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
-        wait_listening(port, "moto (store)", &mut child);
+        wait_listening(port, "moto (store)", &mut child, START);
         let moto = StoreMoto {
             _proc: Proc(child),
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -162,7 +124,7 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server");
-        wait_listening(port, "redis-server", &mut child);
+        wait_listening(port, "redis-server", &mut child, START);
         Redis {
             _proc: Proc(child),
             url: format!("redis://127.0.0.1:{port}"),
@@ -212,7 +174,7 @@ impl Task {
             .stderr(file)
             .spawn()
             .expect("starting chat-server");
-        wait_listening(addr.port(), "chat-server", &mut child);
+        wait_listening(addr.port(), "chat-server", &mut child, START);
         let task = Task {
             _proc: Proc(child),
             addr,

@@ -16,7 +16,7 @@ pub use fault::FaultProxy;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -71,10 +71,7 @@ impl Moto {
         // A free port can be taken by another test's server before moto binds it: moto then
         // exits, and starts again on another port. A loaded machine may take long to start it.
         for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
+            let port = testkit::free_port();
             let mut child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("MOTO_ECS_SERVICE_RUNNING", MOTO_RUNNING.to_string())

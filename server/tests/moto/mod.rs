@@ -9,7 +9,6 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,10 +52,7 @@ fn moto_python() -> std::path::PathBuf {
     python
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free loopback port");
-    listener.local_addr().expect("local address").port()
-}
+use testkit::free_port;
 
 impl Moto {
     /// Starts moto on a free port and waits until it answers.

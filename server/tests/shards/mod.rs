@@ -31,14 +31,8 @@ pub struct Shards {
     _dir: tempfile::TempDir,
 }
 
-/// A free loopback port whose cluster-bus companion is chosen separately (`--cluster-port`).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+// Each node's cluster-bus port is a second free port (`--cluster-port`), not port + 10000.
+use testkit::free_port;
 
 impl Shards {
     /// Starts six nodes, creates the cluster and waits until every node serves all slots.
@@ -76,14 +70,17 @@ impl Shards {
                 child: Some(child),
             });
         }
-        let s = Self { nodes, _dir: dir };
-        for n in &s.nodes {
+        let mut s = Self { nodes, _dir: dir };
+        for i in 0..s.nodes.len() {
+            let port = s.nodes[i].port;
             let deadline = Instant::now() + CLUSTER_WAIT;
-            while s.query::<String>(n.port, &["PING"]).await.is_err() {
+            while s.query::<String>(port, &["PING"]).await.is_err() {
+                if let Some(Ok(Some(status))) = s.nodes[i].child.as_mut().map(Child::try_wait) {
+                    panic!("redis-server on {port} exited ({status}) before answering");
+                }
                 assert!(
                     Instant::now() < deadline,
-                    "redis-server on {} did not start",
-                    n.port
+                    "redis-server on {port} did not start"
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -114,13 +114,7 @@ pub struct ServerProcess {
     pub child: Child,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use testkit::free_port;
 
 impl ServerProcess {
     /// Starts the binary with `env` (CHAT_LISTEN/CHAT_ADMIN_LISTEN are chosen here) and waits
