@@ -37,7 +37,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A loopback port free now, below the kernel's ephemeral range (32768+): the load generator's
+# outgoing connections can never take it before its server binds it (as testkit::free_port).
+free_port() {
+  python3 - <<'PY'
+import random, socket
+while True:
+    port = random.randrange(20000, 32000)
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+        print(port)
+        break
+    except OSError:
+        pass
+PY
+}
 
 # start_server NAME [ENV=VALUE...]: starts chat-server on free ports; sets URL and PID.
 start_server() {
