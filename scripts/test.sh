@@ -11,6 +11,17 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 step() { printf '\n==> %s\n' "$*"; }
 
+# A full disk fails far from its cause (a Redis Cluster node that cannot write its config
+# exits before it listens): say so first.
+step "disk"
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
+free_gib=$(($(df -Pk "$target" | awk 'NR == 2 { print $4 }') / 1048576))
+echo "$free_gib GiB free for $target and the tests' temporary files"
+if [ "$free_gib" -lt 10 ]; then
+  echo "warning: under 10 GiB free: a cold build and the tests' servers may run out of disk" >&2
+fi
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

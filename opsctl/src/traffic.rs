@@ -83,12 +83,25 @@ pub async fn lease(ctx: &Context, command: &str, steal: bool) -> anyhow::Result<
     }
 }
 
-/// Runs `plan.dry_run`'s checks only.
-pub async fn dry_run(
-    ctx: &Context,
-    topo: &Topology,
-    plan: &Plan<'_>,
-) -> anyhow::Result<(WeightChange, ExitCode)> {
+/// The whole of a plain weight change (`shift`, `undo`): with `dry_run` its checks alone,
+/// else the change under the lease (taken from another holder only with `--force`);
+/// reported either way.
+pub async fn carry_out(ctx: &Context, topo: &Topology, plan: Plan<'_>) -> anyhow::Result<ExitCode> {
+    if plan.dry_run {
+        return dry_run(ctx, topo, &plan).await;
+    }
+    let Some(mut lease) = lease(ctx, plan.command, plan.gates.force).await? else {
+        return Ok(exit_for(false));
+    };
+    let result = apply(ctx, topo, &mut lease, plan).await;
+    lease.release(ctx).await;
+    let (report, code) = result?;
+    ctx.out.emit(&report)?;
+    Ok(code)
+}
+
+/// Runs `plan`'s checks only and reports them (`--dry-run`).
+pub async fn dry_run(ctx: &Context, topo: &Topology, plan: &Plan<'_>) -> anyhow::Result<ExitCode> {
     let steps = steps(topo.weights, plan);
     let mut report = WeightChange::new(plan.command, topo.weights, plan.target, steps.clone());
     if !plan.gates.force && !steps.is_empty() {
@@ -100,8 +113,8 @@ pub async fn dry_run(
         report.failures = verdict.failures;
     }
     report.outcome = Outcome::DryRun;
-    let code = exit_for(report.failures.is_empty());
-    Ok((report, code))
+    ctx.out.emit(&report)?;
+    Ok(exit_for(report.failures.is_empty()))
 }
 
 fn steps(from: Weights, plan: &Plan<'_>) -> Vec<Weights> {

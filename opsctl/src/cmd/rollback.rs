@@ -43,9 +43,7 @@ pub async fn run(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitCode>
         timeout: args.timeout,
     };
     if plan.dry_run {
-        let (report, code) = traffic::dry_run(ctx, &topo, &plan).await?;
-        ctx.out.emit(&report)?;
-        return Ok(code);
+        return traffic::dry_run(ctx, &topo, &plan).await;
     }
     // Always: the emergency wins over whatever holds the lease.
     let Some(mut lease) = traffic::lease(ctx, "rollback", true).await? else {

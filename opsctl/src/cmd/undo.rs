@@ -30,17 +30,5 @@ pub async fn run(ctx: &Context, args: &UndoArgs) -> anyhow::Result<ExitCode> {
         rebalance: None,
         timeout: Duration::ZERO,
     };
-    if plan.dry_run {
-        let (report, code) = traffic::dry_run(ctx, &topo, &plan).await?;
-        ctx.out.emit(&report)?;
-        return Ok(code);
-    }
-    let Some(mut lease) = traffic::lease(ctx, "undo", args.gates.force).await? else {
-        return Ok(exit_for(false));
-    };
-    let result = traffic::apply(ctx, &topo, &mut lease, plan).await;
-    lease.release(ctx).await;
-    let (report, code) = result?;
-    ctx.out.emit(&report)?;
-    Ok(code)
+    traffic::carry_out(ctx, &topo, plan).await
 }

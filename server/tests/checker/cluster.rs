@@ -42,18 +42,7 @@ impl Cluster {
     /// `tasks` tasks, each with `CHAT_DYNAMODB_TIMEOUT_MS` = `store_timeout_ms`.
     pub async fn start(tasks: usize, store_timeout_ms: u64) -> Self {
         let moto = Moto::start().await;
-        let out = std::process::Command::new(bin())
-            .arg("create-tables")
-            .env("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX)
-            .env("CHAT_DYNAMODB_TIMEOUT_MS", "30000")
-            .envs(moto.env())
-            .output()
-            .expect("running create-tables");
-        assert!(
-            out.status.success(),
-            "create-tables failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        moto.create_tables(&bin(), PREFIX);
         let redis = RedisServer::start().await;
         let moto_addr = format!("127.0.0.1:{}", moto.port).parse().expect("addr");
         let redis_addr = format!("127.0.0.1:{}", redis.port).parse().expect("addr");
