@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::ShiftArgs;
 use crate::context::Context;
-use crate::traffic::{self, Plan, exit_for};
+use crate::traffic::{self, Plan};
 
 pub async fn run(ctx: &Context, args: &ShiftArgs) -> anyhow::Result<ExitCode> {
     let topo = ctx.topology().await?;
