@@ -306,7 +306,8 @@ async fn a_catch_up_join_is_answered_from_memory_only_where_memory_reaches() {
     assert_eq!(seqs(&j), (11..=60).collect::<Vec<_>>());
     assert_eq!(j["messages"][49]["text"], "\u{1}\"60");
     assert_eq!(joins_from_memory(&s).await, 3);
-    // Everyone leaves; the room starts again at 58: memory holds two messages, not a page.
+    // Everyone leaves; the room starts again with a catch-up join after 58: the task reads
+    // the page below it too, so the latest page comes from memory as well.
     for who in [&mut joiner, &mut c] {
         who.send(json!({"type": "leave", "room": "mem"})).await;
         who.send(json!({"type": "typing", "room": "mem"})).await;
@@ -316,8 +317,62 @@ async fn a_catch_up_join_is_answered_from_memory_only_where_memory_reaches() {
         .await;
     assert_eq!(seqs(&c.recv_type("joined").await), vec![59, 60]);
     let j = joiner.join("mem").await;
-    assert_eq!(seqs(&j), (11..=60).collect::<Vec<_>>(), "the store answers");
-    assert_eq!(joins_from_memory(&s).await, 3);
+    assert_eq!(seqs(&j), (11..=60).collect::<Vec<_>>());
+    assert_eq!(j["messages"][0]["text"], "\u{1}\"11");
+    assert_eq!(joins_from_memory(&s).await, 4);
+    s.stop().await;
+}
+
+/// A drained or restarted task's audience arrives at once, each member with its own `after`:
+/// the first join reads the page below its `after` too, so the next ones come from memory.
+#[tokio::test]
+async fn a_room_starting_with_a_catch_up_join_remembers_the_page_below_it() {
+    let s = TestServer::start(&["--rate-per-sec", "1000", "--rate-burst", "1000"]).await;
+    let seqs = |j: &serde_json::Value| -> Vec<u64> {
+        j["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["seq"].as_u64().expect("seq"))
+            .collect()
+    };
+    let mut c = Client::connect(&s.url(""), &s.ws_url(), "Writer").await;
+    c.join("wide").await;
+    for i in 1..=100 {
+        c.say("wide", &format!("w{i}"), &format!("w{i}")).await;
+    }
+    c.send(json!({"type": "leave", "room": "wide"})).await;
+    c.send(json!({"type": "typing", "room": "wide"})).await;
+    assert_eq!(c.recv_type("error").await["code"], "not_joined");
+    let before = joins_from_memory(&s).await;
+    // The room starts on this task again: the store answers, with what is above 90 only.
+    c.send(json!({"type": "join", "room": "wide", "after": 90}))
+        .await;
+    let j = c.recv_type("joined").await;
+    assert_eq!(seqs(&j), (91..=100).collect::<Vec<_>>());
+    assert_eq!(j["last_seq"], 100);
+    assert_eq!(joins_from_memory(&s).await, before);
+    let mut other = Client::connect(&s.url(""), &s.ws_url(), "Other").await;
+    // Memory reaches back to 41 (a page below 90): no store read.
+    other
+        .send(json!({"type": "join", "room": "wide", "after": 60}))
+        .await;
+    let j = other.recv_type("joined").await;
+    assert_eq!(seqs(&j), (61..=100).collect::<Vec<_>>());
+    assert_eq!(j["messages"][0]["text"], "w61");
+    assert_eq!(joins_from_memory(&s).await, before + 1);
+    other.send(json!({"type": "leave", "room": "wide"})).await;
+    // Below it, the store answers.
+    other
+        .send(json!({"type": "join", "room": "wide", "after": 30}))
+        .await;
+    let j = other.recv_type("joined").await;
+    assert_eq!(seqs(&j), (31..=100).collect::<Vec<_>>());
+    assert_eq!(joins_from_memory(&s).await, before + 1);
+    // Live messages follow both, once each.
+    c.say("wide", "w101", "live").await;
+    assert_eq!(other.recv_type("message").await["seq"], 101);
+    assert_eq!(c.recv_type("message").await["seq"], 101);
     s.stop().await;
 }
 

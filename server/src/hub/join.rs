@@ -1,17 +1,17 @@
-//! Joining a room: presence, the `joined` frame, and the member's floor. The floor is the
-//! room's last SETTLED seq on this task (never the counter, which runs ahead of writes in
-//! flight), and never below the client's `after`, so a seq reserved but not yet written
-//! reaches the member live once it lands, and nothing the client has comes twice.
-//! A join that fails leaves nothing behind: no membership, no presence, no subscription.
-//! A room the connection is already in is answered from memory, and so is a join into a
-//! room live on this task whose recent frames cover what it asks for (every message above
-//! its `after`, or the latest page): its `joined` is put together from the frames as
-//! delivered, with no store read and nothing serialised again; and a burst of joins into a
-//! room new on this task reads the store once (the first; the others wait for it, then
-//! answer from memory). A connection in [`MAX_ROOMS_PER_CONNECTION`] rooms
-//! is refused `too_many_rooms`; a catch-up is cut at [`MAX_JOIN_BYTES`] (the client pages the
-//! rest), and a frame read from the store is built on the blocking pool, so a flood of joins
-//! never holds the workers that carry everyone else's acks.
+//! Joining a room: presence, the `joined` frame, and the member's floor. The floor is the room's
+//! last SETTLED seq on this task (never the counter, which runs ahead of writes in flight), and
+//! never below the client's `after`, so a seq reserved but not yet written reaches the member live
+//! once it lands, and nothing the client has comes twice. A join that fails leaves nothing behind:
+//! no membership, no presence, no subscription. A room the connection is already in is answered
+//! from memory, and so is a join into a room live on this task whose recent frames cover what it
+//! asks for (every message above its `after`, or the latest page): its `joined` is put together
+//! from the frames as delivered, with no store read and nothing serialised again; and a burst of
+//! joins into a room new on this task reads the store once (the first; the others wait for it, then
+//! answer from memory); when that first join is a catch-up, the read also takes the page below its
+//! `after`, so the audience reconnecting behind it is answered from memory. A connection in
+//! [`MAX_ROOMS_PER_CONNECTION`] rooms is refused `too_many_rooms`; a catch-up is cut at
+//! [`MAX_JOIN_BYTES`] (the client pages the rest), and a frame read from the store is built on the
+//! blocking pool, so a flood of joins never holds the workers that carry everyone else's acks.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -361,13 +361,22 @@ impl Hub {
             let room = self.room_or_create(room_name);
             // What the room had settled before the read: the read holds every message up to it.
             let settled_before = room.state.lock().last_seq;
+            // A room that starts here with a catch-up join also remembers the page below the
+            // client's `after` (one read, a page longer): the members reconnecting after it,
+            // whose `after` is a little lower, and newcomers asking for the latest page are
+            // then answered from memory, not each by the store (a drained or restarted task's
+            // audience arriving at once).
+            let below = match (settled_before, after) {
+                (None, Some(a)) => a.min(DEFAULT_HISTORY as u64),
+                _ => 0,
+            };
+            let read = HistoryQuery {
+                after: query.after.map(|a| a - below),
+                limit: query.limit + below as usize,
+                ..query
+            };
             let reserved = self.store.last_seq(room_name).await?;
-            let mut page = self.store.history(room_name, query).await?;
-            if after.is_some() && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
-                page.has_more = true;
-            }
-            let paging = page.has_more && after.is_some();
-            let page_last = page.messages.last().map(|m| m.seq);
+            let mut page = self.store.history(room_name, read).await?;
             // Up to which seq the page is known to hold every message.
             let covered_by_page = {
                 let mut st = room.state.lock();
@@ -379,7 +388,7 @@ impl Hub {
                     None => {
                         // The room starts here on this task: below the page (or the client's
                         // `after`), then whatever the page holds, in order.
-                        let start = after.unwrap_or_else(|| {
+                        let start = read.after.unwrap_or_else(|| {
                             page.messages.first().map_or(0, |m| m.seq.saturating_sub(1))
                         });
                         st.start_at(start);
@@ -395,6 +404,19 @@ impl Hub {
                 st.reserved(reserved);
                 covered
             };
+            // The client's page: above its `after`, within the catch-up limits.
+            if below > 0 {
+                page.messages.retain(|m| m.seq > after_seq);
+                if page.messages.len() > MAX_JOIN_CATCH_UP {
+                    page.messages.truncate(MAX_JOIN_CATCH_UP);
+                    page.has_more = true;
+                }
+            }
+            if after.is_some() && truncate_to_bytes(&mut page.messages, MAX_JOIN_BYTES) {
+                page.has_more = true;
+            }
+            let paging = page.has_more && after.is_some();
+            let page_last = page.messages.last().map(|m| m.seq);
             let plan_for = |settled: u64| {
                 let floor = if paging {
                     // More than a join's worth: the client pages the rest over REST.
