@@ -1,7 +1,9 @@
 //! localalb against moto's ELBv2 API with real chat-server processes as the blue and green
 //! targets: new connections follow the listener weights as they change, an open WebSocket
 //! stays where it was routed, and a deregistered target's connections are cut once its
-//! deregistration delay is over.
+//! deregistration delay is over. And the stop as ECS does it: a task whose metadata says
+//! STOPPED, deregistered at the same moment, drains its connections (`reconnect`, 1012)
+//! before that cut, with no SIGTERM yet.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -35,9 +37,10 @@ fn moto() -> (Proc, String) {
     (Proc(child), format!("http://127.0.0.1:{port}"))
 }
 
-fn chat_server(color: &str, dir: &std::path::Path) -> (Proc, u16) {
+fn chat_server(color: &str, dir: &std::path::Path, env: &[(&str, String)]) -> (Proc, u16) {
     let port = free_port();
     let mut child = Command::new(sibling_bin("chat-server"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("CHAT_LISTEN", format!("127.0.0.1:{port}"))
         .env("CHAT_ADMIN_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("CHAT_COLOR", color)
@@ -119,7 +122,14 @@ struct Alb {
 }
 
 impl Alb {
-    async fn create(endpoint: &str, blue_port: u16, green_port: u16) -> Alb {
+    /// Blue and green target groups (`deregistration_delay` seconds each) behind a listener
+    /// sending everything to blue.
+    async fn create(
+        endpoint: &str,
+        blue_port: u16,
+        green_port: u16,
+        deregistration_delay: u32,
+    ) -> Alb {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
@@ -162,7 +172,7 @@ impl Alb {
                 .attributes(
                     TargetGroupAttribute::builder()
                         .key("deregistration_delay.timeout_seconds")
-                        .value("2")
+                        .value(deregistration_delay.to_string())
                         .build(),
                 )
                 .send()
@@ -299,9 +309,9 @@ async fn websocket(
 async fn new_connections_follow_the_weights_and_deregistered_targets_are_cut() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (_moto, endpoint) = moto();
-    let (_blue, blue_port) = chat_server("blue", dir.path());
-    let (_green, green_port) = chat_server("green", dir.path());
-    let alb = Alb::create(&endpoint, blue_port, green_port).await;
+    let (_blue, blue_port) = chat_server("blue", dir.path(), &[]);
+    let (_green, green_port) = chat_server("green", dir.path(), &[]);
+    let alb = Alb::create(&endpoint, blue_port, green_port, 2).await;
     let (_localalb, addr) = localalb(&endpoint);
 
     assert_eq!(count(addr, 10).await, (10, 0));
@@ -371,4 +381,125 @@ async fn new_connections_follow_the_weights_and_deregistered_targets_are_cut() {
         after >= Duration::from_secs(2),
         "cut after {after:?}, before the 2 s deregistration delay"
     );
+}
+
+/// The task metadata endpoint (v4) the ECS agent serves each container, answering `/task`
+/// with the task's `DesiredStatus`: RUNNING until `stop` is set, then STOPPED, as ECS marks a
+/// task it is stopping. (moto has no ECS agent; this is the one document the server reads.)
+async fn task_metadata(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", free_port()))
+        .await
+        .expect("bind metadata endpoint");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let status = if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                "STOPPED"
+            } else {
+                "RUNNING"
+            };
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&request);
+                let body = if head.starts_with("GET /v4/chat-task/task ") {
+                    format!(
+                        r#"{{"Cluster":"chat","TaskARN":"arn:aws:ecs:us-east-1:123456789012:task/chat/1","DesiredStatus":"{status}","KnownStatus":"RUNNING"}}"#
+                    )
+                } else {
+                    String::new()
+                };
+                let code = if body.is_empty() {
+                    "404 Not Found"
+                } else {
+                    "200 OK"
+                };
+                let answer = format!(
+                    "HTTP/1.0 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/v4/chat-task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_ecs_is_stopping_drains_its_connections_before_the_alb_cuts_them() {
+    const DELAY: u32 = 6;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_moto, endpoint) = moto();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let metadata = task_metadata(std::sync::Arc::clone(&stop)).await;
+    let (mut blue, blue_port) = chat_server(
+        "blue",
+        dir.path(),
+        &[("ECS_CONTAINER_METADATA_URI_V4", metadata)],
+    );
+    let (_green, green_port) = chat_server("green", dir.path(), &[]);
+    let alb = Alb::create(&endpoint, blue_port, green_port, DELAY).await;
+    let (_localalb, addr) = localalb(&endpoint);
+    let (mut ws, color) = websocket(addr).await;
+    assert_eq!(color, "blue");
+
+    // ECS stops the task: its desired status becomes STOPPED and its target is deregistered,
+    // both now; SIGTERM would come only when the deregistration delay is over (never here).
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stopped = Instant::now();
+    alb.elb
+        .deregister_targets()
+        .target_group_arn(&alb.blue)
+        .targets(target(blue_port))
+        .send()
+        .await
+        .expect("deregister");
+
+    let mut reconnect = None;
+    let close = tokio::time::timeout(Duration::from_secs(u64::from(DELAY) + 10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+                    if v["type"] == "reconnect" {
+                        reconnect = Some(v);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the connection neither drained nor was cut");
+    let after = stopped.elapsed();
+    assert_eq!(
+        close,
+        Some(1012),
+        "the connection ended without the drain's 1012 after {after:?} (cut by the ALB?)"
+    );
+    let reconnect = reconnect.expect("a reconnect frame before the 1012");
+    assert_eq!(reconnect["reason"], "draining", "{reconnect}");
+    assert!(
+        after < Duration::from_secs(u64::from(DELAY)),
+        "drained after {after:?}, not before the {DELAY} s deregistration delay cut"
+    );
+    // Drained, it exits by itself: SIGTERM was never sent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = blue.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the drained task did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "the drained task exited {status}");
 }
