@@ -8,6 +8,8 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::Client;
@@ -217,6 +219,18 @@ impl Alb {
             .await
             .expect("modify listener");
     }
+
+    /// Deregisters the target on `port` from the target group `arn` (blue or green): as ECS
+    /// does when it stops a task, the ALB's deregistration delay starts now.
+    async fn deregister(&self, arn: &str, port: u16) {
+        self.elb
+            .deregister_targets()
+            .target_group_arn(arn)
+            .targets(target(port))
+            .send()
+            .await
+            .expect("deregister");
+    }
 }
 
 fn target(port: u16) -> TargetDescription {
@@ -359,13 +373,7 @@ async fn new_connections_follow_the_weights_and_deregistered_targets_are_cut() {
 
     // Deregistered: its connections live out the 2 s delay, then are cut.
     let deregistered = Instant::now();
-    alb.elb
-        .deregister_targets()
-        .target_group_arn(&alb.green)
-        .targets(target(green_port))
-        .send()
-        .await
-        .expect("deregister");
+    alb.deregister(&alb.green, green_port).await;
     let ended = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
             match ws.next().await {
@@ -386,49 +394,26 @@ async fn new_connections_follow_the_weights_and_deregistered_targets_are_cut() {
 /// The task metadata endpoint (v4) the ECS agent serves each container, answering `/task`
 /// with the task's `DesiredStatus`: RUNNING until `stop` is set, then STOPPED, as ECS marks a
 /// task it is stopping. (moto has no ECS agent; this is the one document the server reads.)
-async fn task_metadata(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn task_metadata(stop: Arc<AtomicBool>) -> String {
+    let task = move || async move {
+        let status = if stop.load(Ordering::SeqCst) {
+            "STOPPED"
+        } else {
+            "RUNNING"
+        };
+        axum::Json(serde_json::json!({
+            "Cluster": "chat",
+            "TaskARN": "arn:aws:ecs:us-east-1:123456789012:task/chat/1",
+            "DesiredStatus": status,
+            "KnownStatus": "RUNNING",
+        }))
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", free_port()))
         .await
         .expect("bind metadata endpoint");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let status = if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                "STOPPED"
-            } else {
-                "RUNNING"
-            };
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&request);
-                let body = if head.starts_with("GET /v4/chat-task/task ") {
-                    format!(
-                        r#"{{"Cluster":"chat","TaskARN":"arn:aws:ecs:us-east-1:123456789012:task/chat/1","DesiredStatus":"{status}","KnownStatus":"RUNNING"}}"#
-                    )
-                } else {
-                    String::new()
-                };
-                let code = if body.is_empty() {
-                    "404 Not Found"
-                } else {
-                    "200 OK"
-                };
-                let answer = format!(
-                    "HTTP/1.0 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
+    let app = axum::Router::new().route("/v4/chat-task/task", axum::routing::get(task));
+    tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}/v4/chat-task")
 }
 
@@ -437,8 +422,8 @@ async fn a_task_ecs_is_stopping_drains_its_connections_before_the_alb_cuts_them(
     const DELAY: u32 = 6;
     let dir = tempfile::tempdir().expect("temp dir");
     let (_moto, endpoint) = moto();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let metadata = task_metadata(std::sync::Arc::clone(&stop)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let metadata = task_metadata(Arc::clone(&stop)).await;
     let (mut blue, blue_port) = chat_server(
         "blue",
         dir.path(),
@@ -452,15 +437,9 @@ async fn a_task_ecs_is_stopping_drains_its_connections_before_the_alb_cuts_them(
 
     // ECS stops the task: its desired status becomes STOPPED and its target is deregistered,
     // both now; SIGTERM would come only when the deregistration delay is over (never here).
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
     let stopped = Instant::now();
-    alb.elb
-        .deregister_targets()
-        .target_group_arn(&alb.blue)
-        .targets(target(blue_port))
-        .send()
-        .await
-        .expect("deregister");
+    alb.deregister(&alb.blue, blue_port).await;
 
     let mut reconnect = None;
     let close = tokio::time::timeout(Duration::from_secs(u64::from(DELAY) + 10), async {
