@@ -42,9 +42,13 @@ if [ ! -x "$TEST_VENV/bin/moto_server" ]; then
   "$TEST_VENV/bin/pip" install -q --disable-pip-version-check -r "$_req" >&2
 fi
 
-if [ -f "$_root/frontend/tests/package.json" ] && [ ! -d "$_root/frontend/tests/node_modules/playwright-core" ]; then
+# npm ci again whenever package-lock.json changed since the last install (a stamp in node_modules).
+_lock="$_root/frontend/tests/package-lock.json"
+_stamp="$_root/frontend/tests/node_modules/.lock-sha256"
+if [ -f "$_lock" ] && [ "$(cat "$_stamp" 2>/dev/null)" != "$(sha256sum "$_lock" | cut -c1-64)" ]; then
   echo "test-env: npm ci in frontend/tests" >&2
   (cd "$_root/frontend/tests" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  sha256sum "$_lock" | cut -c1-64 > "$_stamp"
 fi
 
 export MOTO_SERVER="$TEST_VENV/bin/moto_server"

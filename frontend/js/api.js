@@ -1,9 +1,21 @@
+// @ts-check
 // The HTTP half of the contract: sessions, history pages, room info. Errors carry the
 // server's `{"error":{"code","message"}}` so the page can show what was wrong.
 
+import { t } from "./i18n.js";
+
 const TIMEOUT_MS = 10000;
 
+/** What went wrong, for a person: an Error's message, or the thing thrown. @param {unknown} err */
+export function messageOf(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Whether an error is a timeout (AbortSignal.timeout). @param {unknown} err */
+export const timedOut = (err) => err instanceof Error && err.name === "TimeoutError";
+
 export class ApiError extends Error {
+  /** @param {number} status @param {string} code @param {string} message */
   constructor(status, code, message) {
     super(message);
     this.name = "ApiError";
@@ -12,7 +24,13 @@ export class ApiError extends Error {
   }
 }
 
-/** One JSON call; `headers` are added (e.g. authorization). Throws ApiError. */
+/**
+ * One JSON call; `headers` are added (e.g. authorization). Throws ApiError.
+ * @param {string} apiBase
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, headers?: Record<string, string> }} [o]
+ * @returns {Promise<any>}
+ */
 export async function request(apiBase, path, { method = "GET", body, headers = {} } = {}) {
   let response;
   try {
@@ -23,7 +41,7 @@ export async function request(apiBase, path, { method = "GET", body, headers = {
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (err) {
-    throw new ApiError(0, "network", `Cannot reach the chat server (${err.name === "TimeoutError" ? "timed out" : err.message}).`);
+    throw new ApiError(0, "network", t("net.unreachable", { error: timedOut(err) ? t("net.timedOut") : messageOf(err) }));
   }
   let data = null;
   try {
@@ -39,15 +57,25 @@ export async function request(apiBase, path, { method = "GET", body, headers = {
   return data;
 }
 
-/** `POST /api/session`: a new guest (no token) or the same one (valid token), optionally renamed. */
+/**
+ * `POST /api/session`: a new guest (no token) or the same one (valid token), optionally renamed.
+ * @param {string} apiBase
+ * @param {{ token?: string, nickname?: string }} [o]
+ */
 export function postSession(apiBase, { token, nickname } = {}) {
+  /** @type {Record<string, string>} */
   const body = {};
   if (token) body.token = token;
   if (nickname !== undefined) body.nickname = nickname;
   return request(apiBase, "/api/session", { method: "POST", body });
 }
 
-/** `GET /api/rooms/{room}/messages`: `{ messages (oldest first), has_more }`. */
+/**
+ * `GET /api/rooms/{room}/messages`: `{ messages (oldest first), has_more }`.
+ * @param {string} apiBase
+ * @param {string} room
+ * @param {{ before?: number, after?: number, limit?: number }} [o]
+ */
 export function getHistory(apiBase, room, { before, after, limit } = {}) {
   const q = new URLSearchParams();
   if (before !== undefined) q.set("before", String(before));
@@ -57,7 +85,10 @@ export function getHistory(apiBase, room, { before, after, limit } = {}) {
   return request(apiBase, `/api/rooms/${encodeURIComponent(room)}/messages${qs ? `?${qs}` : ""}`);
 }
 
-/** `GET /api/rooms/{room}`: `{ room, last_seq, online, members }`. */
+/**
+ * `GET /api/rooms/{room}`: `{ room, last_seq, online, members }`.
+ * @param {string} apiBase @param {string} room
+ */
 export function getRoom(apiBase, room) {
   return request(apiBase, `/api/rooms/${encodeURIComponent(room)}`);
 }

@@ -1,9 +1,13 @@
+// @ts-check
 // Getting a reader's attention back while they look elsewhere: new messages from others are
 // counted in the tab title ("(3) Keynote · Chat") and the favicon gets a dot until the page
 // is looked at again; optional desktop notifications meanwhile (while the tab is hidden or
 // another window has the focus, as chat apps do). Permission for
 // notifications is only ever asked from a click on the bell (never on load), and the choice is
 // remembered per browser.
+
+import { readJson, writeJson } from "./storage.js";
+import { setText, t } from "./i18n.js";
 
 const PREF_KEY = "chat.notify.v1";
 const FAVICON = "/favicon.svg";
@@ -13,15 +17,19 @@ const NOTIFY_BATCH_MAX = 3;
 /** A notification shows at most this much of the message. */
 const NOTIFY_TEXT_MAX = 140;
 
-/** The tab title with `unread` in front ("(3) …", "(99+) …"), or the base when none. */
+/** The tab title with `unread` in front ("(3) …", "(99+) …"), or the base when none. @param {string} base @param {number} unread */
 export function titleWithUnread(base, unread) {
   if (!(unread > 0)) return base;
   return `(${unread > 99 ? "99+" : unread}) ${base}`;
 }
 
-/** What a notification says for one message: `{ title, body }`, plain text. */
+/**
+ * What a notification says for one message: `{ title, body }`, plain text.
+ * @param {{ user?: { nickname: string }, text?: string }} message
+ * @param {string} roomTitle
+ */
 export function notificationText(message, roomTitle) {
-  const nick = message.user?.nickname ?? "Someone";
+  const nick = message.user?.nickname ?? t("notify.someone");
   let body = String(message.text ?? "");
   if ([...body].length > NOTIFY_TEXT_MAX) body = `${[...body].slice(0, NOTIFY_TEXT_MAX - 1).join("")}…`;
   return { title: `${nick} · ${roomTitle}`, body };
@@ -30,16 +38,22 @@ export function notificationText(message, roomTitle) {
 export class Attention {
   /**
    * @param {object} o
-   * @param {string} o.title      the tab title when nothing is unread
-   * @param {string} o.roomTitle  the room's name, for notifications
+   * @param {() => string} o.title      the tab title when nothing is unread
+   * @param {() => string} o.roomTitle  the room's name, for notifications
    * @param {string} o.room       the room id (one notification per room replaces the last)
    * @param {HTMLButtonElement} o.bell  the notifications toggle
-   * @param {Function} o.me       () => the current user
-   * @param {Function} o.onError  (message) => void, for a refused permission
+   * @param {() => import("./session.js").User | null} o.me  the current user
+   * @param {(message: string) => void} o.onError  for a refused permission
    */
   constructor({ title, roomTitle, room, bell, me, onError }) {
-    Object.assign(this, { title, roomTitle, room, bell, me, onError });
+    this.title = title;
+    this.roomTitle = roomTitle;
+    this.room = room;
+    this.bell = bell;
+    this.me = me;
+    this.onError = onError;
     this.unread = 0;
+    /** @type {HTMLLinkElement | null} */
     this.favicon = document.querySelector('link[rel="icon"]');
     this.enabled = this.#supported() && Notification.permission === "granted" && loadPref();
     const back = () => {
@@ -60,7 +74,16 @@ export class Attention {
     return document.visibilityState === "hidden" || !document.hasFocus();
   }
 
-  /** New messages were shown: while away, count others' and notify them when enabled. */
+  /** The title and the bell in the page's (new) language. */
+  relabel() {
+    this.#setUnread(this.unread);
+    this.#showBell();
+  }
+
+  /**
+   * New messages were shown: while away, count others' and notify them when enabled.
+   * @param {{ user?: { id: number, nickname: string }, text?: string }[]} messages
+   */
   saw(messages) {
     if (!this.away()) return;
     const theirs = messages.filter((m) => m.user?.id !== this.me()?.id);
@@ -69,9 +92,10 @@ export class Attention {
     if (this.enabled) for (const m of theirs.slice(-NOTIFY_BATCH_MAX)) this.#notify(m);
   }
 
+  /** @param {number} n */
   #setUnread(n) {
     this.unread = n;
-    document.title = titleWithUnread(this.title, n);
+    document.title = titleWithUnread(this.title(), n);
     if (this.favicon) this.favicon.href = n > 0 ? FAVICON_UNREAD : FAVICON;
   }
 
@@ -95,7 +119,7 @@ export class Attention {
       }
     }
     if (permission !== "granted") {
-      this.onError?.("Notifications are blocked for this site: allow them in the browser's site settings to use the bell.");
+      this.onError?.(t("notify.blocked"));
       this.#showBell();
       return;
     }
@@ -107,12 +131,15 @@ export class Attention {
   #showBell() {
     const on = Boolean(this.enabled);
     this.bell.setAttribute("aria-pressed", String(on));
-    this.bell.title = on ? "Desktop notifications are on while you look elsewhere. Click to turn off." : "Notify me of new messages while I look elsewhere";
-    this.bell.querySelector(".bell-label").textContent = on ? "Notifications on" : "Notify me";
+    this.bell.dataset.i18nTitle = on ? "notify.titleOn" : "notify.titleOff";
+    this.bell.title = t(this.bell.dataset.i18nTitle);
+    const label = /** @type {HTMLElement} */ (this.bell.querySelector(".bell-label"));
+    setText(label, on ? "notify.on" : "notify.off");
   }
 
+  /** @param {{ user?: { nickname: string }, text?: string }} message */
   #notify(message) {
-    const { title, body } = notificationText(message, this.roomTitle);
+    const { title, body } = notificationText(message, this.roomTitle());
     try {
       const n = new Notification(title, { body, tag: `chat-room-${this.room}`, icon: FAVICON });
       n.onclick = () => {
@@ -126,17 +153,10 @@ export class Attention {
 }
 
 function loadPref() {
-  try {
-    return localStorage.getItem(PREF_KEY) === "on";
-  } catch {
-    return false;
-  }
+  return readJson(PREF_KEY) === "on";
 }
 
+/** @param {boolean} on */
 function savePref(on) {
-  try {
-    localStorage.setItem(PREF_KEY, on ? "on" : "off");
-  } catch {
-    // Storage unavailable: the choice lasts for this page only.
-  }
+  writeJson(PREF_KEY, on ? "on" : "off");
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // One room's live link to the server: hello → welcome → join, reconnect with jittered backoff
 // (at once when the server says `reconnect`), catch-up with `after` = the last seq seen, and an
 // outbox of sends that survives disconnects: messages go one at a time in the order typed, each
@@ -7,19 +8,33 @@
 // ack, outbox (an entry changed), server-error, unauthorized, deleted (a moderator removed a
 // message), muted (a moderator muted me, or confirmed my mute of someone), receipts (read
 // positions).
+//
+// The outbox can be kept in storage (`store`, see outboxstore.js): entries are loaded at
+// construction and shown by start(), and every change is saved, so a reload sends what was
+// typed before it, with the same client_msg_id (the server stores each id of a user once).
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { newId } from "./ids.js";
+import { HEARTBEAT_MS, SILENCE_MS, READ_EVERY_MS } from "./limits.js";
 
-const HEARTBEAT_MS = 25000;
-/** No frame (not even our ping's pong) for this long: the socket is dead, reconnect. */
-const SILENCE_MS = 60000;
 /** A send not acked after this long is sent again (same client_msg_id: stored once). */
-const RESEND_AFTER_MS = 5000;
-/** `read` frames go at most this often (the server coalesces receipts per second anyway). */
-const READ_EVERY_MS = 1000;
+export const RESEND_AFTER_MS = 5000;
 /** After a `rate_limited` error, the unacked send goes again this soon (the budget refills). */
-const RATE_LIMITED_RESEND_MS = 1100;
+export const RATE_LIMITED_RESEND_MS = 1100;
+/** WebSocket.OPEN, also where no WebSocket global exists (unit tests). */
+const OPEN = 1;
+
+/**
+ * @typedef {{ url: string, content_type?: string, width: number, height: number, bytes?: number, token: string }} Attachment
+ * @typedef {"pending" | "sending" | "failed"} EntryState
+ * @typedef {{ client_msg_id: string, text: string, attachment: Attachment | null, state: EntryState,
+ *   error: { code: string, message: string } | null, resendAt?: number }} OutboxEntry
+ * @typedef {{ load(): OutboxEntry[], save(entries: OutboxEntry[]): void }} OutboxStore
+ * @typedef {{ readyState: number, send(data: string): void, close(code?: number, reason?: string): void,
+ *   onopen: ((e: any) => void) | null, onmessage: ((e: { data: any }) => void) | null,
+ *   onclose: ((e: { code: number }) => void) | null }} SocketLike
+ * @typedef {Record<string, any>} Frame
+ */
 
 export class ChatConnection extends EventTarget {
   /**
@@ -27,11 +42,15 @@ export class ChatConnection extends EventTarget {
    * @param {string} o.url      the WebSocket endpoint
    * @param {string} o.token    the guest token for `hello`
    * @param {string} o.room     the room to join
-   * @param {string} [o.moderator] a moderator credential for `hello`
-   * @param {object} [o.backoff] `{ baseMs, maxMs }`
+   * @param {string | null} [o.moderator] a moderator credential for `hello`
+   * @param {{ baseMs: number, maxMs: number }} [o.backoff]
+   * @param {OutboxStore | null} [o.store]  keeps the outbox across reloads
+   * @param {(url: string) => SocketLike} [o.openSocket]  a WebSocket by default
    */
-  constructor({ url, token, room, moderator = null, backoff = DEFAULT_BACKOFF }) {
+  constructor({ url, token, room, moderator = null, backoff = DEFAULT_BACKOFF, store = null, openSocket = (u) => /** @type {SocketLike} */ (/** @type {unknown} */ (new WebSocket(u))) }) {
     super();
+    this.store = store;
+    this.openSocket = openSocket;
     this.url = url;
     this.token = token;
     /** A moderator credential sent with `hello`, if any; `moderatorName` once welcomed. */
@@ -43,15 +62,24 @@ export class ChatConnection extends EventTarget {
     this.lastSeq = 0;
     /** The user this connection is, from `welcome`. */
     this.user = null;
-    /** client_msg_id → { client_msg_id, text, state: "pending"|"sending"|"failed", error } */
+    /** @type {Map<string, OutboxEntry>} client_msg_id → entry, in the order typed */
     this.outbox = new Map();
+    for (const e of store?.load() ?? []) {
+      this.outbox.set(e.client_msg_id, { ...e, state: e.state === "failed" ? "failed" : "pending" });
+    }
+    /** @type {string} */
     this.state = "idle";
+    /** @type {SocketLike | null} */
     this.ws = null;
     this.joined = false;
     this.everJoined = false;
     this.attempt = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
     this.retryTimer = null;
-    this.heartbeat = null;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.heartbeat = undefined;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.resender = undefined;
     this.lastFrameAt = 0;
     this.stopped = false;
     /** After a rate_limited error, optional frames (typing) wait until then. */
@@ -60,30 +88,33 @@ export class ChatConnection extends EventTarget {
     this.readSent = 0;
     this.readWanted = 0;
     this.readAt = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
     this.readTimer = null;
   }
 
+  /** Connects, and shows the entries a stored outbox brought back. */
   start() {
     this.stopped = false;
+    for (const entry of this.outbox.values()) this.#emitOutbox(entry);
     this.#open();
     this.heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
     this.resender = setInterval(() => this.#resendStale(), 1000);
-    window.addEventListener("online", this.#retryNow);
-    document.addEventListener("visibilitychange", this.#onVisible);
+    globalThis.window?.addEventListener("online", this.#retryNow);
+    globalThis.document?.addEventListener("visibilitychange", this.#onVisible);
   }
 
   stop() {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.resender);
-    window.removeEventListener("online", this.#retryNow);
-    document.removeEventListener("visibilitychange", this.#onVisible);
+    globalThis.window?.removeEventListener("online", this.#retryNow);
+    globalThis.document?.removeEventListener("visibilitychange", this.#onVisible);
     this.#drop(1000, "leaving");
     this.#setState("idle");
   }
 
-  /** Reconnects at once (e.g. with a new token after a nickname change). */
+  /** Reconnects at once (e.g. with a new token after a nickname change). @param {string} [token] */
   restart(token) {
     if (token) this.token = token;
     this.#drop(1000, "restart");
@@ -93,8 +124,11 @@ export class ChatConnection extends EventTarget {
   /**
    * Queues a message (text, and optionally an uploaded image's attachment); it is sent now if
    * joined, else as soon as the room is joined again.
+   * @param {string} text
+   * @param {Attachment | null} [attachment]
    */
   send(text, attachment = null) {
+    /** @type {OutboxEntry} */
     const entry = { client_msg_id: newId(), text, attachment, state: "pending", error: null };
     this.outbox.set(entry.client_msg_id, entry);
     this.#emitOutbox(entry);
@@ -102,7 +136,7 @@ export class ChatConnection extends EventTarget {
     return entry;
   }
 
-  /** Sends a failed message again (same client_msg_id, so it is stored once at most). */
+  /** Sends a failed message again (same client_msg_id, so it is stored once at most). @param {string} id */
   retry(id) {
     const entry = this.outbox.get(id);
     if (!entry) return;
@@ -112,6 +146,7 @@ export class ChatConnection extends EventTarget {
     this.#pump();
   }
 
+  /** Drops a message that was not sent. @param {string} id */
   discard(id) {
     const entry = this.outbox.get(id);
     if (!entry) return;
@@ -127,6 +162,7 @@ export class ChatConnection extends EventTarget {
   /**
    * I have seen the room up to `seq`: sends `read`, at most once per READ_EVERY_MS (the last
    * wanted seq wins), never a seq at or below one already sent.
+   * @param {number} seq
    */
   read(seq) {
     if (seq <= this.readSent || seq <= this.readWanted) return;
@@ -146,21 +182,25 @@ export class ChatConnection extends EventTarget {
     }, wait);
   }
 
-  /** Moderators: deletes the message at `seq`. Returns false when not connected. */
+  /** Moderators: deletes the message at `seq`. Returns false when not connected. @param {number} seq */
   deleteMessage(seq) {
     if (!this.joined) return false;
     this.#frame({ type: "delete", room: this.room, seq });
     return true;
   }
 
-  /** Moderators: mutes `userId` in this room for `secs` (0 lifts it). */
+  /**
+   * Moderators: mutes `userId` in this room for `secs` (0 lifts it).
+   * @param {number} userId
+   * @param {number} secs
+   */
   mute(userId, secs) {
     if (!this.joined) return false;
     this.#frame({ type: "mute", room: this.room, user_id: userId, secs });
     return true;
   }
 
-  /** Records a seq seen elsewhere (history pages), so a catch-up starts after it. */
+  /** Records a seq seen elsewhere (history pages), so a catch-up starts after it. @param {number} seq */
   saw(seq) {
     if (seq > this.lastSeq) this.lastSeq = seq;
   }
@@ -168,14 +208,15 @@ export class ChatConnection extends EventTarget {
   // ---- internals ----
 
   #open() {
-    clearTimeout(this.retryTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.#setState(this.everJoined ? "reconnecting" : "connecting");
+    /** @type {SocketLike} */
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = this.openSocket(this.url);
     } catch (err) {
-      this.#setState("failed", { message: `Cannot open ${this.url}: ${err.message}` });
+      this.#setState("failed", { message: `Cannot open ${this.url}: ${err instanceof Error ? err.message : err}` });
       return;
     }
     this.ws = ws;
@@ -208,6 +249,7 @@ export class ChatConnection extends EventTarget {
     };
   }
 
+  /** @param {Frame} f */
   #onFrame(f) {
     switch (f.type) {
       case "welcome":
@@ -265,17 +307,18 @@ export class ChatConnection extends EventTarget {
     }
   }
 
+  /** @param {Frame} f */
   #onError(f) {
     if (f.code === "rate_limited") {
       // Transient: stay quiet a moment, then send the same message again (keeping the order).
       this.quietUntil = Date.now() + RATE_LIMITED_RESEND_MS;
       const entry = (f.client_msg_id && this.outbox.get(f.client_msg_id)) || this.#inFlight();
-      if (entry && entry.state === "sending") entry.resendAt = Math.min(entry.resendAt, this.quietUntil);
+      if (entry && entry.state === "sending") entry.resendAt = Math.min(entry.resendAt ?? Infinity, this.quietUntil);
       this.dispatchEvent(new CustomEvent("server-error", { detail: f }));
       return;
     }
     if (f.client_msg_id && this.outbox.has(f.client_msg_id)) {
-      const entry = this.outbox.get(f.client_msg_id);
+      const entry = /** @type {OutboxEntry} */ (this.outbox.get(f.client_msg_id));
       entry.state = "failed";
       entry.error = { code: f.code, message: f.message };
       this.#emitOutbox(entry);
@@ -291,11 +334,11 @@ export class ChatConnection extends EventTarget {
     this.dispatchEvent(new CustomEvent("server-error", { detail: f }));
   }
 
-  /** A message in this room was seen: advance lastSeq, and settle our own outbox entry. */
+  /** A message in this room was seen: advance lastSeq, and settle our own outbox entry. @param {Frame} m */
   #seen(m) {
     if (typeof m.seq === "number" && m.seq > this.lastSeq) this.lastSeq = m.seq;
     if (this.user && m.user?.id === this.user.id && this.outbox.has(m.client_msg_id)) {
-      const entry = this.outbox.get(m.client_msg_id);
+      const entry = /** @type {OutboxEntry} */ (this.outbox.get(m.client_msg_id));
       this.outbox.delete(m.client_msg_id);
       this.#emitOutbox({ ...entry, state: "acked", seq: m.seq });
       this.#pump();
@@ -320,9 +363,11 @@ export class ChatConnection extends EventTarget {
     }
   }
 
+  /** @param {OutboxEntry} entry */
   #transmit(entry) {
     entry.state = "sending";
     entry.resendAt = Date.now() + RESEND_AFTER_MS;
+    /** @type {Frame} */
     const frame = { type: "send", room: this.room, client_msg_id: entry.client_msg_id, text: entry.text };
     // The server takes the signed token; url and size are for showing it while pending.
     if (entry.attachment) frame.attachment = entry.attachment.token;
@@ -335,7 +380,7 @@ export class ChatConnection extends EventTarget {
    */
   #resendStale() {
     const entry = this.#inFlight();
-    if (entry && this.joined && Date.now() >= entry.resendAt) this.#transmit(entry);
+    if (entry && this.joined && Date.now() >= (entry.resendAt ?? 0)) this.#transmit(entry);
   }
 
   #lostLink() {
@@ -351,7 +396,7 @@ export class ChatConnection extends EventTarget {
   #schedule() {
     if (this.stopped || this.retryTimer) return;
     const delay = backoffDelay(this.attempt++, this.backoff);
-    this.#setState(navigator.onLine === false ? "offline" : "reconnecting", { retryAt: Date.now() + delay, attempt: this.attempt });
+    this.#setState(globalThis.navigator?.onLine === false ? "offline" : "reconnecting", { retryAt: Date.now() + delay, attempt: this.attempt });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.#open();
@@ -363,12 +408,12 @@ export class ChatConnection extends EventTarget {
   };
 
   #onVisible = () => {
-    if (document.visibilityState === "visible") this.#retryNow();
+    if (globalThis.document?.visibilityState === "visible") this.#retryNow();
   };
 
   #beat() {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || ws.readyState !== OPEN) return;
     if (Date.now() - this.lastFrameAt > SILENCE_MS) {
       this.#drop(4000, "silent");
       this.#schedule();
@@ -377,7 +422,11 @@ export class ChatConnection extends EventTarget {
     this.#frame({ type: "ping" });
   }
 
-  /** Forgets the current socket (its late events are ignored) and closes it. */
+  /**
+   * Forgets the current socket (its late events are ignored) and closes it.
+   * @param {number} code
+   * @param {string} reason
+   */
   #drop(code, reason) {
     const ws = this.ws;
     this.ws = null;
@@ -391,17 +440,25 @@ export class ChatConnection extends EventTarget {
     }
   }
 
+  /** @param {Frame} obj */
   #frame(obj) {
     const ws = this.ws;
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+    if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(obj));
   }
 
+  /** @param {string} state @param {Record<string, unknown>} [detail] */
   #setState(state, detail = {}) {
     this.state = state;
     this.dispatchEvent(new CustomEvent("state", { detail: { state, ...detail } }));
   }
 
+  /**
+   * Tells the page an entry changed (`state` also "acked" or "discarded"), and saves the
+   * outbox when it is kept in storage.
+   * @param {Omit<OutboxEntry, "state"> & { state: string, seq?: number }} entry
+   */
   #emitOutbox(entry) {
+    this.store?.save([...this.outbox.values()]);
     this.dispatchEvent(new CustomEvent("outbox", { detail: { ...entry, connected: this.joined } }));
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Message ids (client_msg_id) that work on every page: crypto.randomUUID exists only in secure
 // contexts (HTTPS, localhost), so a page served over plain HTTP on a LAN name or IP builds the
 // same random v4 UUID from crypto.getRandomValues, which every context has.

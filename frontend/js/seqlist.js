@@ -1,7 +1,9 @@
+// @ts-check
 // The ordered set of message seqs a page shows: dedupes catch-ups and pages by seq and says
 // where each new message goes, whatever order the pieces arrive in.
 
 export class SeqList {
+  /** @type {number[]} */
   #seqs = [];
 
   get size() {
@@ -13,6 +15,7 @@ export class SeqList {
   get last() {
     return this.#seqs[this.#seqs.length - 1];
   }
+  /** @param {number} seq */
   has(seq) {
     return this.#find(seq).found;
   }
@@ -20,6 +23,7 @@ export class SeqList {
   /**
    * Records `seq`. Returns the index it now has, or -1 when it was already there.
    * The element to insert before is the one that had this index (none when it is the last).
+   * @param {number} seq
    */
   insert(seq) {
     const { found, index } = this.#find(seq);
@@ -28,11 +32,12 @@ export class SeqList {
     return index;
   }
 
-  /** The seq at `index`, e.g. the one a new element must be inserted before. */
+  /** The seq at `index`, e.g. the one a new element must be inserted before. @param {number} index */
   at(index) {
     return this.#seqs[index];
   }
 
+  /** @param {number} seq */
   #find(seq) {
     let lo = 0;
     let hi = this.#seqs.length;

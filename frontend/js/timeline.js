@@ -1,3 +1,4 @@
+// @ts-check
 // The message list: renders messages in seq order (deduped), keeps the view pinned to the
 // newest only when the reader is already at the bottom (else a "new messages" pill), loads
 // older pages when the reader scrolls to the top, and shows my not-yet-acked messages below.
@@ -5,6 +6,10 @@
 // under one name. Every piece of user text goes in through textContent (links included).
 
 import { paintAvatar } from "./avatar.js";
+import { button } from "./dom.js";
+import { formatDateTime, formatTime, setLabel, setText, t } from "./i18n.js";
+import { MUTE_MAX_SECS } from "./limits.js";
+import { messageOf } from "./api.js";
 import { SeqList } from "./seqlist.js";
 import { linkify } from "./linkify.js";
 import { continues, dayKey, dayLabel } from "./daygroups.js";
@@ -15,12 +20,13 @@ const IMAGE_MAX_W = 320;
 const IMAGE_MAX_H = 320;
 
 /** What a moderator may mute someone for (the server allows up to 24 h). */
-const MUTE_CHOICES = [
-  ["Mute…", null],
-  ["5 minutes", 300],
-  ["1 hour", 3600],
-  ["24 hours", 86400],
-  ["Unmute", 0],
+/** @type {[string, number | null][]} */
+export const MUTE_CHOICES = [
+  ["mod.muteChoose", null],
+  ["mod.mute5m", 300],
+  ["mod.mute1h", 3600],
+  ["mod.mute24h", MUTE_MAX_SECS],
+  ["mod.unmute", 0],
 ];
 
 /** How long a moderator's first click on Delete waits for the confirming second one. */
@@ -31,24 +37,47 @@ const BOTTOM_SLACK = 48;
 /** Scrolling within this many pixels of the top loads the previous page. */
 const TOP_TRIGGER = 120;
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+/**
+ * @typedef {import("./session.js").User} User
+ * @typedef {import("./connection.js").Attachment} Attachment
+ * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string }} Message
+ */
 
 export class Timeline {
   /**
    * @param {object} o
-   * @param {Function} o.me          () => the current user (for "mine")
-   * @param {Function} o.fetchOlder  async (beforeSeq) => { messages, has_more }
-   * @param {Function} o.onRetry     (client_msg_id) => void
-   * @param {Function} o.onDiscard   (client_msg_id) => void
-   * @param {object} [o.moderation]  `{ active: () => bool, onDelete(seq), onMute(user, secs) }`:
-   *                                 delete and mute controls on others' messages while active
+   * @param {HTMLElement} o.scroller
+   * @param {HTMLElement} o.list
+   * @param {HTMLElement} o.pendingList
+   * @param {HTMLElement} o.pill
+   * @param {HTMLButtonElement} o.loadOlderButton
+   * @param {HTMLElement} o.historyStart
+   * @param {() => User | null} o.me  the current user
+   * @param {(beforeSeq: number) => Promise<{ messages: Message[], has_more: boolean }>} o.fetchOlder
+   * @param {(clientMsgId: string) => void} o.onRetry
+   * @param {(clientMsgId: string) => void} o.onDiscard
+   * @param {(message: string) => void} o.onError
+   * @param {{ active: () => boolean, onDelete: (seq: number) => void, onMute: (user: { id: number, nickname: string }, secs: number) => void }} [o.moderation]
+   *   delete and mute controls on others' messages while active
    */
   constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation }) {
-    Object.assign(this, { scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation });
+    this.scroller = scroller;
+    this.list = list;
+    this.pendingList = pendingList;
+    this.pill = pill;
+    this.loadOlderButton = loadOlderButton;
+    this.historyStart = historyStart;
+    this.me = me;
+    this.fetchOlder = fetchOlder;
+    this.onRetry = onRetry;
+    this.onDiscard = onDiscard;
+    this.onError = onError;
+    this.moderation = moderation;
     this.seqs = new SeqList();
-    this.items = new Map(); // seq → li
-    this.pending = new Map(); // client_msg_id → li
+    /** @type {Map<number, HTMLElement>} seq → li */
+    this.items = new Map();
+    /** @type {Map<string, HTMLElement>} client_msg_id → li */
+    this.pending = new Map();
     this.unread = 0;
     this.hasOlder = false;
     this.loadingOlder = false;
@@ -72,7 +101,23 @@ export class Timeline {
     this.#clearUnread();
   }
 
-  /** The first page on entering the room (latest messages). */
+  /** Times and day separators in the page's (new) language. */
+  relabel() {
+    for (const el of this.list.querySelectorAll("time[datetime]")) {
+      const date = new Date(/** @type {HTMLTimeElement} */ (el).dateTime);
+      el.textContent = formatTime(date);
+      /** @type {HTMLElement} */ (el).title = formatDateTime(date);
+    }
+    for (const el of /** @type {NodeListOf<HTMLElement>} */ (this.list.querySelectorAll(".day-sep"))) {
+      el.textContent = dayLabel(Number(el.dataset.ts));
+    }
+  }
+
+  /**
+   * The first page on entering the room (latest messages).
+   * @param {Message[]} messages
+   * @param {boolean} hasOlder
+   */
   showInitial(messages, hasOlder) {
     for (const m of messages) this.#insert(m);
     this.#setHasOlder(hasOlder);
@@ -83,6 +128,7 @@ export class Timeline {
   /**
    * Messages that arrived live or from a catch-up: autoscroll only if already at the bottom.
    * Returns the ones not shown before (duplicates from overlapping catch-ups are dropped).
+   * @param {Message[]} messages
    */
   addLive(messages) {
     const wasAtBottom = this.atBottom();
@@ -99,7 +145,7 @@ export class Timeline {
       this.scrollToBottom();
     } else {
       this.unread += added.length;
-      this.pill.textContent = this.unread === 1 ? "1 new message ↓" : `${this.unread} new messages ↓`;
+      setText(this.pill, "room.newCount", { count: this.unread });
       this.pill.hidden = false;
     }
     return added;
@@ -110,7 +156,7 @@ export class Timeline {
     if (this.loadingOlder || !this.hasOlder || this.seqs.size === 0) return;
     this.loadingOlder = true;
     this.loadOlderButton.disabled = true;
-    this.loadOlderButton.textContent = "Loading older messages…";
+    setText(this.loadOlderButton, "room.loadingOlder");
     this.scroller.setAttribute("aria-busy", "true");
     try {
       const page = await this.fetchOlder(this.seqs.first);
@@ -120,17 +166,20 @@ export class Timeline {
       this.scroller.scrollTop = top + (this.scroller.scrollHeight - before);
       this.#setHasOlder(page.has_more);
     } catch (err) {
-      this.onError?.(`Could not load older messages: ${err.message}`);
+      this.onError?.(t("older.failed", { error: messageOf(err) }));
     } finally {
       this.loadingOlder = false;
       this.loadOlderButton.disabled = false;
-      this.loadOlderButton.textContent = "Load older messages";
+      setText(this.loadOlderButton, "room.loadOlder");
       this.scroller.removeAttribute("aria-busy");
     }
     this.#fillViewport();
   }
 
-  /** Shows or updates one of my messages that the server has not acked yet. */
+  /**
+   * Shows or updates one of my messages that the server has not acked yet.
+   * @param {{ client_msg_id: string, text: string, attachment: Attachment | null, state: string, error: { message: string } | null, connected: boolean }} entry
+   */
   showPending(entry) {
     if (entry.state === "acked" || entry.state === "discarded") {
       this.pending.get(entry.client_msg_id)?.remove();
@@ -140,25 +189,27 @@ export class Timeline {
     let li = this.pending.get(entry.client_msg_id);
     const isNew = !li;
     if (isNew) {
-      li = this.#render({ user: this.me(), text: entry.text, attachment: entry.attachment, ts: Date.now() }, true);
+      li = this.#render({ user: this.me() ?? undefined, text: entry.text, attachment: entry.attachment ?? undefined, ts: Date.now() }, true);
       li.classList.add("pending");
       li.dataset.clientMsgId = entry.client_msg_id;
       const status = document.createElement("p");
       status.className = "send-status";
-      li.querySelector(".bubble").append(status);
+      li.querySelector(".bubble")?.append(status);
       this.pending.set(entry.client_msg_id, li);
       this.pendingList.append(li);
     }
-    li.dataset.state = entry.state;
-    const status = li.querySelector(".send-status");
+    const shown = /** @type {HTMLElement} */ (li);
+    shown.dataset.state = entry.state;
+    const status = /** @type {HTMLElement} */ (shown.querySelector(".send-status"));
     status.replaceChildren();
     if (entry.state === "failed") {
-      status.append(`Not sent: ${entry.error?.message || "the server refused it"}. `);
-      const retry = button("Retry", () => this.onRetry(entry.client_msg_id));
-      const discard = button("Discard", () => this.onDiscard(entry.client_msg_id));
-      status.append(retry, " ", discard);
+      const why = document.createElement("span");
+      setText(why, "send.notSent", { error: entry.error?.message || t("send.refused") });
+      const retry = linkButton("send.retry", () => this.onRetry(entry.client_msg_id));
+      const discard = linkButton("send.discard", () => this.onDiscard(entry.client_msg_id));
+      status.append(why, retry, " ", discard);
     } else {
-      status.textContent = entry.state === "sending" ? "Sending…" : entry.connected ? "Queued…" : "Waiting for connection…";
+      setText(status, entry.state === "sending" ? "send.sending" : entry.connected ? "send.queued" : "send.waiting");
     }
     if (isNew) this.scrollToBottom();
   }
@@ -166,6 +217,7 @@ export class Timeline {
   /**
    * A moderator deleted a message: its element (if shown) becomes the tombstone in place, so
    * the order and the reader's position hold. Returns true when it was shown.
+   * @param {Message} tombstone
    */
   removeMessage(tombstone) {
     const old = this.items.get(tombstone?.seq);
@@ -176,8 +228,8 @@ export class Timeline {
     this.items.set(tombstone.seq, li);
     this.#settle(li);
     const next = li.nextElementSibling;
-    if (next?.classList.contains("msg")) this.#settle(next);
-    else if (next?.nextElementSibling) this.#settle(next.nextElementSibling);
+    if (next?.classList.contains("msg")) this.#settle(/** @type {HTMLElement} */ (next));
+    else if (next?.nextElementSibling) this.#settle(/** @type {HTMLElement} */ (next.nextElementSibling));
     return true;
   }
 
@@ -189,50 +241,53 @@ export class Timeline {
     }
   }
 
+  /** @param {HTMLElement} li @param {number} seq */
   #addModeration(li, seq) {
     if (!this.moderation?.active() || li.classList.contains("mine")) return;
     const userId = Number(li.dataset.userId);
     const nickname = li.querySelector(".nick")?.textContent ?? "?";
+    const moderation = this.moderation;
     const row = document.createElement("p");
     row.className = "mod-actions";
     // Two clicks: the first arms the button for a few seconds, the second deletes.
+    /** @type {ReturnType<typeof setTimeout> | null} */
     let armed = null;
-    const del = button("Delete", () => {
+    const del = linkButton("mod.delete", () => {
       if (armed) {
         clearTimeout(armed);
         armed = null;
-        this.moderation.onDelete(seq);
+        moderation.onDelete(seq);
         return;
       }
-      del.textContent = "Confirm delete";
-      del.setAttribute("aria-label", `Confirm: delete the message by ${nickname} for everyone`);
+      setText(del, "mod.confirmDelete", { name: nickname });
+      setLabel(del, "mod.confirmDeleteLabel", { name: nickname });
       armed = setTimeout(() => {
         armed = null;
-        del.textContent = "Delete";
-        del.setAttribute("aria-label", `Delete message by ${nickname}`);
+        setText(del, "mod.delete", { name: nickname });
+        setLabel(del, "mod.deleteLabel", { name: nickname });
       }, DELETE_CONFIRM_MS);
     });
     del.classList.add("mod-delete");
-    del.setAttribute("aria-label", `Delete message by ${nickname}`);
+    setLabel(del, "mod.deleteLabel", { name: nickname });
     const mute = document.createElement("select");
     mute.className = "mute-select";
-    mute.setAttribute("aria-label", `Mute ${nickname} in this room`);
+    setLabel(mute, "mod.muteLabel", { name: nickname });
     for (const [label, secs] of MUTE_CHOICES) {
       const o = document.createElement("option");
       o.value = secs === null ? "" : String(secs);
-      o.textContent = label;
+      setText(o, label);
       mute.append(o);
     }
     mute.addEventListener("change", () => {
       if (mute.value === "") return;
-      this.moderation.onMute({ id: userId, nickname }, Number(mute.value));
+      moderation.onMute({ id: userId, nickname }, Number(mute.value));
       mute.value = "";
     });
     row.append(del, " ", mute);
-    li.querySelector(".bubble").append(row);
+    li.querySelector(".bubble")?.append(row);
   }
 
-  /** Adds `m` in seq order unless already shown. Returns true when added. */
+  /** Adds `m` in seq order unless already shown. Returns true when added. @param {Message} m */
   #insert(m) {
     if (typeof m?.seq !== "number") return false;
     const index = this.seqs.insert(m.seq);
@@ -240,7 +295,7 @@ export class Timeline {
     const li = this.#render(m, m.user?.id === this.me()?.id);
     li.dataset.seq = String(m.seq);
     const next = this.seqs.at(index + 1);
-    const nextLi = next === undefined ? null : this.items.get(next);
+    const nextLi = (next === undefined ? null : this.items.get(next)) ?? null;
     this.list.insertBefore(li, nextLi);
     this.items.set(m.seq, li);
     if (!m.deleted) this.#addModeration(li, m.seq);
@@ -253,19 +308,20 @@ export class Timeline {
    * Puts a date separator right before `li` exactly when it starts a new day, and marks it as
    * continuing the previous message's group or not. Called for a new element and the one after
    * it, which is all an insertion can change.
+   * @param {HTMLElement} li
    */
   #settle(li) {
-    let prev = li.previousElementSibling;
+    let prev = /** @type {HTMLElement | null} */ (li.previousElementSibling);
     const sep = prev?.classList.contains("day-sep") ? prev : null;
-    if (sep) prev = sep.previousElementSibling;
+    if (sep) prev = /** @type {HTMLElement | null} */ (sep.previousElementSibling);
     const ts = Number(li.dataset.ts);
     const newDay = !prev || prev.dataset.day !== li.dataset.day;
     if (newDay) {
       const label = dayLabel(ts);
       const el = sep ?? document.createElement("li");
       el.className = "day-sep";
-      el.setAttribute("role", "separator");
       el.dataset.day = li.dataset.day;
+      el.dataset.ts = String(ts);
       el.textContent = label;
       if (!sep) this.list.insertBefore(el, li);
     } else {
@@ -275,6 +331,7 @@ export class Timeline {
     li.classList.toggle("cont", cont);
   }
 
+  /** @param {Omit<Message, "seq">} m @param {boolean} mine */
   #render(m, mine) {
     const li = document.createElement("li");
     li.className = mine ? "msg mine" : "msg";
@@ -297,8 +354,8 @@ export class Timeline {
     nick.textContent = m.user?.nickname ?? "?";
     const time = document.createElement("time");
     time.dateTime = date.toISOString();
-    time.title = fullFmt.format(date);
-    time.textContent = timeFmt.format(date);
+    time.title = formatDateTime(date);
+    time.textContent = formatTime(date);
     meta.append(nick, " ", time);
     const text = document.createElement("p");
     text.className = "text";
@@ -308,7 +365,7 @@ export class Timeline {
       li.classList.add("removed");
       const note = document.createElement("p");
       note.className = "text removed-note";
-      note.textContent = "Message removed by a moderator";
+      setText(note, "mod.removed");
       bubble.append(note);
       li.append(avatar, bubble);
       return li;
@@ -329,6 +386,7 @@ export class Timeline {
     this.pill.hidden = true;
   }
 
+  /** @param {unknown} v */
   #setHasOlder(v) {
     this.hasOlder = Boolean(v);
     this.loadOlderButton.hidden = !this.hasOlder;
@@ -344,6 +402,8 @@ export class Timeline {
 /**
  * An attached image at its final size from the start (width/height from the server, so the
  * list does not jump when it loads); a click opens it full size in a new tab.
+ * @param {Attachment} att
+ * @param {User | undefined} user
  */
 function imageFigure(att, user) {
   const box = fitBox(att.width, att.height, IMAGE_MAX_W, IMAGE_MAX_H);
@@ -356,7 +416,7 @@ function imageFigure(att, user) {
   img.height = box.height;
   img.loading = "lazy";
   img.decoding = "async";
-  img.alt = `Image from ${user?.nickname ?? "someone"} (${att.width}×${att.height})`;
+  img.alt = t("image.alt", { name: user?.nickname ?? t("image.someone"), width: String(att.width), height: String(att.height) });
   const href = safeImageUrl(att.url);
   if (href) {
     a.href = href;
@@ -366,7 +426,7 @@ function imageFigure(att, user) {
   return a;
 }
 
-/** Only http(s) URLs (absolute, or relative to this page) are loaded as images. */
+/** Only http(s) URLs (absolute, or relative to this page) are loaded as images. @param {unknown} url */
 function safeImageUrl(url) {
   try {
     const u = new URL(String(url ?? ""), document.baseURI);
@@ -376,12 +436,12 @@ function safeImageUrl(url) {
   }
 }
 
-/** What grouping needs to know of a shown message element. */
+/** What grouping needs to know of a shown message element. @param {HTMLElement | null} li */
 function facts(li) {
   return li ? { userId: li.dataset.userId, ts: Number(li.dataset.ts), removed: li.classList.contains("removed") } : null;
 }
 
-/** The text as text nodes and <a> elements for its http(s) links (opened in a new tab). */
+/** The text as text nodes and <a> elements for its http(s) links (opened in a new tab). @param {string} text */
 function linkNodes(text) {
   return linkify(text).map((piece) => {
     if (!piece.href) return piece.text;
@@ -394,11 +454,9 @@ function linkNodes(text) {
   });
 }
 
-function button(label, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = "link";
-  b.textContent = label;
-  b.addEventListener("click", onClick);
+/** A link-styled button with translated text. @param {string} key @param {() => void} onClick */
+function linkButton(key, onClick) {
+  const b = button("link", onClick);
+  setText(b, key);
   return b;
 }

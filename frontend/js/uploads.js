@@ -1,31 +1,38 @@
+// @ts-check
 // Images in messages: what may be uploaded (checked here for a quick answer; the server checks
 // the bytes again), and the three steps of an upload that work the same on every deployment:
 // ask the server for an upload slot, PUT the bytes where it says (chat-server itself, or a
 // presigned S3 URL on AWS), then have the server verify them, which returns the attachment a
 // `send` frame carries.
 
-import { ApiError, request } from "./api.js";
+import { ApiError, request, messageOf, timedOut } from "./api.js";
+import { IMAGE_TYPES, IMAGE_MAX_BYTES } from "./limits.js";
+import { t } from "./i18n.js";
 
-/** The contract's image limits (docs/PROTOCOL.md). */
-export const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
-export const IMAGE_MAX_BYTES = 5 * 1024 * 1024;
+export { IMAGE_TYPES, IMAGE_MAX_BYTES };
 
-/** `{ ok: true }` or `{ ok: false, message }` for a File (or anything with name, type, size). */
+/**
+ * `{ ok: true }` or `{ ok: false, message }` for a File (or anything with name, type, size).
+ * @param {{ name?: string, type: string, size: number } | null | undefined} file
+ * @returns {{ ok: true } | { ok: false, message: string }}
+ */
 export function checkImageFile(file) {
-  if (!file) return { ok: false, message: "No file was chosen." };
+  if (!file) return { ok: false, message: t("image.none") };
+  const name = file.name || t("image.thisFile");
   if (!IMAGE_TYPES.includes(file.type)) {
-    return { ok: false, message: `Only JPEG, PNG, GIF and WebP images can be shared (${file.name || "this file"} is ${file.type || "of an unknown type"}).` };
+    return { ok: false, message: t("image.type", { name, type: file.type || t("image.unknownType") }) };
   }
   if (file.size > IMAGE_MAX_BYTES) {
-    return { ok: false, message: `An image is at most 5 MB (${file.name || "this one"} is ${(file.size / 1024 / 1024).toFixed(1)} MB).` };
+    return { ok: false, message: t("image.tooBig", { name, size: (file.size / 1024 / 1024).toFixed(1) }) };
   }
-  if (file.size === 0) return { ok: false, message: `${file.name || "This file"} is empty.` };
+  if (file.size === 0) return { ok: false, message: t("image.empty", { name }) };
   return { ok: true };
 }
 
 /**
  * The display box for an image of `width` × `height` that fits in `maxW` × `maxH` without
  * growing it: the size the page reserves before the image has loaded (no layout jump).
+ * @param {number} width @param {number} height @param {number} maxW @param {number} maxH
  */
 export function fitBox(width, height, maxW, maxH) {
   if (!(width > 0 && height > 0)) return { width: maxW, height: Math.round(maxW * 0.75) };
@@ -33,7 +40,11 @@ export function fitBox(width, height, maxW, maxH) {
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 
-/** Uploads `file` and returns the attachment to send: `{ url, content_type, width, height, bytes, token }`. */
+/**
+ * Uploads `file` and returns the attachment to send: `{ url, content_type, width, height, bytes, token }`.
+ * @param {string} apiBase @param {string} token @param {File} file
+ * @returns {Promise<import("./connection.js").Attachment>}
+ */
 export async function uploadImage(apiBase, token, file) {
   const auth = { authorization: `Bearer ${token}` };
   const slot = await request(apiBase, "/api/uploads", {
@@ -52,10 +63,10 @@ export async function uploadImage(apiBase, token, file) {
       signal: AbortSignal.timeout(120000),
     });
   } catch (err) {
-    throw new ApiError(0, "network", `The upload did not go through (${err.name === "TimeoutError" ? "timed out" : err.message}).`);
+    throw new ApiError(0, "network", t("net.uploadFailed", { error: timedOut(err) ? t("net.timedOut") : messageOf(err) }));
   }
   if (!put.ok) {
-    let message = `The upload was refused (HTTP ${put.status}).`;
+    let message = t("net.uploadRefused", { status: String(put.status) });
     try {
       message = (await put.json()).error?.message || message;
     } catch {

@@ -20,11 +20,11 @@ after(async () => {
   await server?.stop();
 });
 
-test("a message over 2000 characters is refused with the rule and not sent", async () => {
+test("a message over 2,000 characters is refused with the rule and not sent", async () => {
   const { page } = person;
   await enterRoom(person, server.base, "limits", { nickname: "Lim" });
   await typeAndSend(page, "x".repeat(2001));
-  await page.locator("#composer-error", { hasText: "at most 2000 characters (this one has 2001)" }).waitFor();
+  await page.locator("#composer-error", { hasText: "at most 2,000 characters (this one has 2,001)" }).waitFor();
   assert.equal(await page.locator("#pending .msg").count(), 0);
   assert.equal(await page.inputValue("#composer-input"), "x".repeat(2001), "the text is kept to be shortened");
   assert.deepEqual(await server.allMessages("limits"), []);

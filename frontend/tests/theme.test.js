@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { ChatServer } from "./lib/server.js";
 import { startParentPage } from "./lib/parent.js";
 import { freePort } from "./lib/server.js";
-import { launchPerson, enterRoom, sendMessage, waitForMessage, screenshot, waitOnline } from "./lib/browser.js";
+import { launchPerson, enterRoom, enterFramedRoom, sendMessage, waitForMessage, screenshot, waitOnline } from "./lib/browser.js";
 
 let server;
 let alice;
@@ -73,14 +73,8 @@ test("theme follows postMessage from the page that embeds the room in an iframe"
   });
   const { page } = bob;
   await page.goto(parent.url);
-  const frame = page.frameLocator("#chat");
-  // Whether the frame shares the top-level profile's storage is the browser's choice:
-  // answer the nickname prompt if it comes.
-  await frame.locator('#conn-status[data-state="online"], #nick-dialog[open]').first().waitFor();
-  if (await frame.locator("#nick-dialog[open]").count()) await frame.locator("#nick-default").click();
-  await frame.locator('#conn-status[data-state="online"]').waitFor();
+  const inner = await enterFramedRoom(page, server.base);
   await page.waitForFunction(() => window.chatReady > 0);
-  const inner = page.frames().find((f) => f.url().startsWith(server.base));
   assert.ok(inner, "the chat frame is loaded from the chat server's origin");
   assert.equal(await inner.textContent("#room-title"), "Live chat");
   assert.deepEqual(await themeOf(inner), { attr: "light", dark: false });

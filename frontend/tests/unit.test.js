@@ -3,12 +3,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { endpoints, parseRoute, newRoomId, ROOM_RE } from "../js/endpoints.js";
+import { endpoints, parseRoute, newRoomId, ROOM_RE, roomUrl, carriedQuery } from "../js/endpoints.js";
 import { backoffDelay } from "../js/backoff.js";
 import { SeqList } from "../js/seqlist.js";
 import { checkNickname, checkText } from "../js/validate.js";
 import { normalizeTheme } from "../js/theme.js";
-import { avatarGlyph } from "../js/avatar.js";
+import { animalName, anonymousName, hasArt } from "../js/avatar.js";
 import { linkify, safeHref } from "../js/linkify.js";
 import { continues, dayKey, dayLabel, GROUP_GAP_MS } from "../js/daygroups.js";
 import { titleWithUnread, notificationText } from "../js/attention.js";
@@ -30,11 +30,10 @@ test("endpoints are overridable by CHAT_CONFIG", () => {
 
 test("routes: landing, rooms, titles, themes, bad room ids", () => {
   assert.deepEqual(parseRoute("/", ""), { view: "landing", theme: null });
-  assert.deepEqual(parseRoute("/room/lobby", ""), { view: "room", room: "lobby", title: "Room lobby", theme: null });
+  assert.deepEqual(parseRoute("/room/lobby", ""), { view: "room", room: "lobby", title: null, theme: null });
   assert.deepEqual(parseRoute("/room/talk-1/", "?title=Keynote%20Q%26A&theme=dark"), { view: "room", room: "talk-1", title: "Keynote Q&A", theme: "dark" });
-  const bad = parseRoute("/room/no%20spaces", "");
-  assert.equal(bad.view, "landing");
-  assert.match(bad.error, /not a room name/);
+  assert.deepEqual(parseRoute("/room/talk-1", "?view=projector&lang=ko"), { view: "projector", room: "talk-1", title: null, theme: null });
+  assert.deepEqual(parseRoute("/room/no%20spaces", ""), { view: "landing", theme: null, error: { room: "no spaces" } });
   assert.equal(parseRoute(`/room/${"a".repeat(65)}`, "").view, "landing");
   for (let i = 0; i < 100; i++) assert.match(newRoomId(), ROOM_RE);
 });
@@ -68,13 +67,13 @@ test("SeqList orders and dedupes seqs whatever order they arrive in", () => {
 test("nickname and text rules match the contract", () => {
   assert.deepEqual(checkNickname("  Al  "), { ok: true, value: "Al" });
   assert.equal(checkNickname("A").ok, false);
-  assert.match(checkNickname("A").message, /2–15 characters \(this one has 1\)/);
+  assert.match(String(checkNickname("A").message), /2–15 characters \(this one has 1\)/);
   assert.equal(checkNickname("x".repeat(16)).ok, false);
   assert.equal(checkNickname("🦦🦦").ok, true, "counts characters, not UTF-16 units");
-  assert.match(checkNickname("a\u0007b").message, /control characters/);
+  assert.match(String(checkNickname("a\u0007b").message), /control characters/);
   assert.deepEqual(checkText("   "), { ok: false, message: null });
   assert.equal(checkText("é".repeat(2000)).ok, true);
-  assert.match(checkText("x".repeat(2001)).message, /at most 2000 characters/);
+  assert.match(String(checkText("x".repeat(2001)).message), /at most 2,000 characters \(this one has 2,001\)/);
 });
 
 test("themes and avatars", () => {
@@ -82,8 +81,11 @@ test("themes and avatars", () => {
   assert.equal(normalizeTheme("light"), "light");
   assert.equal(normalizeTheme("system"), "auto");
   assert.equal(normalizeTheme("<script>"), null);
-  assert.equal(avatarGlyph("otter"), "🦦");
-  assert.equal(avatarGlyph("quokka"), "Q");
+  assert.equal(hasArt("otter"), true);
+  assert.equal(hasArt("quokka"), false);
+  assert.equal(animalName("otter", "en"), "Otter");
+  assert.equal(animalName("otter", "ko"), "수달");
+  assert.equal(animalName("quokka", "ko"), "quokka", "an unknown animal keeps the server's name");
 });
 
 test("links: only http(s), trailing punctuation left out, pieces join back to the text", () => {
@@ -183,4 +185,12 @@ test("presence: one user joins or leaves, or a big room's summary moves many", (
   assert.equal(unlisted(2000, 100), 1900);
   assert.equal(unlisted(3, 3), 0);
   assert.equal(unlisted(undefined, 3), 0);
+});
+
+test("addresses: a room's shareable URL keeps only its title; links keep the forced theme and language", () => {
+  const loc = { origin: "https://chat.example.com" };
+  assert.equal(roomUrl(loc, "keynote", null), "https://chat.example.com/room/keynote");
+  assert.equal(roomUrl(loc, "keynote", "Q&A 2026"), "https://chat.example.com/room/keynote?title=Q%26A+2026");
+  assert.equal(carriedQuery("?theme=dark&lang=ko&view=projector&title=x"), "?theme=dark&lang=ko");
+  assert.equal(carriedQuery("?view=projector"), "");
 });

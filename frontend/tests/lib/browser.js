@@ -23,15 +23,17 @@ const ARGS = [
 /**
  * A person: their own Chromium with a fresh profile (so their own localStorage), one page.
  * `errors` collects uncaught page errors; `dialogs` any alert/confirm/prompt (which a chat
- * page never opens: one means injected script ran). `args` are extra Chromium switches.
+ * page never opens: one means injected script ran). `args` are extra Chromium switches;
+ * `locale` is the browser's language (navigator.languages), English unless said.
  */
-export async function launchPerson(name, { viewport = { width: 1000, height: 700 }, args = [] } = {}) {
+export async function launchPerson(name, { viewport = { width: 1000, height: 700 }, args = [], locale = "en-US" } = {}) {
   const profile = tempDir(`chat-browser-${name}-`);
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [...ARGS, ...args],
     viewport,
+    locale,
     timeout: 30000,
   });
   context.setDefaultTimeout(15000);
@@ -66,6 +68,19 @@ export async function enterRoom(person, base, room, { nickname, query = "" } = {
   }
   await dialog.waitFor({ state: "hidden" });
   await waitOnline(page);
+}
+
+/**
+ * On a page that frames a room (`#chat`), gets through the nickname prompt if it comes (whether
+ * the frame shares the top-level profile's storage is the browser's choice) and waits until
+ * the room is joined. Returns the chat's Frame.
+ */
+export async function enterFramedRoom(page, base) {
+  const frame = page.frameLocator("#chat");
+  await frame.locator('#conn-status[data-state="online"], #nick-dialog[open]').first().waitFor();
+  if (await frame.locator("#nick-dialog[open]").count()) await frame.locator("#nick-default").click();
+  await frame.locator('#conn-status[data-state="online"]').waitFor();
+  return page.frames().find((f) => f.url().startsWith(base));
 }
 
 export async function waitOnline(page) {
@@ -129,6 +144,20 @@ export async function screenshot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
 }
+
+/**
+ * Runs axe-core (npm axe-core, injected into the page) and returns the serious and critical
+ * violations as `"rule (impact): help at targets"` lines (empty when there are none).
+ */
+export async function seriousA11yViolations(pageOrFrame) {
+  await pageOrFrame.addScriptTag({ path: AXE_PATH });
+  const violations = await pageOrFrame.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations);
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+const AXE_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "node_modules", "axe-core", "axe.min.js");
 
 /**
  * Sends `count` messages into `room` as a fresh guest over a real WebSocket opened by the
