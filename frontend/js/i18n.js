@@ -77,6 +77,19 @@ export function translate(key, params = {}, l = current) {
 /** Shorthand for `translate` in the current language. */
 export const t = (/** @type {string} */ key, /** @type {Params} */ params = {}) => translate(key, params);
 
+/**
+ * What to show for an error the server sent (`{code, message}`): in English its own message,
+ * which names the rule exactly; in another language the catalogue's `server.{code}` text
+ * (docs/PROTOCOL.md section 4 lists the codes; a unit test keeps the catalogues complete).
+ * @param {string | undefined} code
+ * @param {string | undefined} message
+ */
+export function serverMessage(code, message) {
+  const key = `server.${code}`;
+  if ((current === "en" && message) || !(key in CATALOGUES[current])) return message || String(code ?? "");
+  return translate(key);
+}
+
 /** @param {number} n @param {Lang} [l] */
 export function formatNumber(n, l = current) {
   return new Intl.NumberFormat(l).format(n);

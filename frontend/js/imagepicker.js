@@ -3,9 +3,9 @@
 // (type, size), uploaded (uploads.js) and sent as a message, one at a time.
 
 import { byId } from "./dom.js";
-import { t } from "./i18n.js";
+import { serverMessage, t } from "./i18n.js";
 import { checkImageFile, uploadImage } from "./uploads.js";
-import { messageOf } from "./api.js";
+import { ApiError, messageOf } from "./api.js";
 import { showComposerError, showLine } from "./views.js";
 
 /**
@@ -34,7 +34,8 @@ export function wireImages(conn, apiBase, token) {
       const attachment = await uploadImage(apiBase, token(), file);
       conn.send("", attachment);
     } catch (err) {
-      showComposerError({ key: "image.shareFailed", params: { name: file.name || t("image.default"), error: messageOf(err) } });
+      const error = err instanceof ApiError ? serverMessage(err.code, err.message) : messageOf(err);
+      showComposerError({ key: "image.shareFailed", params: { name: file.name || t("image.default"), error } });
     } finally {
       busy = false;
       showLine("upload-status", null);

@@ -5,13 +5,14 @@
 import { endpoints, newRoomId, ROOM_RE, carriedQuery } from "./endpoints.js";
 import { getRoom } from "./api.js";
 import { byId } from "./dom.js";
-import { setText, t } from "./i18n.js";
+import { onLanguageChange, setText, t } from "./i18n.js";
 import { myRooms, unreadCount } from "./myrooms.js";
 
 /** @param {{ view: "landing", error?: { room: string } }} route */
 export function showLanding({ error }) {
   byId("landing").hidden = false;
   document.title = t("page.title");
+  onLanguageChange(() => (document.title = t("page.title")));
   const input = byId("room-input", HTMLInputElement);
   const errorEl = byId("room-error");
   const carry = carriedQuery(location.search);

@@ -3,7 +3,7 @@
 // avatar, e.g. "Anonymous Otter"), and whenever the person wants to change the name.
 
 import { byId } from "./dom.js";
-import { setText, t } from "./i18n.js";
+import { serverMessage, setText, t } from "./i18n.js";
 import { NICKNAME_MAX, NICKNAME_MIN } from "./limits.js";
 import { checkNickname } from "./validate.js";
 import { ApiError, messageOf } from "./api.js";
@@ -59,7 +59,7 @@ export function askNickname(apiBase, session, firstVisit) {
       try {
         done(await rename(apiBase, session, nickname));
       } catch (err) {
-        showError(err instanceof ApiError ? err.message : t("nick.saveFailed", { error: messageOf(err) }));
+        showError(err instanceof ApiError ? serverMessage(err.code, err.message) : t("nick.saveFailed", { error: messageOf(err) }));
         input.focus();
       }
     };

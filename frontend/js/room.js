@@ -15,7 +15,7 @@ import { Attention } from "./attention.js";
 import { retitleAvatars } from "./avatar.js";
 import { byId } from "./dom.js";
 import { FIRST_PAGE } from "./limits.js";
-import { formatTime, onLanguageChange, setText, t } from "./i18n.js";
+import { formatTime, onLanguageChange, serverMessage, setText, t } from "./i18n.js";
 import { currentSession, keepFresh, replaceRefused } from "./identity.js";
 import { askNickname } from "./nickname.js";
 import { wireComposer } from "./composer.js";
@@ -266,7 +266,7 @@ function followSession({ apiBase, conn }, get, set) {
   });
   conn.addEventListener("server-error", (e) => {
     const f = /** @type {CustomEvent} */ (e).detail;
-    showComposerError(f.message || f.code);
+    showComposerError(serverMessage(f.code, f.message));
   });
   conn.addEventListener("unauthorized", async () => {
     // The token no longer verifies (e.g. the server's secret changed): become a new guest

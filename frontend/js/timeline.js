@@ -7,7 +7,7 @@
 
 import { paintAvatar } from "./avatar.js";
 import { button } from "./dom.js";
-import { formatDateTime, formatTime, setLabel, setText, t } from "./i18n.js";
+import { formatDateTime, formatTime, serverMessage, setLabel, setText, t } from "./i18n.js";
 import { MUTE_MAX_SECS } from "./limits.js";
 import { messageOf } from "./api.js";
 import { SeqList } from "./seqlist.js";
@@ -178,7 +178,7 @@ export class Timeline {
 
   /**
    * Shows or updates one of my messages that the server has not acked yet.
-   * @param {{ client_msg_id: string, text: string, attachment: Attachment | null, state: string, error: { message: string } | null, connected: boolean }} entry
+   * @param {{ client_msg_id: string, text: string, attachment: Attachment | null, state: string, error: { code: string, message: string } | null, connected: boolean }} entry
    */
   showPending(entry) {
     if (entry.state === "acked" || entry.state === "discarded") {
@@ -204,7 +204,8 @@ export class Timeline {
     status.replaceChildren();
     if (entry.state === "failed") {
       const why = document.createElement("span");
-      setText(why, "send.notSent", { error: entry.error?.message || t("send.refused") });
+      const error = entry.error ? serverMessage(entry.error.code, entry.error.message) : t("send.refused");
+      setText(why, "send.notSent", { error });
       const retry = linkButton("send.retry", () => this.onRetry(entry.client_msg_id));
       const discard = linkButton("send.discard", () => this.onDiscard(entry.client_msg_id));
       status.append(why, retry, " ", discard);

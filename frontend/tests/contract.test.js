@@ -8,6 +8,7 @@ import fs from "node:fs";
 import * as limits from "../js/limits.js";
 import { MUTE_CHOICES } from "../js/timeline.js";
 import { newId } from "../js/ids.js";
+import { CATALOGUES, LANGS, translate } from "../js/i18n.js";
 
 const doc = fs.readFileSync(new URL("../../docs/PROTOCOL.md", import.meta.url), "utf8");
 
@@ -34,6 +35,14 @@ test("the page's limits are the contract's (docs/PROTOCOL.md)", () => {
   const types = /for a type other than ([^;]+);/.exec(doc)?.[1];
   assert.equal(types, "JPEG, PNG, GIF, WebP");
   assert.deepEqual(limits.IMAGE_TYPES, ["image/jpeg", "image/png", "image/gif", "image/webp"]);
+});
+
+test("every error code of the contract has a text in both catalogues", () => {
+  const section = doc.slice(doc.indexOf("## 4. Error codes"), doc.indexOf("## 5."));
+  const codes = [...section.matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1]);
+  assert.ok(codes.length >= 14, `found ${codes.length} codes`);
+  for (const lang of LANGS) for (const code of codes) assert.ok(`server.${code}` in CATALOGUES[lang], `${lang}: server.${code}`);
+  assert.equal(translate("server.rate_limited", {}, "ko"), "너무 빠릅니다: 잠시 천천히 보내 주세요.");
 });
 
 test("the page's own timings fit the contract's", () => {
