@@ -1,5 +1,5 @@
 // Unit tests of the client's pure logic (no browser): endpoints and routes, backoff bounds,
-// seq ordering and dedupe, the input rules, links, days and groups, unread titles, ids.
+// seq ordering and dedupe, the input rules, links, days and groups, unread titles, ids, my rooms.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +15,7 @@ import { titleWithUnread, notificationText } from "../js/attention.js";
 import { newId } from "../js/ids.js";
 import { checkImageFile, fitBox, IMAGE_MAX_BYTES } from "../js/uploads.js";
 import { applyPresence, unlisted } from "../js/presence.js";
+import { myRooms, rememberRoom, markRoomRead, forgetRoom, unreadCount, MY_ROOMS_MAX } from "../js/myrooms.js";
 
 test("endpoints default to the page's origin and follow its scheme", () => {
   assert.deepEqual(endpoints({ origin: "http://127.0.0.1:8080" }), { apiBase: "http://127.0.0.1:8080", wsUrl: "ws://127.0.0.1:8080/ws" });
@@ -193,4 +194,25 @@ test("addresses: a room's shareable URL keeps only its title; links keep the for
   assert.equal(roomUrl(loc, "keynote", "Q&A 2026"), "https://chat.example.com/room/keynote?title=Q%26A+2026");
   assert.equal(carriedQuery("?theme=dark&lang=ko&view=projector&title=x"), "?theme=dark&lang=ko");
   assert.equal(carriedQuery("?view=projector"), "");
+});
+
+test("my rooms: newest first, capped, read positions only rise, unread never negative", () => {
+  for (const r of myRooms()) forgetRoom(r.room);
+  rememberRoom("a", null, 1000);
+  rememberRoom("b", "Keynote", 2000);
+  rememberRoom("a", null, 3000);
+  assert.deepEqual(myRooms().map((r) => [r.room, r.title, r.openedAt]), [["a", null, 3000], ["b", "Keynote", 2000]]);
+  rememberRoom("b", null, 4000);
+  assert.equal(myRooms()[0].title, "Keynote", "a title once given is kept");
+  markRoomRead("a", 10);
+  markRoomRead("a", 4);
+  const a = myRooms().find((r) => r.room === "a");
+  assert.equal(a.readSeq, 10);
+  assert.equal(unreadCount(a, 13), 3);
+  assert.equal(unreadCount(a, 9), 0);
+  for (let i = 0; i < MY_ROOMS_MAX + 5; i++) rememberRoom(`r${i}`, null, 5000 + i);
+  assert.equal(myRooms().length, MY_ROOMS_MAX);
+  assert.equal(myRooms()[0].room, `r${MY_ROOMS_MAX + 4}`);
+  forgetRoom(`r${MY_ROOMS_MAX + 4}`);
+  assert.equal(myRooms()[0].room, `r${MY_ROOMS_MAX + 3}`);
 });
