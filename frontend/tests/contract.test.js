@@ -55,4 +55,10 @@ test("the page's own timings fit the contract's", () => {
   assert.equal(Math.max(...secs), limits.MUTE_MAX_SECS);
   // The ids the page makes fit the contract.
   assert.ok(newId().length <= limits.CLIENT_MSG_ID_MAX);
+  // The largest send the page lets through (the longest room, id and text, in the characters
+  // JSON makes longest) fits in one WebSocket message.
+  const worst = JSON.stringify({ type: "send", room: "r".repeat(limits.ROOM_MAX), client_msg_id: newId(), text: "\u0001".repeat(limits.TEXT_MAX) });
+  const worstWide = JSON.stringify({ type: "send", room: "r".repeat(limits.ROOM_MAX), client_msg_id: newId(), text: "😀".repeat(limits.TEXT_MAX) });
+  const maxFrame = Number(row("MAX_FRAME_BYTES"));
+  for (const frame of [worst, worstWide]) assert.ok(Buffer.byteLength(frame) < maxFrame, `${Buffer.byteLength(frame)} bytes`);
 });
