@@ -64,10 +64,7 @@ export async function currentSession(apiBase) {
   }
   if (session.expiresAt !== undefined && session.expiresAt <= Date.now()) {
     // Away longer than a token lives: a new guest under the same name.
-    const nickname = session.user.nickname;
-    const fresh = await retrying(() => postSession(apiBase, { nickname }), "status.renewing");
-    session = { ...sessionFrom(fresh), confirmed: session.confirmed };
-    saveSession(session);
+    session = await newGuestLike(apiBase, session);
   }
   return session;
 }
@@ -119,15 +116,21 @@ export function keepFresh(apiBase, get, set) {
 }
 
 /**
- * The server refused the token (e.g. its secret changed): a new guest with the same nickname.
+ * A new guest in place of one whose token expired or was refused (e.g. the server's secret
+ * changed): the same nickname, or, for someone who kept the name made from their avatar, the
+ * name made from the new guest's avatar (so "Anonymous Otter" does not become a fox named
+ * otter). Saved before it is returned.
  * @param {string} apiBase
  * @param {Session} session
  * @returns {Promise<Session>}
  */
-export async function replaceRefused(apiBase, session) {
-  const nickname = session.user.nickname;
-  const fresh = await retrying(() => postSession(apiBase, { nickname }), "status.renewing");
-  const next = { ...sessionFrom(fresh), confirmed: true };
+export async function newGuestLike(apiBase, session) {
+  const body = session.anonymous ? {} : { nickname: session.user.nickname };
+  const fresh = await retrying(() => postSession(apiBase, body), "status.renewing");
+  /** @type {Session} */
+  let next = { ...sessionFrom(fresh), confirmed: session.confirmed, anonymous: session.anonymous };
+  const name = session.anonymous ? anonymousName(next.user.avatar) : null;
+  if (name) next = { ...(await rename(apiBase, next, name)), anonymous: true };
   saveSession(next);
   return next;
 }

@@ -53,18 +53,21 @@ export function askNickname(apiBase, session, firstVisit) {
       showMe(next.user);
       resolve(next);
     };
-    /** @param {string} nickname */
-    const save = async (nickname) => {
-      if (nickname === session.user.nickname) return done({ ...session, confirmed: true });
+    /**
+     * @param {string} nickname
+     * @param {boolean} anonymous  the name is the one made from the avatar (Session.anonymous)
+     */
+    const save = async (nickname, anonymous) => {
+      if (nickname === session.user.nickname) return done({ ...session, confirmed: true, anonymous });
       try {
-        done(await rename(apiBase, session, nickname));
+        done({ ...(await rename(apiBase, session, nickname)), anonymous });
       } catch (err) {
         showError(err instanceof ApiError ? serverMessage(err.code, err.message) : t("nick.saveFailed", { error: messageOf(err) }));
         input.focus();
       }
     };
     // Keeping the suggestion on a first visit renames "Guest 17" to the avatar's name.
-    const onKeep = () => save(suggested);
+    const onKeep = () => save(suggested, firstVisit || Boolean(session.anonymous));
     /** @param {Event} event */
     const onCancel = (event) => {
       event.preventDefault();
@@ -79,7 +82,7 @@ export function askNickname(apiBase, session, firstVisit) {
         input.focus();
         return;
       }
-      save(check.value);
+      save(check.value, check.value === session.user.nickname && Boolean(session.anonymous));
     };
     form.addEventListener("submit", onSubmit);
     keep.addEventListener("click", onKeep);

@@ -16,7 +16,7 @@ import { retitleAvatars } from "./avatar.js";
 import { byId } from "./dom.js";
 import { FIRST_PAGE } from "./limits.js";
 import { formatTime, onLanguageChange, serverMessage, setText, t } from "./i18n.js";
-import { currentSession, keepFresh, replaceRefused } from "./identity.js";
+import { currentSession, keepFresh, newGuestLike } from "./identity.js";
 import { askNickname } from "./nickname.js";
 import { wireComposer } from "./composer.js";
 import { wireImages } from "./imagepicker.js";
@@ -277,7 +277,7 @@ function followSession({ apiBase, conn }, get, set) {
     }
     unauthorizedAt = Date.now();
     try {
-      const next = await replaceRefused(apiBase, get());
+      const next = await newGuestLike(apiBase, { ...get(), confirmed: true });
       set(next);
       showMe(next.user);
       conn.restart(next.token);

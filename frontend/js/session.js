@@ -8,7 +8,8 @@ const KEY = "chat.session.v1";
 
 /**
  * @typedef {{ id: number, nickname: string, avatar: string }} User
- * @typedef {{ token: string, user: User, expiresAt?: number, confirmed?: boolean }} Session
+ * @typedef {{ token: string, user: User, expiresAt?: number, confirmed?: boolean, anonymous?: boolean }} Session
+ *   `anonymous`: the person kept the name made from the avatar (not one they typed)
  */
 
 /** The stored session, or null (none, or a corrupt entry: treated as a first visit). @returns {Session | null} */

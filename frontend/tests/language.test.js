@@ -145,3 +145,40 @@ test("the embedding page switches the language live by postMessage, texts, times
   assert.equal(await inner.evaluate(() => document.documentElement.lang), "ko");
   assert.deepEqual(sam.errors, []);
 });
+
+test("an anonymous guest whose token expired comes back named after the new guest's avatar; a chosen name is kept", async () => {
+  const { page } = minji;
+  const expire = () =>
+    page.evaluate(() => {
+      const s = JSON.parse(localStorage.getItem("chat.session.v1"));
+      localStorage.setItem("chat.session.v1", JSON.stringify({ ...s, expiresAt: Date.now() - 1000 }));
+      return s.user;
+    });
+  await page.goto(`${server.base}/room/seoul`);
+  await waitOnline(page);
+  const before = await expire();
+  assert.match(before.nickname, /^익명의 /);
+  await page.reload();
+  await waitOnline(page);
+  const after = await page.evaluate(() => JSON.parse(localStorage.getItem("chat.session.v1")));
+  assert.notEqual(after.user.id, before.id, "a new guest");
+  assert.equal(after.anonymous, true);
+  const animal = await page.evaluate(async (a) => (await import("/js/avatar.js")).anonymousName(a, "ko"), after.user.avatar);
+  assert.equal(after.user.nickname, animal, "named after the new avatar");
+  assert.equal((await page.textContent("#me-nick")).trim(), animal);
+
+  // Someone who typed a name keeps it.
+  await page.click("#nick-button");
+  await page.fill("#nick-input", "민지");
+  await page.click("#nick-save");
+  await page.locator("#nick-dialog").waitFor({ state: "hidden" });
+  await waitOnline(page);
+  const chosen = await expire();
+  assert.equal(chosen.nickname, "민지");
+  await page.reload();
+  await waitOnline(page);
+  const renewed = await page.evaluate(() => JSON.parse(localStorage.getItem("chat.session.v1")));
+  assert.notEqual(renewed.user.id, chosen.id);
+  assert.deepEqual([renewed.user.nickname, renewed.anonymous], ["민지", false]);
+  assert.deepEqual(minji.errors, []);
+});
