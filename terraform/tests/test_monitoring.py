@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import COLORS, MODULES, TERRAFORM, parse_dir
+from conftest import COLORS, MODULES, TERRAFORM, parse_dir, task_containers, templatefile_args
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +55,13 @@ def test_metrics_pipeline_is_prometheus_to_awsemf(ecs):
 
 
 def test_collector_gets_its_config_through_the_environment(ecs):
-    task = ecs["resource"]["aws_ecs_task_definition"]["this"]["container_definitions"]
-    assert 'name = "AOT_CONFIG_CONTENT", value = yamlencode(local.collector_config[each.key])' in task
-    assert "command" not in ecs["locals"]["otel_container"], "a --config flag would override AOT_CONFIG_CONTENT"
-    assert ecs["locals"]["otel_container"]["essential"] is False
+    assert templatefile_args(ecs)["collector_config"] == "yamlencode(local.collector_config[each.key])"
+    collector = task_containers()[1]
+    template = (MODULES / "ecs" / "containers.json.tftpl").read_text()
+    assert '{ "name": "AOT_CONFIG_CONTENT", "value": ${jsonencode(collector_config)} }' in template
+    assert any(e["name"] == "AOT_CONFIG_CONTENT" for e in collector["environment"])
+    assert "command" not in collector, "a --config flag would override AOT_CONFIG_CONTENT"
+    assert collector["essential"] is False
 
 
 def test_root_wires_metrics_through_one_list(root_doc, mon):
