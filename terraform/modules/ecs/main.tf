@@ -86,6 +86,13 @@ locals {
         }
       }
       processors = {
+        # The ECS task metadata (task ARN, cluster, family): awsemf's {TaskId} in the log stream
+        # name is filled from it; without it every task of a colour writes one stream.
+        resourcedetection = {
+          detectors = ["env", "ecs"]
+          timeout   = "2s"
+          override  = false
+        }
         batch = {}
       }
       exporters = {
@@ -103,8 +110,8 @@ locals {
       }
       service = {
         pipelines = {
-          traces  = { receivers = ["otlp"], processors = ["batch"], exporters = ["awsxray"] }
-          metrics = { receivers = ["prometheus"], processors = ["batch"], exporters = ["awsemf"] }
+          traces  = { receivers = ["otlp"], processors = ["resourcedetection", "batch"], exporters = ["awsxray"] }
+          metrics = { receivers = ["prometheus"], processors = ["resourcedetection", "batch"], exporters = ["awsemf"] }
         }
       }
     }
