@@ -181,7 +181,7 @@ async fn chat_once(
 async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
     let receiver = Receiver::start().await;
     let endpoint = format!("http://{}", receiver.addr);
-    let (p, _logs, _dir) = start_piped(&[
+    let (p, logs, _dir) = start_piped(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ])
@@ -249,6 +249,32 @@ async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
         .wait_for("fanout.publish", |s| s.name == "fanout.publish")
         .await;
     assert_eq!(publish.parent_span_id, send.span_id);
+    // From the trace to its log lines: a line logged inside the connection carries the trace's
+    // X-Ray id; a line outside any traced span (start-up) carries none.
+    let xray_id = format!("1-{}-{}", &TRACE_ID[..8], &TRACE_ID[8..]);
+    let deadline = Instant::now() + WAIT;
+    let closed = loop {
+        let found = logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("WebSocket closed"))
+            .cloned();
+        if let Some(line) = found {
+            break serde_json::from_str::<Value>(&line).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"WebSocket closed\" log line"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(closed["trace_id"], xray_id.as_str(), "{closed}");
+    let startup = logs.lock().unwrap()[0].clone();
+    assert!(
+        serde_json::from_str::<Value>(&startup).unwrap()["trace_id"].is_null(),
+        "{startup}"
+    );
     // Health checks are not traced (the ALB's would be most of the traces).
     assert!(
         !receiver
