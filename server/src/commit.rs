@@ -138,7 +138,7 @@ async fn form(
         let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
         let results = (!batch.is_empty()).then(|| {
             metrics.store_batch_size.observe(batch.len() as f64);
-            let span = store_span(&spans);
+            let span = store_span(&spans, store.name());
             let work = Arc::clone(&store).start_append(batch);
             Box::pin(work.instrument(span)) as BoxFuture<'static, _>
         });
@@ -223,8 +223,10 @@ async fn answer(
 }
 
 /// The span of one store call: a child of the first traced send of the batch; the batch's
-/// other sends link to it. Disabled (and free) when traces are not exported.
-fn store_span(sends: &[Span]) -> Span {
+/// other sends link to it. A client span with the semantic conventions' `db.system` (the
+/// store: `dynamodb`, `embedded`) and `db.operation.name`, so X-Ray's service map shows the
+/// store as a node of its own. Disabled (and free) when traces are not exported.
+fn store_span(sends: &[Span], system: &'static str) -> Span {
     let Some(first) = sends.iter().find(|s| !s.is_disabled()) else {
         return Span::none();
     };
@@ -232,7 +234,10 @@ fn store_span(sends: &[Span]) -> Span {
         target: crate::telemetry::TARGET,
         parent: first,
         "store.append",
-        batch = sends.len()
+        batch = sends.len(),
+        otel.kind = "client",
+        db.system = system,
+        db.operation.name = "append",
     );
     for other in sends.iter().filter(|s| !s.is_disabled()) {
         if other.id() != first.id() {

@@ -21,6 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -97,6 +98,17 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A string attribute of an exported span.
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -244,6 +256,17 @@ async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
     assert_eq!(
         (store.trace_id.clone(), store.parent_span_id.clone()),
         (send.trace_id.clone(), send.span_id.clone())
+    );
+    // A client span with db.system and the operation: X-Ray's service map draws the store.
+    assert_eq!(
+        store.kind,
+        SpanKind::Client as i32,
+        "store.append is a client span"
+    );
+    assert_eq!(attribute(&store, "db.system").as_deref(), Some("embedded"));
+    assert_eq!(
+        attribute(&store, "db.operation.name").as_deref(),
+        Some("append")
     );
     let publish = receiver
         .wait_for("fanout.publish", |s| s.name == "fanout.publish")
