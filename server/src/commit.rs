@@ -23,6 +23,9 @@ use crate::store::{Appended, NewMessage, Store, StoreError};
 #[async_trait::async_trait]
 pub trait CommitSink: Send + Sync {
     async fn committed(&self, message: &ChatMessage);
+
+    /// The fanout the committed messages are published on (`redis`, `local`), for the spans.
+    fn fanout_system(&self) -> &'static str;
 }
 
 /// The sink as the loop holds it: the loop ends once the sink is gone.
@@ -200,7 +203,17 @@ async fn answer(
                                 metrics.duplicates.inc();
                             }
                         }
-                        let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
+                        // A client span with db.system (the fanout) and the operation: X-Ray's
+                        // service map draws Redis.
+                        let system = sink.fanout_system();
+                        let publish = tracing::info_span!(
+                            target: crate::telemetry::TARGET,
+                            parent: &span,
+                            "fanout.publish",
+                            otel.kind = "client",
+                            db.system = system,
+                            db.operation.name = if system == "redis" { "SPUBLISH" } else { "publish" },
+                        );
                         // Delivers here and queues the publish: never waits on the fanout.
                         sink.committed(appended.message()).instrument(publish).await;
                     }

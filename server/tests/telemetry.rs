@@ -272,6 +272,16 @@ async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
         .wait_for("fanout.publish", |s| s.name == "fanout.publish")
         .await;
     assert_eq!(publish.parent_span_id, send.span_id);
+    assert_eq!(
+        publish.kind,
+        SpanKind::Client as i32,
+        "fanout.publish is a client span"
+    );
+    assert_eq!(attribute(&publish, "db.system").as_deref(), Some("local"));
+    assert_eq!(
+        attribute(&publish, "db.operation.name").as_deref(),
+        Some("publish")
+    );
     // From the trace to its log lines: a line logged inside the connection carries the trace's
     // X-Ray id; a line outside any traced span (start-up) carries none.
     let xray_id = format!("1-{}-{}", &TRACE_ID[..8], &TRACE_ID[8..]);
