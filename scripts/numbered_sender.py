@@ -5,6 +5,7 @@ message is in the history once. With several URLs it moves to the next one on ea
 (a laptop stand-in for the load balancer). Prints one line per connection, never the token.
 
 Usage: python scripts/numbered_sender.py ROOM N --url URL [--url URL2] [--prefix P] [--interval S]
+       [--origin ORIGIN]
 """
 
 import argparse
@@ -39,6 +40,10 @@ def main() -> int:
     ap.add_argument("--prefix", default="n")
     ap.add_argument("--interval", type=float, default=0.2)
     ap.add_argument("--deadline", type=float, default=300, help="give up after this many seconds")
+    ap.add_argument(
+        "--origin",
+        help="the page's origin the WebSocket says it comes from (default: each URL's own, as a page served there)",
+    )
     a = ap.parse_args()
     urls = [u.rstrip("/") for u in a.url]
     token = session(urls[0])
@@ -52,7 +57,8 @@ def main() -> int:
         base = urls[attempt % len(urls)]
         attempt += 1
         try:
-            ws = websocket.create_connection(ws_url(base), timeout=10)
+            origin = {"origin": a.origin} if a.origin else {}
+            ws = websocket.create_connection(ws_url(base), timeout=10, **origin)
         except (OSError, websocket.WebSocketException) as e:
             print(f"numbered_sender: connect {base}: {e}; retrying", file=sys.stderr)
             time.sleep(0.5)

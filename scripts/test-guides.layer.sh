@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the locally runnable commands of DEMO_GUIDE.md and TEST_GUIDE.md so the guides cannot
-# rot: every ```sh block preceded by a `<!-- test: local -->` line. The blocks of one guide run
+# rot: every ```sh block preceded by a `<!-- test: local -->` line; every opsctl and curl command
+# line of DEMO_GUIDE's "On stage" table must be one of those blocks' lines, verbatim. The blocks of one guide run
 # in order in ONE bash process (`set -euo pipefail`, so later blocks see earlier variables and
 # background processes), from the repository root, with a private TMPDIR and rehearsal ports,
 # under a deadline. Any non-zero exit fails the guide. Prints `# pass N` / `# fail M` (one per
@@ -38,6 +39,19 @@ while i < len(lines):
     i += 1
 if n == 0:
     sys.exit(f"{path}: no <!-- test: local --> blocks")
+# The on-stage table's command lines (opsctl and curl; `opsctl watch` runs until Ctrl-C) must be
+# in the tested blocks verbatim, so what the operator types on stage is what was rehearsed.
+tested = set(out)
+stage, missing = False, []
+for line in lines:
+    if line.startswith("## "):
+        stage = line.strip() == "## On stage"
+    elif stage and line.startswith("|"):
+        for span in re.findall(r"`([^`]+)`", line):
+            if span.startswith(("opsctl ", "curl ")) and span != "opsctl watch" and span not in tested:
+                missing.append(span)
+if missing:
+    sys.exit(f"{path}: on-stage command lines no tested block runs verbatim: " + "; ".join(missing))
 print("\n".join(out))
 PY
 }

@@ -9,6 +9,12 @@ provider "aws" {
   default_tags {
     tags = var.tags
   }
+
+  # opsctl keeps its memory (the stable colour, the weights an undo restores) in `opsctl:` tags
+  # on the production listener: a later apply (a rotated origin secret mid-event) leaves them.
+  ignore_tags {
+    key_prefixes = ["opsctl:"]
+  }
 }
 
 # CloudFront's web ACL (optional WAF) must be created in us-east-1.
@@ -18,6 +24,12 @@ provider "aws" {
 
   default_tags {
     tags = var.tags
+  }
+
+  # opsctl keeps its memory (the stable colour, the weights an undo restores) in `opsctl:` tags
+  # on the production listener: a later apply (a rotated origin secret mid-event) leaves them.
+  ignore_tags {
+    key_prefixes = ["opsctl:"]
   }
 }
 
@@ -39,6 +51,9 @@ locals {
     ["https://${module.cdn.domain_name}"],
     [for alias in var.cdn_aliases : "https://${alias}"],
     var.alb_public_access ? [module.alb.url] : [],
+    # The green preview: its page, loaded through the test listener, opens its WebSocket and
+    # uploads images from that origin.
+    [module.alb.test_listener_url],
   ))
   # Two rotation slots for the origin secret: each rotation renews the older slot, CloudFront
   # sends the newer one, and the ALB accepts both while CloudFront's edges pick up the change.

@@ -224,7 +224,7 @@ variable "cpu_architecture" {
 }
 
 variable "desired_counts" {
-  description = "Running tasks per colour."
+  description = "Running tasks per colour when the services are created; afterwards the counts are the operator's (opsctl, aws ecs update-service) and terraform apply leaves them."
   type        = map(number)
   default     = { blue = 1, green = 1 }
 }

@@ -1,5 +1,6 @@
 //! Reads the routing table from the ELBv2 API (moto locally): the load balancer by name,
-//! its listener on a port, the forward action's weighted target groups, each group's
+//! its listener on a port, the forward action's weighted target groups (the listener's default
+//! action, or the weighted rule behind the origin header as Terraform lays it out), each group's
 //! registered targets (`ip` targets: address and port) and its deregistration delay.
 
 use std::net::{IpAddr, SocketAddr};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext;
-use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, TargetHealthStateEnum};
+use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, TargetHealthStateEnum};
 
 use crate::routes::{Group, Routes};
 
@@ -64,11 +65,15 @@ pub async fn routes(client: &Client, listener_arn: &str) -> anyhow::Result<Route
         .into_iter()
         .next()
         .ok_or_else(|| anyhow!("listener {listener_arn} is gone"))?;
-    let forward = listener
+    let default_forward = listener
         .default_actions()
         .iter()
         .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
-        .ok_or_else(|| anyhow!("listener {listener_arn} has no forward action"))?;
+        .cloned();
+    let forward = match default_forward {
+        Some(forward) => forward,
+        None => weighted_rule(client, listener_arn).await?,
+    };
     let tuples = forward
         .forward_config()
         .map(|f| f.target_groups())
@@ -89,6 +94,32 @@ pub async fn routes(client: &Client, listener_arn: &str) -> anyhow::Result<Route
         groups.push(group(client, &arn, weight).await?);
     }
     Ok(Routes { groups })
+}
+
+/// The forward action of the listener's rule that spreads over several target groups: where
+/// Terraform puts the weighted forward behind CloudFront's origin header (the listener itself
+/// answers 403). localalb stands for CloudFront and the ALB together, so it follows that rule.
+async fn weighted_rule(client: &Client, listener_arn: &str) -> anyhow::Result<Action> {
+    let rules = client
+        .describe_rules()
+        .listener_arn(listener_arn)
+        .send()
+        .await
+        .map_err(sdk)
+        .with_context(|| format!("listing the rules of listener {listener_arn}"))?
+        .rules
+        .unwrap_or_default();
+    rules
+        .into_iter()
+        .filter(|r| r.is_default() != Some(true))
+        .flat_map(|r| r.actions.unwrap_or_default())
+        .find(|a| {
+            a.r#type() == Some(&ActionTypeEnum::Forward)
+                && a.forward_config().map_or(0, |f| f.target_groups().len()) > 1
+        })
+        .ok_or_else(|| {
+            anyhow!("listener {listener_arn} has no forward action and no weighted forward rule")
+        })
 }
 
 async fn group(client: &Client, arn: &str, weight: i32) -> anyhow::Result<Group> {

@@ -175,7 +175,8 @@ pub struct DeployArgs {
     /// Container image URI for the new revision.
     #[arg(long, value_name = "URI")]
     pub image: String,
-    /// Container to change; needed only when the task definition has several.
+    /// Container to change; by default the one the service's target group sends traffic to
+    /// (Terraform's `chat`, not the collector sidecar), or the only one.
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
     /// Give up waiting for a steady state after this long (exit 1).

@@ -150,3 +150,45 @@ async fn setup_errors_exit_2_naming_what_is_missing() {
     let run = moto.opsctl(&args(&["frobnicate"]));
     run.expect_code(2);
 }
+
+/// A laptop whose clock runs a minute fast (venue Wi-Fi blocking NTP) would judge the heartbeats
+/// tasks wrote just now a minute old: every task dead, every shift refused, `rollback` waiting
+/// for ready tasks forever. Freshness is measured on the AWS side's clock instead. opsctl runs
+/// under libfaketime (installed by scripts/test-env.sh), moto and the heartbeats on the real clock.
+#[tokio::test]
+async fn heartbeats_are_fresh_whatever_the_operators_clock_says() {
+    let lib = std::env::var("FAKETIME_LIB")
+        .ok()
+        .filter(|l| !l.is_empty())
+        .expect("FAKETIME_LIB is unset: run through scripts/test-env.sh (installs faketime)");
+    let moto = Moto::start();
+    let stack = Stack::create(&moto, Options::default()).await;
+    stack
+        .put_fleet(&[("b1", "blue", 3, true), ("g1", "green", 1, true)])
+        .await;
+    for offset in ["+60", "-60"] {
+        let env = [
+            ("LD_PRELOAD", lib.as_str()),
+            ("FAKETIME", offset),
+            ("FAKETIME_DONT_RESET", "1"),
+        ];
+        let json = moto
+            .opsctl_env(
+                &env,
+                &args(&["status", "--json", "--table-prefix", support::PREFIX]),
+            )
+            .expect_code(0)
+            .json();
+        for (i, color) in ["blue", "green"].iter().enumerate() {
+            assert_eq!(
+                (
+                    json["colors"][i]["live_tasks"].as_u64(),
+                    json["colors"][i]["ready_tasks"].as_u64()
+                ),
+                (Some(1), Some(1)),
+                "opsctl's clock {offset} s: {color}'s heartbeat of now must be fresh: {}",
+                json["colors"][i]
+            );
+        }
+    }
+}

@@ -174,6 +174,7 @@ pub async fn start(
         ),
         // No task-wide cap: a drained task's clients all reconnect at once, legitimately.
         upgrades: Throttle::new(settings.connect_limit_addr, None),
+        reconnects: crate::throttle::Reconnects::default(),
         // Keyed by user id; 0 is no guest's, the bucket of users beyond the tracked ones.
         upload_slots: Arc::new(Throttle::keyed(
             settings.upload_limit_user,

@@ -23,6 +23,9 @@ use crate::store::{Appended, NewMessage, Store, StoreError};
 #[async_trait::async_trait]
 pub trait CommitSink: Send + Sync {
     async fn committed(&self, message: &ChatMessage);
+
+    /// The fanout the committed messages are published on (`redis`, `local`), for the spans.
+    fn fanout_system(&self) -> &'static str;
 }
 
 /// The sink as the loop holds it: the loop ends once the sink is gone.
@@ -138,7 +141,7 @@ async fn form(
         let ids: Vec<String> = batch.iter().map(|m| m.client_msg_id.clone()).collect();
         let results = (!batch.is_empty()).then(|| {
             metrics.store_batch_size.observe(batch.len() as f64);
-            let span = store_span(&spans);
+            let span = store_span(&spans, store.name());
             let work = Arc::clone(&store).start_append(batch);
             Box::pin(work.instrument(span)) as BoxFuture<'static, _>
         });
@@ -200,7 +203,17 @@ async fn answer(
                                 metrics.duplicates.inc();
                             }
                         }
-                        let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
+                        // A client span with db.system (the fanout) and the operation: X-Ray's
+                        // service map draws Redis.
+                        let system = sink.fanout_system();
+                        let publish = tracing::info_span!(
+                            target: crate::telemetry::TARGET,
+                            parent: &span,
+                            "fanout.publish",
+                            otel.kind = "client",
+                            db.system = system,
+                            db.operation.name = if system == "redis" { "SPUBLISH" } else { "publish" },
+                        );
                         // Delivers here and queues the publish: never waits on the fanout.
                         sink.committed(appended.message()).instrument(publish).await;
                     }
@@ -223,8 +236,10 @@ async fn answer(
 }
 
 /// The span of one store call: a child of the first traced send of the batch; the batch's
-/// other sends link to it. Disabled (and free) when traces are not exported.
-fn store_span(sends: &[Span]) -> Span {
+/// other sends link to it. A client span with the semantic conventions' `db.system` (the
+/// store: `dynamodb`, `embedded`) and `db.operation.name`, so X-Ray's service map shows the
+/// store as a node of its own. Disabled (and free) when traces are not exported.
+fn store_span(sends: &[Span], system: &'static str) -> Span {
     let Some(first) = sends.iter().find(|s| !s.is_disabled()) else {
         return Span::none();
     };
@@ -232,7 +247,10 @@ fn store_span(sends: &[Span]) -> Span {
         target: crate::telemetry::TARGET,
         parent: first,
         "store.append",
-        batch = sends.len()
+        batch = sends.len(),
+        otel.kind = "client",
+        db.system = system,
+        db.operation.name = "append",
     );
     for other in sends.iter().filter(|s| !s.is_disabled()) {
         if other.id() != first.id() {

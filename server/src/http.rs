@@ -47,6 +47,8 @@ pub struct AppState {
     pub reads: Throttle,
     /// WebSocket upgrades, per client address.
     pub upgrades: Throttle,
+    /// Upgrades beyond an address's budget, admitted on their guest's token.
+    pub reconnects: throttle::Reconnects,
     /// Image upload slots, per guest (user id) and per task.
     pub upload_slots: Arc<Throttle<u64>>,
     /// Proxies in front that append to `X-Forwarded-For` (see [`throttle::client_ip`]).
@@ -318,7 +320,15 @@ async fn websocket(
             Refusal::new(ErrorCode::Unavailable, "this task is draining; reconnect").into(),
         );
     }
-    admit(&app, &app.upgrades, peer, &headers, "new connections")?;
+    // Beyond the address's budget a connection is admitted on its guest's token (a venue's
+    // audience reconnecting at once after a drain or a rebalance): see `throttle::Reconnects`.
+    let probation = match admit(&app, &app.upgrades, peer, &headers, "new connections") {
+        Ok(()) => None,
+        Err(refused) => {
+            let client = throttle::client_ip(&headers, peer.ip(), app.trusted_proxies);
+            Some(app.reconnects.probation(client).ok_or(refused)?)
+        }
+    };
     let (response, fut) = upgrade
         .upgrade()
         .map_err(|e| bad_request(format!("WebSocket upgrade failed: {e}")))?;
@@ -328,6 +338,7 @@ async fn websocket(
         Arc::clone(&app.hub),
         Arc::clone(&app.tokens),
         app.limits,
+        probation,
         fut,
     );
     app.hub.spawn_connection(serve.instrument(span));

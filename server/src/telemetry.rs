@@ -8,6 +8,7 @@
 //!   ADOT sidecar on ECS, which forwards them to X-Ray), with X-Ray trace ids and the
 //!   `X-Amzn-Trace-Id` propagator. Unset: no exporter, no propagator, nothing logged about it,
 //!   and trace spans are disabled at their call sites, so the hot paths pay one atomic load.
+//!   With traces exported, a JSON log line inside a traced span carries its X-Ray `trace_id`.
 
 use std::sync::OnceLock;
 
@@ -18,7 +19,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
@@ -83,6 +87,7 @@ pub fn init(service: &str, color: &str) -> anyhow::Result<Guard> {
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .map_event_format(WithTraceId)
             .with_filter(logs_filter)
             .boxed()
     };
@@ -108,6 +113,52 @@ pub fn init(service: &str, color: &str) -> anyhow::Result<Guard> {
         tracing::info!(endpoint = %endpoint, "Exporting traces over OTLP/HTTP");
     }
     Ok(Guard { provider })
+}
+
+/// The JSON log line of an event inside a traced span (a request, a connection, a send) carries
+/// that trace's X-Ray id, `trace_id: "1-5759e988-bd862e3fe1be46a994272793"`: from a trace in the
+/// X-Ray console to its lines in CloudWatch Logs (`filter trace_id = "1-…"`). The id is the
+/// OpenTelemetry context the trace layer activates on entering a span; lines outside any traced
+/// span, and every line when traces are not exported, have none.
+struct WithTraceId<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceId<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(trace_id) = current_xray_trace_id() else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        // The JSON formatter writes one object, then a newline.
+        match line.trim_end().strip_suffix('}') {
+            Some(object) => writeln!(writer, "{object},\"trace_id\":\"{trace_id}\"}}"),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// The active span's trace id in X-Ray's form (`1-{8 hex digits}-{24 hex digits}`).
+fn current_xray_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    PROPAGATOR.get()?;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let context = span.span_context();
+    if !context.is_valid() {
+        return None;
+    }
+    let hex = context.trace_id().to_string();
+    Some(format!("1-{}-{}", &hex[..8], &hex[8..]))
 }
 
 /// Batch export (the SDK reads `OTEL_BSP_*`) over OTLP/HTTP protobuf, X-Ray trace ids.

@@ -8,6 +8,7 @@
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -110,6 +111,63 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     }
 }
 
+/// A venue is one address: conference Wi-Fi puts hundreds of attendees behind one NAT address,
+/// and a drain or a rebalance makes them all reconnect within seconds, far past that address's
+/// connection budget (`CHAT_CONNECT_LIMIT_ADDR`). A WebSocket beyond the budget is admitted on
+/// probation, up to [`PROBATION_PER_ADDRESS`] per address: its `hello` must carry a valid token
+/// (as every connection's must), and it is counted against that guest's reconnects
+/// ([`RECONNECTS_PER_USER`]) instead of its address. A reconnect with a valid token is thus never
+/// refused for its address, and a planned move makes no 429 to trip the 4xx alarm that gates it.
+pub struct Reconnects {
+    /// Probation admissions per address: the audience one address may bring back at once.
+    per_address: Throttle,
+    /// Reconnects on probation per guest.
+    per_user: Arc<Throttle<u64>>,
+}
+
+/// Connections beyond an address's budget admitted on probation: 5,000 at once per address,
+/// refilled at 5,000 a minute: an audience of 5,000 behind one NAT may all reconnect together.
+pub const PROBATION_PER_ADDRESS: Rate = Rate {
+    per_minute: NonZeroU32::new(5_000).unwrap(),
+    burst: NonZeroU32::new(5_000).unwrap(),
+};
+
+/// Reconnects on probation one guest may make: 10 at once, 30 a minute (a client backs off
+/// far below this; a script reusing one token does not).
+pub const RECONNECTS_PER_USER: Rate = Rate {
+    per_minute: NonZeroU32::new(30).unwrap(),
+    burst: NonZeroU32::new(10).unwrap(),
+};
+
+impl Default for Reconnects {
+    fn default() -> Self {
+        Self {
+            per_address: Throttle::new(PROBATION_PER_ADDRESS, None),
+            // 0 is no guest's id: the bucket of guests beyond the tracked ones.
+            per_user: Arc::new(Throttle::keyed(RECONNECTS_PER_USER, None, 0)),
+        }
+    }
+}
+
+impl Reconnects {
+    /// Admits a connection from `addr` beyond its budget on probation: the check its guest must
+    /// then pass ([`Probation::admit`]), or `None` when the address has used up even that.
+    pub fn probation(&self, addr: IpAddr) -> Option<Probation> {
+        self.per_address.check(addr).ok()?;
+        Some(Probation(Arc::clone(&self.per_user)))
+    }
+}
+
+/// A connection admitted beyond its address's budget, waiting for its guest.
+pub struct Probation(Arc<Throttle<u64>>);
+
+impl Probation {
+    /// Counts the reconnect against `user`: false when the guest has used up its reconnects.
+    pub fn admit(&self, user: u64) -> bool {
+        self.0.check(user).is_ok()
+    }
+}
+
 /// The client's address: with `trusted_proxies` proxies in front (each appending the address
 /// it received from to `X-Forwarded-For`), the entry the outermost one appended; without
 /// proxies, or when the header has fewer entries than expected, the best that is known.
@@ -158,6 +216,31 @@ mod tests {
         assert_eq!(t.check(ip("10.0.0.2")), Ok(()));
         assert_eq!(t.check(ip("10.0.0.3")), Ok(()));
         assert_eq!(t.check(ip("10.0.0.4")), Err(Refused::Task));
+    }
+
+    /// A venue's whole audience reconnects from one address: beyond the address's budget each
+    /// connection is admitted, and only a guest reconnecting too often is refused.
+    #[test]
+    fn a_venue_reconnects_on_its_guests_tokens_not_its_address() {
+        let connect = Throttle::new(rate(600, 200), None);
+        let reconnects = Reconnects::default();
+        let venue = ip("203.0.113.7");
+        let mut on_probation = 0;
+        for user in 1..=1_000u64 {
+            if connect.check(venue).is_err() {
+                let probation = reconnects.probation(venue).expect("probation for a venue");
+                assert!(probation.admit(user), "guest {user} refused");
+                on_probation += 1;
+            }
+        }
+        assert_eq!(on_probation, 800, "the first 200 fit the address's burst");
+        let probation = reconnects.probation(venue).expect("probation");
+        let burst = RECONNECTS_PER_USER.burst.get();
+        let admitted = (0..burst + 5).filter(|_| probation.admit(42)).count();
+        assert_eq!(
+            admitted, burst as usize,
+            "one guest's reconnects are bounded"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::protocol::{
     ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, JOIN_READS_BURST, MAX_FRAME_BYTES,
     MAX_FRAMES_BEFORE_HELLO, Refusal, ServerFrame, close, decode_client_frame,
 };
+use crate::throttle::Probation;
 
 /// Rate-limited frames within [`STRIKE_WINDOW`] after which a flooder is closed with 1008.
 const MAX_STRIKES: u32 = 50;
@@ -45,8 +46,15 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
-/// Serves one upgraded connection to its end: `tokens` check its hello, `hub` serves it.
-pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: UpgradeFut) {
+/// Serves one upgraded connection to its end: `tokens` check its hello, `hub` serves it. A
+/// connection admitted beyond its address's budget (`probation`) counts against its guest.
+pub async fn serve(
+    hub: Arc<Hub>,
+    tokens: Arc<Tokens>,
+    limits: Limits,
+    probation: Option<Probation>,
+    upgrade: UpgradeFut,
+) {
     let hub = &hub;
     let ws = match upgrade.await {
         Ok(ws) => ws,
@@ -85,14 +93,29 @@ pub async fn serve(hub: Arc<Hub>, tokens: Arc<Tokens>, limits: Limits, upgrade: 
         }
         _ => None,
     };
-    let Some(user) = user else {
-        tracing::debug!("WebSocket refused: no valid hello");
-        let refusal = Refusal::new(
-            ErrorCode::Unauthorized,
-            "the first frame must be {\"type\":\"hello\",\"token\":…} with a valid token, within 10 s",
-        );
-        let _ = pre_tx.try_send(Outbound::Frame(conn::server_frame(&refusal.frame(None))));
-        let _ = pre_tx.try_send(Outbound::Close(close::UNAUTHORIZED));
+    let refused = match &user {
+        None => Some((
+            Refusal::new(
+                ErrorCode::Unauthorized,
+                "the first frame must be {\"type\":\"hello\",\"token\":…} with a valid token, within 10 s",
+            ),
+            close::UNAUTHORIZED,
+        )),
+        Some(user) if probation.as_ref().is_some_and(|p| !p.admit(user.id)) => Some((
+            Refusal::new(
+                ErrorCode::RateLimited,
+                "too many reconnects for this guest; retry in a few seconds",
+            ),
+            close::POLICY,
+        )),
+        Some(_) => None,
+    };
+    let (Some(user), None) = (user, refused.as_ref()) else {
+        tracing::debug!("WebSocket refused: no valid hello, or too many reconnects");
+        if let Some((refusal, code)) = refused {
+            let _ = pre_tx.try_send(Outbound::Frame(conn::server_frame(&refusal.frame(None))));
+            let _ = pre_tx.try_send(Outbound::Close(code));
+        }
         drop(pre_tx);
         write_loop(write, pre_rx, None).await;
         return;

@@ -310,3 +310,58 @@ async fn dynamodb_outage_gives_unavailable_and_503_then_recovers() {
     let fresh = session(&base(&server), json!({"nickname": "dave"})).await;
     assert!(fresh["user"]["id"].as_u64().is_some());
 }
+
+/// A task killed without draining (SIGKILL, a Spot reclaim) leaves its entry in the `fleet`
+/// item; every heartbeat of the event would stay there, growing the item toward DynamoDB's
+/// 400 KB. A live task removes entries older than `PRUNE_MS` (5 minutes), and only those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_tasks_fleet_heartbeat_is_pruned_by_the_live_ones() {
+    let moto = Moto::start().await;
+    create_tables(&moto);
+    let client = moto.client().await;
+    let table = format!("{PREFIX}connections");
+    let now_ms = now_secs() * 1000;
+    let entry = |at_ms: i64| {
+        AttributeValue::M(std::collections::HashMap::from([
+            ("color".to_string(), AttributeValue::S("blue".into())),
+            ("conns".to_string(), AttributeValue::N("3".into())),
+            ("ready".to_string(), AttributeValue::Bool(true)),
+            ("at_ms".to_string(), AttributeValue::N(at_ms.to_string())),
+        ]))
+    };
+    client
+        .put_item()
+        .table_name(&table)
+        .item("conn_id", AttributeValue::S("fleet".into()))
+        .item(
+            "tasks",
+            AttributeValue::M(std::collections::HashMap::from([
+                // Killed 10 minutes ago, and 2 minutes ago: only the first is past PRUNE_MS.
+                ("killed-long-ago".to_string(), entry(now_ms - 600_000)),
+                ("killed-lately".to_string(), entry(now_ms - 120_000)),
+            ])),
+        )
+        .send()
+        .await
+        .expect("put the fleet item");
+
+    let _server = start_server(&moto, "blue", "alive-1").await;
+    let tasks = eventually("the dead task's entry pruned", || async {
+        let item = client
+            .get_item()
+            .table_name(&table)
+            .key("conn_id", AttributeValue::S("fleet".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()?
+            .item?;
+        let tasks = item.get("tasks")?.as_m().ok()?.clone();
+        (tasks.contains_key("alive-1") && !tasks.contains_key("killed-long-ago")).then_some(tasks)
+    })
+    .await;
+    assert!(
+        tasks.contains_key("killed-lately"),
+        "an entry younger than PRUNE_MS stays: {tasks:?}"
+    );
+}

@@ -21,6 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -97,6 +98,17 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A string attribute of an exported span.
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -181,7 +193,7 @@ async fn chat_once(
 async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
     let receiver = Receiver::start().await;
     let endpoint = format!("http://{}", receiver.addr);
-    let (p, _logs, _dir) = start_piped(&[
+    let (p, logs, _dir) = start_piped(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ])
@@ -245,10 +257,57 @@ async fn spans_continue_the_alb_trace_and_link_sends_to_their_connection() {
         (store.trace_id.clone(), store.parent_span_id.clone()),
         (send.trace_id.clone(), send.span_id.clone())
     );
+    // A client span with db.system and the operation: X-Ray's service map draws the store.
+    assert_eq!(
+        store.kind,
+        SpanKind::Client as i32,
+        "store.append is a client span"
+    );
+    assert_eq!(attribute(&store, "db.system").as_deref(), Some("embedded"));
+    assert_eq!(
+        attribute(&store, "db.operation.name").as_deref(),
+        Some("append")
+    );
     let publish = receiver
         .wait_for("fanout.publish", |s| s.name == "fanout.publish")
         .await;
     assert_eq!(publish.parent_span_id, send.span_id);
+    assert_eq!(
+        publish.kind,
+        SpanKind::Client as i32,
+        "fanout.publish is a client span"
+    );
+    assert_eq!(attribute(&publish, "db.system").as_deref(), Some("local"));
+    assert_eq!(
+        attribute(&publish, "db.operation.name").as_deref(),
+        Some("publish")
+    );
+    // From the trace to its log lines: a line logged inside the connection carries the trace's
+    // X-Ray id; a line outside any traced span (start-up) carries none.
+    let xray_id = format!("1-{}-{}", &TRACE_ID[..8], &TRACE_ID[8..]);
+    let deadline = Instant::now() + WAIT;
+    let closed = loop {
+        let found = logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("WebSocket closed"))
+            .cloned();
+        if let Some(line) = found {
+            break serde_json::from_str::<Value>(&line).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"WebSocket closed\" log line"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(closed["trace_id"], xray_id.as_str(), "{closed}");
+    let startup = logs.lock().unwrap()[0].clone();
+    assert!(
+        serde_json::from_str::<Value>(&startup).unwrap()["trace_id"].is_null(),
+        "{startup}"
+    );
     // Health checks are not traced (the ALB's would be most of the traces).
     assert!(
         !receiver

@@ -178,3 +178,35 @@ def printed_schema() -> list[dict]:
     tables = doc["tables"] if isinstance(doc, dict) else doc
     assert isinstance(tables, list) and tables, f"create-tables --print-schema printed no tables: {out}"
     return tables
+
+
+def templatefile_args(ecs_doc: dict) -> dict[str, str]:
+    """The task definition's `templatefile(local.container_template, {...})` call in
+    modules/ecs: each variable the template gets, with the HCL expression Terraform passes."""
+    body = ecs_doc["resource"]["aws_ecs_task_definition"]["this"]["container_definitions"]
+    match = re.fullmatch(r"\$\{templatefile\(local\.container_template, \{(.*)\}\)\}", body, re.S)
+    assert match, f"container_definitions is not templatefile(local.container_template, {{...}}): {body[:120]}"
+    args, depth, item = {}, 0, ""
+    for ch in match.group(1) + ",":
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            name, _, expr = item.partition("=")
+            args[name.strip()] = expr.strip()
+            item = ""
+        else:
+            item += ch
+    return args
+
+
+def task_containers(color: str = "green") -> list[dict]:
+    """The task definition's containers rendered from modules/ecs/containers.json.tftpl with the
+    rehearsal's values (scripts/shapes.py; test_shapes.py checks they are Terraform's defaults)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import shapes
+
+    return shapes.container_definitions("chat", color, "chat:v1", "us-east-1", "123456789012", ["https://chat.example.com"])

@@ -217,3 +217,48 @@ def test_lock_file_is_documented_and_not_ignored():
     )
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert not any(".terraform.lock.hcl" in line and not line.startswith("!") for line in ignored)
+
+
+@pytest.mark.parametrize(
+    "path, ignored",
+    [
+        ("terraform/terraform.tfstate", True),
+        ("terraform/terraform.tfstate.backup", True),
+        ("terraform/.terraform/providers/x", True),
+        ("terraform/terraform.tfvars", True),
+        ("terraform/prod.tfvars.json", True),
+        ("terraform/terraform.tfvars.example", False),
+        ("terraform/.terraform.lock.hcl", False),
+    ],
+)
+def test_state_and_variables_stay_out_of_git(path, ignored):
+    """The state holds the token secret, Redis AUTH token and origin secrets in plain text, and
+    tfvars the operator's addresses: git must never pick them up from terraform/."""
+    import subprocess
+
+    result = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+    assert (result.returncode == 0) == ignored, f"{path} is {'not ' if ignored else ''}git-ignored"
+
+
+def test_an_encrypted_locked_s3_backend_is_documented():
+    readme = (TERRAFORM / "README.md").read_text()
+    block = re.search(r'backend "s3" \{(.*?)\n  \}', readme, re.S)
+    assert block, "terraform/README.md shows no S3 backend block"
+    assert re.search(r"encrypt\s*=\s*true", block.group(1))
+    assert re.search(r"use_lockfile\s*=\s*true|dynamodb_table\s*=", block.group(1))
+    assert "terraform init -migrate-state" in readme
+
+
+def test_every_image_build_names_the_task_definitions_platform():
+    """An ARM laptop's plain `docker build` makes an image an X86_64 task cannot start."""
+    default = parse_dir(TERRAFORM)["variable"]["cpu_architecture"]["default"]
+    platform = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}[default]
+    builds = []
+    for doc in ["README.md", "DEMO_GUIDE.md", "TEST_GUIDE.md", "terraform/README.md", "docs"]:
+        for path in [ROOT / doc] if not (ROOT / doc).is_dir() else sorted((ROOT / doc).rglob("*.md")):
+            for line in path.read_text().splitlines():
+                if re.search(r"docker (buildx )?build\s", line):
+                    builds.append((path.name, line))
+    assert len(builds) >= 3, builds
+    for name, line in builds:
+        assert f"--platform {platform}" in line, f"{name}: {line.strip()}"

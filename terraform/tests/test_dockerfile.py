@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import ROOT, help_default, resolve
+from conftest import ROOT, help_default, resolve, task_containers
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -178,7 +178,7 @@ def test_entrypoint_and_healthcheck_use_the_binary(server_help, healthcheck_defa
 
 
 def test_task_definition_health_check_uses_the_same_binary(modules):
-    command = modules["ecs"]["locals"]["chat_container"]["healthCheck"]["command"]
+    command = task_containers()[0]["healthCheck"]["command"]
     assert command[1] == binary_path()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-from conftest import COLORS, MODULES, ROOT, help_default, resolve
+from conftest import COLORS, MODULES, ROOT, help_default, resolve, task_containers, templatefile_args
 from test_edge import default_action, listener_actions, target_groups
 
 ECS_MAIN = MODULES / "ecs" / "main.tf"
@@ -72,8 +72,9 @@ def test_listen_addresses(root, modules, server_help):
     assert env["CHAT_ADMIN_LISTEN"].startswith("127.0.0.1:"), "the admin listener must stay on loopback"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318"
 
-    chat = modules["ecs"]["locals"]["chat_container"]
-    assert [p["containerPort"] for p in chat["portMappings"]] == ["${var.container_port}"]
+    chat = task_containers()[0]
+    assert [p["containerPort"] for p in chat["portMappings"]] == [port]
+    assert templatefile_args(modules["ecs"])["container_port"] == "var.container_port"
 
 
 def test_client_address_is_read_two_proxies_back(modules, server_help):
@@ -97,9 +98,11 @@ def test_ports_and_health_path_match_target_groups(root, modules, healthcheck_de
 
 def test_container_health_check_runs_chat_server_healthcheck(modules, server_help):
     assert re.search(r"^\s+healthcheck\b", server_help, re.M), "chat-server has no healthcheck subcommand"
-    command = modules["ecs"]["locals"]["chat_container"]["healthCheck"]["command"]
+    command = task_containers()[0]["healthCheck"]["command"]
     assert command[:3] == ["CMD", "/chat-server", "healthcheck"]
-    assert command[3:] == ["--url", "http://127.0.0.1:${var.container_port}${var.health_check_path}"]
+    assert command[3:] == ["--url", "http://127.0.0.1:8080/healthz"]
+    args = templatefile_args(modules["ecs"])
+    assert (args["container_port"], args["health_check_path"]) == ("var.container_port", "var.health_check_path")
 
 
 def test_drain_fits_stop_timeout_and_deregistration(root, modules, server_help):
@@ -111,7 +114,8 @@ def test_drain_fits_stop_timeout_and_deregistration(root, modules, server_help):
     assert stop > drain, f"stopTimeout {stop} s must exceed the drain window {drain} s"
     assert stop <= 120, "Fargate allows a stopTimeout of at most 120 s"
     assert dereg > drain, f"deregistration delay {dereg} s must exceed the drain window {drain} s"
-    assert modules["ecs"]["locals"]["chat_container"]["stopTimeout"] == "${var.stop_timeout}"
+    assert task_containers()[0]["stopTimeout"] == stop
+    assert templatefile_args(modules["ecs"])["stop_timeout"] == "var.stop_timeout"
 
 
 def test_idle_timeout_outlives_server_pings(root, modules):
@@ -139,7 +143,7 @@ def test_services_and_target_groups_are_tagged_by_color(modules):
     service = ecs["aws_ecs_service"]["this"]
     assert service["name"] == "${var.name}-${each.key}"
     assert service["load_balancer"][0]["target_group_arn"] == "${var.target_group_arns[each.key]}"
-    assert service["load_balancer"][0]["container_name"] == modules["ecs"]["locals"]["chat_container"]["name"]
+    assert service["load_balancer"][0]["container_name"] == task_containers()[0]["name"]
     breaker = service["deployment_circuit_breaker"][0]
     assert breaker == {"enable": True, "rollback": True}
     assert "task_definition" in service["lifecycle"][0]["ignore_changes"][0]

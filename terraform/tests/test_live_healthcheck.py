@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import chat_server_bin, clean_env, resolve
+from conftest import chat_server_bin, clean_env, resolve, task_containers
 
 DEADLINE_SECS = 20
 
@@ -38,7 +38,7 @@ def get(url: str) -> tuple[int, bytes]:
 def healthcheck(command: list[str], port: int) -> int:
     """Runs the container health check as ECS would, aimed at this test's port."""
     args = [str(chat_server_bin()) if a == "/chat-server" else a for a in command]
-    args = [a.replace("${var.container_port}", str(port)) for a in args]
+    args = [a.replace("127.0.0.1:8080/", f"127.0.0.1:{port}/") for a in args]
     return subprocess.run(args, env=clean_env(), capture_output=True, timeout=15).returncode
 
 
@@ -77,10 +77,7 @@ def server(root, modules):
 
 def test_container_health_check_passes_while_serving_and_fails_after(server, modules):
     proc, port, health_path, _ = server
-    command = [
-        a.replace("${var.health_check_path}", health_path)
-        for a in modules["ecs"]["locals"]["chat_container"]["healthCheck"]["command"][1:]
-    ]
+    command = [a.replace("/healthz", health_path) for a in task_containers()[0]["healthCheck"]["command"][1:]]
     assert healthcheck(command, port) == 0, "the task definition's health check fails against a healthy server"
 
     status, body = get(f"http://127.0.0.1:{port}{health_path}")

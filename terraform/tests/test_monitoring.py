@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import COLORS, MODULES, TERRAFORM, parse_dir
+from conftest import COLORS, MODULES, TERRAFORM, parse_dir, task_containers, templatefile_args
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_scrape_targets_the_admin_listener_on_loopback(ecs):
 
 def test_metrics_pipeline_is_prometheus_to_awsemf(ecs):
     config = collector(ecs)
-    assert 'metrics = {receivers = ["prometheus"], processors = ["batch"], exporters = ["awsemf"]}' in config
-    assert 'traces = {receivers = ["otlp"], processors = ["batch"], exporters = ["awsxray"]}' in config
+    assert 'metrics = {receivers = ["prometheus"], processors = ["resourcedetection", "batch"], exporters = ["awsemf"]}' in config
+    assert 'traces = {receivers = ["otlp"], processors = ["resourcedetection", "batch"], exporters = ["awsxray"]}' in config
     assert "namespace = var.metrics_namespace" in config
     assert "log_group_name = var.metrics_log_group_name" in config
     assert 'dimensions = [["color"]]' in config
@@ -54,11 +54,25 @@ def test_metrics_pipeline_is_prometheus_to_awsemf(ecs):
     assert 'dimension_rollup_option = "NoDimensionRollup"' in config
 
 
+def test_each_task_writes_its_own_log_stream(ecs):
+    """awsemf fills {TaskId} from the ECS resource attributes; without the ecs resource detector
+    in the pipeline the placeholder stays empty and every task of a colour writes one stream."""
+    config = collector(ecs)
+    assert 'log_stream_name = "${color}/{TaskId}"' in config
+    detection = re.search(r"resourcedetection = \{(.*?)\}", config)
+    assert detection, "no resourcedetection processor"
+    assert re.search(r'detectors = \[[^\]]*"ecs"', detection.group(1)), detection.group(1)
+    assert 'metrics = {receivers = ["prometheus"], processors = ["resourcedetection",' in config
+
+
 def test_collector_gets_its_config_through_the_environment(ecs):
-    task = ecs["resource"]["aws_ecs_task_definition"]["this"]["container_definitions"]
-    assert 'name = "AOT_CONFIG_CONTENT", value = yamlencode(local.collector_config[each.key])' in task
-    assert "command" not in ecs["locals"]["otel_container"], "a --config flag would override AOT_CONFIG_CONTENT"
-    assert ecs["locals"]["otel_container"]["essential"] is False
+    assert templatefile_args(ecs)["collector_config"] == "yamlencode(local.collector_config[each.key])"
+    collector = task_containers()[1]
+    template = (MODULES / "ecs" / "containers.json.tftpl").read_text()
+    assert '{ "name": "AOT_CONFIG_CONTENT", "value": ${jsonencode(collector_config)} }' in template
+    assert any(e["name"] == "AOT_CONFIG_CONTENT" for e in collector["environment"])
+    assert "command" not in collector, "a --config flag would override AOT_CONFIG_CONTENT"
+    assert collector["essential"] is False
 
 
 def test_root_wires_metrics_through_one_list(root_doc, mon):
@@ -196,3 +210,28 @@ def test_outputs_lead_to_the_dashboard(root_doc, mon):
     assert re.search(r"#dashboards/dashboard/\$\{aws_cloudwatch_dashboard\.this\.dashboard_name\}$", url)
     for color in COLORS:
         assert color in root_doc["variable"]["desired_counts"]["default"]
+
+
+# chat-server's metrics (namespace var.metrics_namespace) that are counters, graphed as sums.
+SCRAPED_COUNTERS = ("chat_messages_in_total", "chat_rate_limited_total", "chat_slow_consumers_closed_total")
+
+
+def test_dashboard_is_right_for_a_60_second_scrape(mon, ecs):
+    """Each task's metrics arrive once per scrape (60 s). Summed over 60 s periods a task's sample
+    lands in 0 or 2 of them: the connections line dips to 0 or doubles, a rate drops to 0 then
+    doubles. Counters need periods of several scrapes; the gauge is the mean per task times the
+    running tasks, with a missing sample carried over."""
+    assert mon["variable"]["metrics_interval_secs"]["default"] == ecs["variable"]["metrics_interval_secs"]["default"]
+    scrape = mon["variable"]["metrics_interval_secs"]["default"]
+    assert mon["locals"]["counter_period"] == "${3 * var.metrics_interval_secs}"
+    for w in dashboard_widgets(mon):
+        props = w["properties"]
+        if w["type"] != "metric":
+            continue
+        metrics = props["metrics"]
+        if any(c in metrics for c in SCRAPED_COUNTERS):
+            assert props["period"] == "${local.counter_period}", f"{props['title']}: period {props['period']} for a {scrape} s scrape"
+    conns = widget(mon, "Connections per colour")["properties"]
+    assert conns["stat"] == "Average", "a sum of a gauge scraped once per period dips and doubles"
+    assert "FILL(c${i}, REPEAT) * FILL(t${i}, REPEAT)" in conns["metrics"]
+    assert '"ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.name, "ServiceName", "${var.name}-${c}"' in conns["metrics"]

@@ -87,7 +87,7 @@ def edit(path: Path, old: str, new: str) -> None:
         ("modules/monitoring/main.tf", "var.alb_arn_suffix }\n  statistic", "var.alb_arn_suffix }\n  statistics", "unknown argument 'statistics'"),
         ("modules/alb/outputs.tf", "aws_lb.this.arn_suffix", "aws_lb.this.arn_sufix", "has no attribute 'arn_sufix'"),
         ("modules/ecs/main.tf", "resource \"aws_ecs_cluster\" \"this\"", "resource \"aws_ecs_clustre\" \"this\"", "no resource type aws_ecs_clustre"),
-        ("modules/ecs/main.tf", "ignore_changes = [task_definition]", "ignore_changes = [task_defintion]", "ignore_changes names 'task_defintion'"),
+        ("modules/ecs/main.tf", "ignore_changes = [task_definition, desired_count]", "ignore_changes = [task_defintion, desired_count]", "ignore_changes names 'task_defintion'"),
         ("main.tf", "module.alb.arn_suffix", "module.alb.arn_sufix", "module.alb.arn_sufix is not an output"),
         ("modules/vpc/main.tf", "data.aws_region.current.id", "data.aws_region.current.ids", "has no attribute 'ids'"),
     ],

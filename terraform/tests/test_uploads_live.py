@@ -33,6 +33,8 @@ DEADLINE_SECS = 30
 REGION = "us-east-1"
 # What the distribution's domain_name looks like; chat_origins and the public URL derive from it.
 DISTRIBUTION = "d111111abcdef8.cloudfront.net"
+# module.alb.test_listener_url with the default variables (no certificate: HTTP on port 9000).
+TEST_LISTENER = "http://chat-1234567890.us-east-1.elb.amazonaws.com:9000"
 BUCKET = "chat-uploads-20261129000000000000000001"  # bucket_prefix "${var.name}-uploads-" + suffix
 
 
@@ -82,16 +84,18 @@ def png(width: int, height: int) -> bytes:
 
 
 def chat_origins(root_doc: dict, domain: str) -> list[str]:
-    """local.chat_origins with the default variables (no allowed_origins, aliases or public ALB)."""
+    """local.chat_origins with the default variables (no allowed_origins, aliases or public ALB):
+    the distribution's name and the test listener (the green preview's page)."""
     expr = root_doc["locals"]["chat_origins"]
     assert expr == (
         '${distinct(concat(var.allowed_origins, ["https://${module.cdn.domain_name}"], '
-        '[for alias in var.cdn_aliases : "https://${alias}"], var.alb_public_access ? [module.alb.url] : []))}'
+        '[for alias in var.cdn_aliases : "https://${alias}"], var.alb_public_access ? [module.alb.url] : [], '
+        '[module.alb.test_listener_url]))}'
     ), "chat_origins changed: update this test's reading of it"
     defaults = root_doc["variable"]
     assert defaults["allowed_origins"]["default"] == [] and defaults["cdn_aliases"]["default"] == []
     assert defaults["alb_public_access"]["default"] is False
-    return [f"https://{domain}"]
+    return [f"https://{domain}", TEST_LISTENER]
 
 
 def cors_rules(uploads: dict, origins: list[str]) -> list[dict]:
@@ -213,7 +217,8 @@ def api(base: str, path: str, body: dict, token: str | None = None) -> tuple[int
 
 
 def test_a_browser_on_the_cloudfront_page_uploads_and_the_image_is_served_from_the_bucket(deployment, s3):
-    base, (origin,) = deployment["base"], deployment["origins"]
+    base, origin = deployment["base"], f"https://{DISTRIBUTION}"
+    assert origin in deployment["origins"]
     status, session = api(base, "/api/session", {"nickname": "Terraform"})
     assert status == 200, session
     token = session["token"]
@@ -261,6 +266,19 @@ def test_a_page_elsewhere_cannot_use_a_presigned_url(deployment, origin):
     preflight = {"Origin": origin, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": ",".join(signed)}
     status, headers, _ = call(slot["upload"]["url"], "OPTIONS", headers=preflight)
     assert status == 403, (status, headers)  # S3 (and moto) refuse the preflight
+
+
+def test_the_green_preview_may_use_a_presigned_url(deployment):
+    """The preview page, loaded through the test listener, uploads from that origin: the
+    bucket's CORS must admit it as it admits the chat's own page."""
+    base = deployment["base"]
+    _, session = api(base, "/api/session", {"nickname": "Preview"})
+    _, slot = api(base, "/api/uploads", {"content_type": "image/png", "bytes": 100}, session["token"])
+    signed = list(slot["upload"]["headers"])
+    assert s3_cors_allows(deployment["rules"], TEST_LISTENER, "PUT", signed)
+    preflight = {"Origin": TEST_LISTENER, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": ",".join(signed)}
+    status, headers, _ = call(slot["upload"]["url"], "OPTIONS", headers=preflight)
+    assert status == 200, (status, headers)
 
 
 def test_chat_server_refuses_a_bucket_without_public_url():

@@ -7,17 +7,22 @@
 //!   connections toward them (`rebalance`, `window_ms`); tasks poll it;
 //! - `fleet`: one entry per task (`tasks.{task_id} = {color, conns, ready, at_ms}`),
 //!   refreshed by every task about once a second (with `shed_until_ms`, the end of its latest
-//!   shed window, for the other tasks); entries older than [`FRESH_MS`] are dead
-//!   tasks and drop out.
+//!   shed window, for the other tasks); entries older than [`FRESH_MS`] by DynamoDB's clock
+//!   (not the operator's) are dead tasks and drop out.
 //!
 //! None of them has a top-level `color`, so none appears in the `by-color` index that counts
 //! connection records. The item names and fields are the contract with
 //! `server/src/rebalance/mod.rs`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
@@ -233,20 +238,62 @@ pub struct TaskBeat {
     pub age_ms: i64,
 }
 
+/// Captures the `Date` header of a DynamoDB response: the clock heartbeats are judged by.
+#[derive(Debug, Default, Clone)]
+struct ServerDate(Arc<Mutex<Option<i64>>>);
+
+impl Intercept for ServerDate {
+    fn name(&self) -> &'static str {
+        "ServerDate"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let at = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| DateTime::from_str(d, DateTimeFormat::HttpDate).ok())
+            .and_then(|d| d.to_millis().ok());
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = at;
+        }
+        Ok(())
+    }
+}
+
 /// The live tasks (fresh heartbeats only); `None` when no task has ever written one.
+///
+/// A heartbeat's age is measured on the clock of the AWS side (the `Date` of the response that
+/// carried it; tasks keep theirs by Amazon Time Sync), not on the operator's laptop, whose clock
+/// may be a minute off on venue Wi-Fi: a fast laptop would see every task dead and refuse every
+/// shift. Only when the response has no `Date` does the laptop's clock stand in.
 pub async fn fleet(client: &Client, table: &str) -> anyhow::Result<Option<Vec<TaskBeat>>> {
+    let server_date = ServerDate::default();
     let out = client
         .get_item()
         .table_name(table)
         .key("conn_id", s(FLEET_KEY))
         .consistent_read(true)
+        .customize()
+        .interceptor(server_date.clone())
         .send()
         .await
         .ctx(|| format!("reading the fleet heartbeats in {table}"))?;
     let Some(item) = out.item else {
         return Ok(None);
     };
-    let now = now_ms();
+    // The Date header has whole seconds: up to 999 ms behind the true time.
+    let now = server_date
+        .0
+        .lock()
+        .ok()
+        .and_then(|d| *d)
+        .map_or_else(now_ms, |d| d + 999);
     let mut beats = Vec::new();
     let tasks = item.get("tasks").and_then(|t| t.as_m().ok());
     for (task, entry) in tasks.into_iter().flatten() {

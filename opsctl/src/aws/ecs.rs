@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_ecs::Client;
-use aws_sdk_ecs::types::{ServiceField, TaskDefinition, TaskDefinitionField};
+use aws_sdk_ecs::types::{ContainerDefinition, ServiceField, TaskDefinition, TaskDefinitionField};
 use serde::Serialize;
 
 use super::SdkContext as _;
@@ -33,6 +33,22 @@ pub struct Service {
 }
 
 impl Service {
+    /// Why the rollout to `task_definition` has failed, if it has: ECS marked the primary
+    /// deployment `FAILED`, or the deployment circuit breaker rolled the service back to
+    /// another revision (the rollback becomes the primary deployment).
+    pub fn rollout_failure(&self, task_definition: &str) -> Option<String> {
+        if self.rollout_state.as_deref() == Some("FAILED") {
+            return Some(format!("the rollout of {} FAILED", self.revision));
+        }
+        (self.task_definition != task_definition).then(|| {
+            format!(
+                "the service now runs {}, not {} (the deployment circuit breaker rolled it back, or another deploy replaced it)",
+                self.revision,
+                short_revision(task_definition)
+            )
+        })
+    }
+
     /// ECS has finished rolling out: one deployment, as many running as desired.
     pub fn steady(&self) -> bool {
         self.deployments <= 1
@@ -193,36 +209,84 @@ async fn describe_task_definition(
     Ok((td, out.tags.unwrap_or_default()))
 }
 
-/// Registers a new revision of `task_definition` with `image` in one container (`container`,
-/// or the only one) and returns its ARN. Everything else is copied as it was.
+/// The container (name, port) the service's target group sends traffic to, as the service's
+/// load balancer block names it (Terraform's `chat`); `None` for a service without one.
+pub async fn serving_container(
+    client: &Client,
+    cluster: &str,
+    name: &str,
+) -> anyhow::Result<Option<(String, i32)>> {
+    let out = client
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .ctx(|| format!("describing ECS service {name:?}"))?;
+    Ok(out
+        .services
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .and_then(|s| s.load_balancers.unwrap_or_default().into_iter().next())
+        .and_then(|lb| Some((lb.container_name?, lb.container_port?))))
+}
+
+/// Which container of a task definition gets the new image: the one named with `--container`;
+/// else the one serving the target group (by name, then by port mapping), so the sidecars
+/// (Terraform's aws-otel-collector) keep theirs; else the only container.
+fn pick_container(
+    containers: &[ContainerDefinition],
+    explicit: Option<&str>,
+    serving: Option<(&str, i32)>,
+) -> Result<usize, String> {
+    let names: Vec<&str> = containers.iter().filter_map(|c| c.name()).collect();
+    if let Some(want) = explicit {
+        return containers
+            .iter()
+            .position(|c| c.name() == Some(want))
+            .ok_or_else(|| {
+                format!(
+                    "has no container {want:?} (containers: {})",
+                    names.join(", ")
+                )
+            });
+    }
+    if let Some((name, port)) = serving {
+        let by_name = containers.iter().position(|c| c.name() == Some(name));
+        let by_port = || {
+            containers.iter().position(|c| {
+                c.port_mappings()
+                    .iter()
+                    .any(|p| p.container_port() == Some(port))
+            })
+        };
+        if let Some(i) = by_name.or_else(by_port) {
+            return Ok(i);
+        }
+    }
+    match containers.len() {
+        1 => Ok(0),
+        n => Err(format!(
+            "has {n} containers ({}) and none serves the target group: name one with --container",
+            names.join(", ")
+        )),
+    }
+}
+
+/// Registers a new revision of `task_definition` with `image` in one container (see
+/// [`pick_container`]) and returns its ARN. Everything else is copied as it was.
 pub async fn register_with_image(
     client: &Client,
     task_definition: &str,
     container: Option<&str>,
+    serving: Option<(&str, i32)>,
     image: &str,
 ) -> anyhow::Result<String> {
     let (td, tags) = describe_task_definition(client, task_definition).await?;
     let mut containers = td.container_definitions().to_vec();
-    let names: Vec<&str> = containers.iter().filter_map(|c| c.name()).collect();
-    let index = match container {
-        Some(want) => containers
-            .iter()
-            .position(|c| c.name() == Some(want))
-            .ok_or_else(|| {
-                anyhow!(
-                    "task definition {} has no container {want:?} (containers: {})",
-                    short_revision(task_definition),
-                    names.join(", ")
-                )
-            })?,
-        None if containers.len() == 1 => 0,
-        None => bail!(
-            "task definition {} has {} containers ({}): name one with --container",
-            short_revision(task_definition),
-            containers.len(),
-            names.join(", ")
-        ),
-    };
+    let index = pick_container(&containers, container, serving)
+        .map_err(|e| anyhow!("task definition {} {e}", short_revision(task_definition)))?;
     containers[index].image = Some(image.to_string());
     let out = client
         .register_task_definition()
@@ -299,6 +363,67 @@ pub async fn set_desired(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_ecs::types::PortMapping;
+
+    fn container(name: &str, port: Option<i32>) -> ContainerDefinition {
+        let mut c = ContainerDefinition::builder().name(name).image("x");
+        if let Some(port) = port {
+            c = c.port_mappings(PortMapping::builder().container_port(port).build());
+        }
+        c.build()
+    }
+
+    /// Terraform's task definition: the collector sidecar first or second, `chat` serving 8080.
+    #[test]
+    fn deploy_picks_the_container_serving_the_target_group() {
+        let sidecar_first = [
+            container("aws-otel-collector", None),
+            container("chat", Some(8080)),
+        ];
+        assert_eq!(
+            pick_container(&sidecar_first, None, Some(("chat", 8080))),
+            Ok(1)
+        );
+        // Renamed in the task definition but still serving the port.
+        assert_eq!(
+            pick_container(&sidecar_first, None, Some(("web", 8080))),
+            Ok(1)
+        );
+        assert_eq!(
+            pick_container(
+                &sidecar_first,
+                Some("aws-otel-collector"),
+                Some(("chat", 8080))
+            ),
+            Ok(0)
+        );
+        assert!(pick_container(&sidecar_first, None, None).is_err());
+        assert_eq!(pick_container(&sidecar_first[1..], None, None), Ok(0));
+    }
+
+    fn service(td: &str, rollout: &str) -> Service {
+        Service {
+            name: "chat-green".into(),
+            desired: 1,
+            running: 1,
+            pending: 0,
+            task_definition: td.into(),
+            revision: short_revision(td),
+            images: vec![],
+            deployments: 2,
+            rollout_state: Some(rollout.into()),
+        }
+    }
+
+    #[test]
+    fn a_failed_or_rolled_back_rollout_is_a_failure_at_once() {
+        let new = "arn:aws:ecs:us-east-1:1:task-definition/chat-green:3";
+        let old = "arn:aws:ecs:us-east-1:1:task-definition/chat-green:2";
+        assert_eq!(service(new, "IN_PROGRESS").rollout_failure(new), None);
+        assert!(service(new, "FAILED").rollout_failure(new).is_some());
+        // The circuit breaker's rollback deployment is the primary one, in progress.
+        assert!(service(old, "IN_PROGRESS").rollout_failure(new).is_some());
+    }
 
     #[test]
     fn short_revision_is_family_and_number() {

@@ -1,5 +1,6 @@
 //! `opsctl deploy --color C --image URI`: a new task-definition revision with that image for
-//! C's service, the service updated to it, then a wait (with a bar) for a steady state.
+//! C's service, the service updated to it, then a wait (with a bar) for a steady state; a
+//! rollout ECS marks FAILED (or rolls back) ends the wait at once with exit 1.
 //!
 //! The new revision starts from the family's NEWEST revision, not the one the service runs:
 //! Terraform registers a new revision when the task definition changes (an environment
@@ -23,10 +24,12 @@ pub async fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let Some(svc) = services.remove(&args.color) else {
         anyhow::bail!("no ECS service for {}", args.color);
     };
+    let serving = ecs::serving_container(client, cluster, &svc.name).await?;
     let new_td = ecs::register_with_image(
         client,
         &ecs::family_of(&svc.task_definition),
         args.container.as_deref(),
+        serving.as_ref().map(|(name, port)| (name.as_str(), *port)),
         &args.image,
     )
     .await?;
@@ -48,10 +51,15 @@ pub async fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         format!("{} steady", svc.name),
     );
     let mut now = ecs::service(client, cluster, &svc.name).await?;
+    let mut failure = None;
     loop {
         bar.set_length(u64::try_from(now.desired).unwrap_or(0));
         bar.set_position(u64::try_from(now.running).unwrap_or(0));
         if now.steady() && now.task_definition == new_td {
+            break;
+        }
+        failure = now.rollout_failure(&new_td);
+        if failure.is_some() {
             break;
         }
         if Instant::now() >= deadline {
@@ -73,7 +81,9 @@ pub async fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         desired: now.desired,
     };
     ctx.out.emit(&report)?;
-    if !steady {
+    if let Some(why) = failure {
+        eprintln!("opsctl: deploy of {} failed: {why}", report.service);
+    } else if !steady {
         eprintln!(
             "opsctl: {} did not reach a steady state within {}",
             report.service,

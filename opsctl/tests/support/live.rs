@@ -19,14 +19,16 @@ use super::PREFIX;
 const SERIAL_MOTO: &str = include_str!("../../../server/tests/moto/serial_moto.py");
 /// One token secret for both colours, as on AWS: a session from one is valid on the other.
 const SECRET: &str = "live-connections-secret-0123456789abcdef";
-/// Per-address limits far above what the test opens: every client comes from 127.0.0.1, as a
-/// whole audience behind a venue's NAT (as `LOOPBACK_CROWD` in the server's tests).
+/// Every client comes from 127.0.0.1, as a whole audience behind a venue's NAT. The new-guest
+/// and history limits are raised: the test mints its 1,000 guests in seconds where an audience
+/// arrives over the minutes before a talk (100 at once then 300 a minute per address, covered by
+/// the server's tests), and its clients read history far more than a browser. The connection
+/// limit per address stays as shipped: a planned move must not be refused by it.
 const LOOPBACK_CROWD: &[(&str, &str)] = &[
     ("CHAT_SESSION_LIMIT_ADDR", "100000:10000"),
     ("CHAT_SESSION_LIMIT_TASK", "100000:10000"),
     ("CHAT_HISTORY_LIMIT_ADDR", "100000:10000"),
     ("CHAT_HISTORY_LIMIT_TASK", "100000:10000"),
-    ("CHAT_CONNECT_LIMIT_ADDR", "100000:10000"),
 ];
 
 pub use testkit::{Proc, sibling_bin};

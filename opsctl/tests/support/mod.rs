@@ -129,6 +129,15 @@ impl Moto {
 
     /// Starts opsctl with its AWS calls sent to `endpoint`.
     pub fn spawn_opsctl_via(&self, endpoint: &str, args: &[&str]) -> Running {
+        self.spawn_opsctl_env(endpoint, &[], args)
+    }
+
+    /// Runs opsctl with extra environment variables (a faked clock).
+    pub fn opsctl_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        self.spawn_opsctl_env(&self.endpoint, env, args).wait()
+    }
+
+    fn spawn_opsctl_env(&self, endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsctl"));
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
@@ -150,6 +159,7 @@ impl Moto {
                     .iter()
                     .map(|e| ("AWS_ENDPOINT_URL_DYNAMODB", e)),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

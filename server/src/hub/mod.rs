@@ -455,6 +455,10 @@ impl CommitSink for Hub {
     async fn committed(&self, message: &ChatMessage) {
         self.publish_committed(message);
     }
+
+    fn fanout_system(&self) -> &'static str {
+        self.fanout.name()
+    }
 }
 
 impl FanoutSink for Hub {

@@ -7,7 +7,9 @@
 //!    `/readyz` verdict, `shed_until_ms` the end of its latest shed window and `shed_from` the
 //!    fleet total it shed from, so that every task waits for those to land), which is also how opsctl
 //!    counts connections per colour and gates on readiness; a task that stops heartbeating
-//!    drops out after `FRESH_MS`, and a draining task removes its entry;
+//!    drops out after `FRESH_MS`, a draining task removes its entry, and the entry of a task
+//!    that died without draining (killed, Spot reclaimed) is removed by the others after
+//!    [`PRUNE_MS`], so the item (at most 400 KB) never grows with the event's dead tasks;
 //! 2. reads the `opsctl#control` record opsctl writes once the listener carries new weights;
 //! 3. decides ([`decide`]): when the record asks to rebalance and its colour holds more than
 //!    its weight's share of the fleet's live connections (beyond opsctl's tolerance), it sheds
@@ -48,6 +50,10 @@ pub const FRESH_MS: i64 = 10_000;
 /// heartbeat holds every decision ([`decide::LATE_MS`]) rather than leaving it out of the
 /// count, which would make the others shed toward a partial total.
 pub const DEAD_MS: i64 = 60_000;
+/// A heartbeat this old is removed from the fleet item by whichever task sees it first: far past
+/// [`DEAD_MS`], so clock differences between tasks (milliseconds, Amazon Time Sync) never prune a
+/// live one.
+pub const PRUNE_MS: i64 = 5 * DEAD_MS;
 /// Time between heartbeats.
 pub const BEAT: Duration = Duration::from_secs(1);
 /// `retry_after_ms` of a `rebalance` reconnect.
@@ -77,13 +83,23 @@ pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String
                 tracing::debug!(error = %e, "Fleet heartbeat failed");
                 continue;
             }
-            let (control, beats) = match read(&client, &table).await {
+            let (control, beats, dead) = match read(&client, &table).await {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::debug!(error = %e, "Reading the rollout control failed");
                     continue;
                 }
             };
+            for (dead_task, at_ms) in dead {
+                match prune(&client, &table, &dead_task, at_ms).await {
+                    Ok(()) => {
+                        tracing::info!(task = %dead_task, at_ms, "Removed a dead task's fleet heartbeat")
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, task = %dead_task, "Pruning a dead heartbeat failed")
+                    }
+                }
+            }
             let Some(control) = control else { continue };
             let now = crate::now_ms();
             let look = decide(&control, &color, mine, &beats, last, now);
@@ -234,8 +250,40 @@ async fn forget(client: &Client, table: &str, task: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The control record and the fresh heartbeats, in one consistent read each.
-async fn read(client: &Client, table: &str) -> anyhow::Result<(Option<Control>, Vec<Beat>)> {
+/// Removes the entry of `task` if it still carries the heartbeat `at_ms` (a task that came back
+/// in between keeps its new one; another task pruning it first is no error).
+async fn prune(client: &Client, table: &str, task: &str, at_ms: i64) -> anyhow::Result<()> {
+    let out = client
+        .update_item()
+        .table_name(table)
+        .key("conn_id", s(FLEET_KEY))
+        .update_expression("REMOVE tasks.#t")
+        .condition_expression("tasks.#t.at_ms = :at")
+        .expression_attribute_names("#t", task)
+        .expression_attribute_values(":at", n(at_ms))
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "{}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )),
+    }
+}
+
+/// (task, at_ms) of the heartbeats older than [`PRUNE_MS`]: tasks that died without draining.
+type Dead = Vec<(String, i64)>;
+
+/// The control record and the fresh heartbeats, in one consistent read each, and the entries
+/// old enough to prune.
+async fn read(client: &Client, table: &str) -> anyhow::Result<(Option<Control>, Vec<Beat>, Dead)> {
     let get = |key: &'static str| {
         client
             .get_item()
@@ -255,12 +303,21 @@ async fn read(client: &Client, table: &str) -> anyhow::Result<(Option<Control>, 
         })
     });
     let now = crate::now_ms();
-    let beats = get(FLEET_KEY)
+    let tasks = get(FLEET_KEY)
         .await
         .map_err(err)?
         .item
         .and_then(|item| item.get("tasks")?.as_m().ok().cloned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let at_of = |v: &AttributeValue| -> Option<i64> {
+        v.as_m().ok()?.get("at_ms")?.as_n().ok()?.parse().ok()
+    };
+    let dead = tasks
+        .iter()
+        .filter_map(|(task, v)| Some((task.clone(), at_of(v)?)))
+        .filter(|(_, at)| now - at > PRUNE_MS)
+        .collect();
+    let beats = tasks
         .into_values()
         .filter_map(|v| {
             let m = v.as_m().ok()?;
@@ -281,5 +338,5 @@ async fn read(client: &Client, table: &str) -> anyhow::Result<(Option<Control>, 
             })
         })
         .collect();
-    Ok((control, beats))
+    Ok((control, beats, dead))
 }

@@ -47,42 +47,11 @@ locals {
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 
-  chat_container = {
-    name                   = "chat"
-    image                  = var.image
-    essential              = true
-    readonlyRootFilesystem = true
-    portMappings = [
-      { name = "http", containerPort = var.container_port, protocol = "tcp" },
-    ]
-    secrets = local.secrets
-    # The runtime image has no shell or curl: chat-server probes its own /healthz.
-    healthCheck = {
-      command     = ["CMD", "/chat-server", "healthcheck", "--url", "http://127.0.0.1:${var.container_port}${var.health_check_path}"]
-      interval    = 15
-      timeout     = 5
-      retries     = 3
-      startPeriod = 15
-    }
-    # ECS waits this long after SIGTERM before SIGKILL: longer than the drain window.
-    stopTimeout = var.stop_timeout
-    # One file descriptor per WebSocket.
-    ulimits = [
-      { name = "nofile", softLimit = 65536, hardLimit = 65536 },
-    ]
-    dependsOn = [
-      { containerName = "aws-otel-collector", condition = "START" },
-    ]
-  }
-
-  otel_container = {
-    name  = "aws-otel-collector"
-    image = var.otel_collector_image
-    # Telemetry is best effort: a collector crash must not stop the chat.
-    essential              = false
-    readonlyRootFilesystem = true
-    memoryReservation      = 64
-  }
+  # The two containers of a task (chat, and the aws-otel-collector sidecar) are laid out in
+  # containers.json.tftpl, which the laptop rehearsal (scripts/rehearsal_stack.py) renders too
+  # with the same variables: the shape opsctl and the tests meet is the one ECS runs.
+  # terraform/tests/test_shapes.py fails when the two sets of variables diverge.
+  container_template = "${path.module}/containers.json.tftpl"
 }
 
 # The collector's configuration per colour (AOT_CONFIG_CONTENT replaces the image's default).
@@ -117,6 +86,13 @@ locals {
         }
       }
       processors = {
+        # The ECS task metadata (task ARN, cluster, family): awsemf's {TaskId} in the log stream
+        # name is filled from it; without it every task of a colour writes one stream.
+        resourcedetection = {
+          detectors = ["env", "ecs"]
+          timeout   = "2s"
+          override  = false
+        }
         batch = {}
       }
       exporters = {
@@ -134,8 +110,8 @@ locals {
       }
       service = {
         pipelines = {
-          traces  = { receivers = ["otlp"], processors = ["batch"], exporters = ["awsxray"] }
-          metrics = { receivers = ["prometheus"], processors = ["batch"], exporters = ["awsemf"] }
+          traces  = { receivers = ["otlp"], processors = ["resourcedetection", "batch"], exporters = ["awsxray"] }
+          metrics = { receivers = ["prometheus"], processors = ["resourcedetection", "batch"], exporters = ["awsemf"] }
         }
       }
     }
@@ -251,33 +227,19 @@ resource "aws_ecs_task_definition" "this" {
   }
 
   # The chat container's colour and log stream are per service; the rest is shared.
-  container_definitions = jsonencode([
-    merge(local.chat_container, {
-      environment = concat(local.chat_environment, [{ name = "CHAT_COLOR", value = each.key }])
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = var.log_group_name
-          awslogs-region        = data.aws_region.current.id
-          awslogs-stream-prefix = each.key
-        }
-      }
-    }),
-    merge(local.otel_container, {
-      environment = [
-        { name = "AWS_REGION", value = data.aws_region.current.id },
-        { name = "AOT_CONFIG_CONTENT", value = yamlencode(local.collector_config[each.key]) },
-      ]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = var.log_group_name
-          awslogs-region        = data.aws_region.current.id
-          awslogs-stream-prefix = "${each.key}-otel"
-        }
-      }
-    }),
-  ])
+  container_definitions = templatefile(local.container_template, {
+    image                = var.image
+    container_port       = var.container_port
+    health_check_path    = var.health_check_path
+    stop_timeout         = var.stop_timeout
+    environment          = concat(local.chat_environment, [{ name = "CHAT_COLOR", value = each.key }])
+    secrets              = local.secrets
+    color                = each.key
+    region               = data.aws_region.current.id
+    log_group            = var.log_group_name
+    otel_collector_image = var.otel_collector_image
+    collector_config     = yamlencode(local.collector_config[each.key])
+  })
 
   tags = merge(var.tags, { Color = each.key })
 
@@ -331,7 +293,10 @@ resource "aws_ecs_service" "this" {
   }
 
   # Switching use_fargate_spot changes the capacity provider strategy: with this the provider
-  # rolls the service onto the new capacity in place instead of replacing it (an outage).
+  # rolls the service onto the new capacity in place instead of replacing it (an outage). It
+  # applies to updates of the service only, and with the ignore_changes below a later apply has
+  # nothing to update (counts and revisions are opsctl's): no colour is redeployed by an apply
+  # that, say, rotates the origin secret.
   force_new_deployment = true
 
   enable_ecs_managed_tags = true
@@ -341,8 +306,11 @@ resource "aws_ecs_service" "this" {
   tags = merge(var.tags, { Color = each.key })
 
   lifecycle {
-    # opsctl deploy registers new revisions; terraform must not roll them back.
-    ignore_changes = [task_definition]
+    # opsctl deploy registers new revisions; terraform must not roll them back. The counts are
+    # set at creation (desired_counts) and then belong to the operator (the demo scales blue to
+    # 0, rollback scales it back): an apply correcting them would, with force_new_deployment,
+    # replace every task of that colour and drop its sockets.
+    ignore_changes = [task_definition, desired_count]
   }
 
   depends_on = [aws_ecs_cluster_capacity_providers.this]

@@ -17,12 +17,23 @@ locals {
 
   dynamodb_search = join(" OR ", [for t in var.table_names : "TableName=\"${t}\""])
 
+  # chat-server's metrics arrive once per scrape (metrics_interval_secs, 60 s) from each task. A
+  # graph summing them over periods as long as the scrape gets a task's sample in 0 or 2 periods
+  # (the line dips to 0 or doubles). Counters are graphed over three scrapes; the connections
+  # gauge as the mean per task times the running tasks (Container Insights), carried over a
+  # period without a sample (FILL … REPEAT).
+  counter_period = 3 * var.metrics_interval_secs
+
   # The graphs, one row each: where it sits (every graph is 6 high), its title, statistic and
   # metrics, and any option of its own; `widgets` gives them the shape they all share.
   graphs = [
     {
-      x       = 0, y = 0, width = 8, title = "Connections per colour", stat = "Sum"
-      metrics = local.per_color["chat_connections_open"]
+      x       = 0, y = 0, width = 8, title = "Connections per colour", stat = "Average"
+      metrics = concat(
+        [for i, c in sort(tolist(local.colors)) : [{ expression = "FILL(c${i}, REPEAT) * FILL(t${i}, REPEAT)", label = c, id = "e${i}" }]],
+        [for i, c in sort(tolist(local.colors)) : [local.ns, "chat_connections_open", "color", c, { id = "c${i}", visible = false }]],
+        [for i, c in sort(tolist(local.colors)) : ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.name, "ServiceName", "${var.name}-${c}", { id = "t${i}", visible = false }]],
+      )
       options = { stacked = true }
     },
     {
@@ -31,6 +42,7 @@ locals {
         [for i, c in sort(tolist(local.colors)) : [{ expression = "m${i}/PERIOD(m${i})", label = c, id = "e${i}" }]],
         [for i, c in sort(tolist(local.colors)) : [local.ns, "chat_messages_in_total", "color", c, { id = "m${i}", visible = false }]],
       )
+      options = { period = local.counter_period }
     },
     {
       x       = 16, y = 0, width = 8, title = "Send -> ack: durable write, mean seconds", stat = "Average"
@@ -64,6 +76,7 @@ locals {
     {
       x       = 12, y = 12, width = 6, title = "Rate-limited frames, slow consumers closed", stat = "Sum"
       metrics = concat(local.per_color["chat_rate_limited_total"], local.per_color["chat_slow_consumers_closed_total"])
+      options = { period = local.counter_period }
     },
   ]
 

@@ -88,3 +88,9 @@ variable "table_names" {
   type        = list(string)
   default     = []
 }
+
+variable "metrics_interval_secs" {
+  description = "How often the collector scrapes chat-server's metrics (the ecs module's metrics_interval_secs): the dashboard's periods are laid out for it."
+  type        = number
+  default     = 60
+}
