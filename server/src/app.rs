@@ -157,17 +157,9 @@ async fn serve(
     background: &Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    if let Some(dynamo) = &settings.dynamodb {
+    if settings.dynamodb.is_some() {
         // Fleet heartbeat and rebalancing toward the weights opsctl publishes.
-        let client = dynamodb::client_from_env(dynamo.timeout).await;
-        let table = format!("{}connections", dynamo.table_prefix);
-        crate::rebalance::spawn(
-            Arc::clone(&hub),
-            Arc::clone(&store),
-            client,
-            table,
-            background,
-        );
+        crate::rebalance::spawn(Arc::clone(&hub), Arc::clone(&store), background);
     }
 
     let listener = TcpListener::bind(settings.listen)

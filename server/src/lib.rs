@@ -16,7 +16,7 @@
 //! - [`background`]: the background tasks, started and stopped under one shutdown.
 //! - [`conn`]: a connection as the hub sees it: bounded queue of pre-encoded frames, close.
 //! - [`store`]: the `Store` seam; `embedded` (redb) and `dynamodb/` (items, append, reads,
-//!   connections, admin, counts).
+//!   connections, fleet, counts); the tables' schema is `chat_contract`'s.
 //! - [`fanout`]: the `Fanout` seam (events to other tasks, presence across tasks); `local`, `redis`.
 //! - [`protocol`]: the frames, codes and limits of the contract; pure, fuzzable.
 //! - [`auth`]: guest tokens (HMAC-SHA256), avatars, default nicknames.
