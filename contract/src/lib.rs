@@ -12,3 +12,13 @@
 pub mod admin;
 pub mod rollout;
 pub mod schema;
+
+#[cfg(test)]
+mod house {
+    #[test]
+    fn the_crate_keeps_the_house_rules() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let problems = testkit::house::problems(&src, "lib.rs");
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}

@@ -9,13 +9,8 @@
 //! locally and then published to the other tasks. Every task the hub starts runs under the
 //! server's one [`Background`] and stops with it.
 //!
-//! The folder: this file is the hub's public API (connections, leave, typing, delivery, the
-//! two channels' readers); [`send`] the checks of a `send`, in order, then the commit;
-//! [`join`] joining a room (the member's floor, undoing a failed join); [`room`] the pure
-//! per-room state machine; [`repair`] gap repair and the settling of missing seqs;
-//! [`publish`] per-room publish lanes; [`presence`] big rooms' presence summaries;
-//! [`moderate`] delete, mute and the mutes' cache; [`receipts`] read positions; [`records`]
-//! the connection records' batched writes; [`lifecycle`] heartbeat and drain.
+//! This file is the hub's public API (connections, leave, typing, delivery, the two
+//! channels' readers); the folder's other files are mapped in `lib.rs`.
 //!
 //! Locks: the room map (`rooms`) may be taken before a room's state, never after; `records`
 //! may be taken before `conns`, never after; no lock is held across an await.

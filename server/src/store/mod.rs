@@ -20,7 +20,6 @@ pub use chat_contract::schema;
 pub mod dynamodb;
 pub mod embedded;
 pub mod user_ids;
-pub mod wal;
 
 /// How long an idempotency key (user, client_msg_id) is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;

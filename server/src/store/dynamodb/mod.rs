@@ -2,10 +2,8 @@
 //! [`schema::tables`]; this folder is the only server code that reads or writes them, and
 //! [`create_tables`] (the contract's) is the only code (besides Terraform) that creates them.
 //!
-//! Rooms: [`items`] (item encoding), [`append`] (the group-commit write path), [`reads`]
-//! (history, last seq), [`connections`] (live connection records), [`fleet`] (the rollout's
-//! items, encoded by the contract), [`counts`] (request counts); this file holds the client
-//! and the `Store` impl.
+//! This file holds the client and the `Store` impl; the folder's other files are mapped in
+//! `lib.rs`.
 //!
 //! Item shapes (README "DynamoDB tables" has the full story):
 //! - `{prefix}user-counter`: `{name: "users", value}` draws user ids; `{name: "room#{room}", value}`
