@@ -5,8 +5,8 @@
 //!
 //! Layout:
 //! - this file: [`FaultProxy`] (start, rules, one-shot cuts and resets, request counts);
-//! - `pump`: one proxied connection, both directions, applying the rules;
-//! - `http`: framing of HTTP/1.1 requests (head and `Content-Length` body).
+//! - [`pump`]: one proxied connection, both directions, applying the rules;
+//! - [`http`]: framing of HTTP/1.1 requests (head and `Content-Length` body).
 //!
 //! Loopback only: the listener binds 127.0.0.1 on a free port.
 
@@ -222,5 +222,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             pump::serve(client, &shared, kill, killed).await;
             shared.conns.lock().remove(&id);
         });
+    }
+}
+
+#[cfg(test)]
+mod house {
+    #[test]
+    fn the_crate_keeps_the_house_rules() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let problems = testkit::house::problems(&src, "lib.rs");
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }

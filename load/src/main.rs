@@ -2,12 +2,12 @@
 //! loopback sockets and prints one summary table (or `--json`).
 //!
 //! Layout:
-//! - `client`  sessions, dialing from several 127.0.0.x source addresses, hello/join
-//! - `traffic` the engine of `fanout`, `max` and `rooms`: members, senders, latency stamps
-//! - `idle`    K idle joined connections and the server's RSS per connection
-//! - `churn`   connect + hello + join + close cycles per second
-//! - `stats`   per-phase counters and HDR latency histograms
-//! - `report`  the summary row, its table and JSON forms
+//! - [`client`]  sessions, dialing from several 127.0.0.x source addresses, hello/join
+//! - [`traffic`] the engine of `fanout`, `max` and `rooms`: members, senders, latency stamps
+//! - [`idle`]    K idle joined connections and the server's RSS per connection
+//! - [`churn`]   connect + hello + join + close cycles per second
+//! - [`stats`]   per-phase counters and HDR latency histograms
+//! - [`report`]  the summary row, its table and JSON forms
 
 mod churn;
 mod client;
@@ -429,4 +429,14 @@ fn fill(row: &mut Row, traffic: &Traffic, r: &PhaseResult) {
         "dropped": dropped(traffic),
         "first_error": first_error,
     });
+}
+
+#[cfg(test)]
+mod house {
+    #[test]
+    fn the_crate_keeps_the_house_rules() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let problems = testkit::house::problems(&src, "main.rs");
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

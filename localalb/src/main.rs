@@ -8,8 +8,8 @@
 //! stays on the target it was routed to, as behind the ALB, and a deregistered target's
 //! connections are cut once its group's deregistration delay is over.
 //!
-//! Layout: `routes` (routing table and weighted picker), `elb` (reading it from ELBv2),
-//! `proxy` (accepting, routing, copying, cutting).
+//! Layout: [`routes`] (routing table and weighted picker), [`elb`] (reading it from ELBv2),
+//! [`proxy`] (accepting, routing, copying, cutting).
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -115,5 +115,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         r = proxy::serve(socket, state) => r,
         () = refresher => Ok(()),
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+    }
+}
+
+#[cfg(test)]
+mod house {
+    #[test]
+    fn the_crate_keeps_the_house_rules() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let problems = testkit::house::problems(&src, "main.rs");
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }

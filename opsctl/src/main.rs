@@ -5,17 +5,22 @@
 //! deploys a new image to one colour. Everything is found from the load balancer name, the
 //! listener port, the ECS cluster and `Color` tags.
 //!
-//! Layout:
-//! - `cli`: clap types; validation of weights and durations at parse time (exit 2).
-//! - `weights`: colours, weights, step plans, the tag form (pure, unit-tested).
-//! - `context`: global flags + AWS clients + output settings for one run.
-//! - `aws`: one module per AWS service (elbv2, ecs, cloudwatch, dynamodb).
-//! - `gates`: the checks a weight change must pass (target health, task readiness, alarms).
-//! - `lease`: one weight change at a time; the emergency paths take it over.
-//! - `traffic`: the one place weights are written (steps, restore, before → after).
-//! - `converge`: waiting for live connections to follow the weights.
-//! - `output`: the report structs and their table / JSON rendering, progress bars.
-//! - `cmd`: one module per subcommand.
+//! Layout (the one map, checked by `testkit::house`):
+//! - [`cli`]: clap types; validation of weights and durations at parse time (exit 2).
+//! - [`weights`]: colours, weights, step plans, the tag form (pure, unit-tested).
+//! - [`context`]: global flags + AWS clients + output settings for one run.
+//! - [`aws`]: one module per AWS service: `aws/elbv2` (finding the topology) with
+//!   `aws/elbv2/listener` (weights, tags, target health), `aws/ecs`, `aws/cloudwatch`,
+//!   `aws/dynamodb` (connection counts), `aws/control` (the rollout items, encoded by
+//!   `chat_contract`).
+//! - [`gates`]: the checks a weight change must pass (target health, task readiness, alarms).
+//! - [`lease`]: one weight change at a time; the emergency paths take it over.
+//! - [`traffic`]: the one place weights are written (steps, restore, before -> after).
+//! - [`converge`]: waiting for live connections to follow the weights.
+//! - [`output`]: the output settings and drawing; `output/reports` (status, health) and
+//!   `output/changes` (weight changes, deploys).
+//! - [`cmd`]: one module per subcommand: `cmd/status`, `cmd/health`, `cmd/shift`,
+//!   `cmd/rollback`, `cmd/undo`, `cmd/deploy`, `cmd/watch`, `cmd/completions`.
 //!
 //! Exit status: 0 done, 1 stopped (a check failed, refused, superseded, lease lost or busy,
 //! connections did not follow), 2 usage or setup error or an AWS error that changed nothing
@@ -93,4 +98,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Completions(args) => cmd::completions::run(args),
         }
     })
+}
+
+#[cfg(test)]
+mod house {
+    #[test]
+    fn the_crate_keeps_the_house_rules() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let problems = testkit::house::problems(&src, "main.rs");
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

@@ -6,6 +6,12 @@
 //! port between the moment it is picked and the moment the child binds it (that race once
 //! failed CI: a Redis Cluster node found its port taken). Within one test process no port is
 //! handed out twice, so tests running side by side never pick the same one.
+//!
+//! # Layout
+//! - this file: ports, child processes, waits.
+//! - [`house`]: the house rules every crate's tests check (layout, file size, module map).
+
+pub mod house;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};

@@ -10,9 +10,8 @@
 //!   shed window, for the other tasks); entries older than [`FRESH_MS`] by DynamoDB's clock
 //!   (not the operator's) are dead tasks and drop out.
 //!
-//! None of them has a top-level `color`, so none appears in the `by-color` index that counts
-//! connection records. The item names and fields are the contract with
-//! `server/src/rebalance/mod.rs`.
+//! The items' keys, fields and encoding are `chat_contract::rollout`, which the chat
+//! servers use too: a field changed there changes both builds.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,19 +23,13 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodb::types::AttributeValue;
+use chat_contract::rollout::{self, FLEET_KEY, LEASE_KEY, Lease};
 use serde::Serialize;
 
 use super::SdkContext as _;
 use crate::weights::{Color, Weights};
 
-/// Key (`conn_id`) of the lease item.
-pub const LEASE_KEY: &str = "opsctl#lease";
-/// Key of the control record tasks watch.
-pub const CONTROL_KEY: &str = "opsctl#control";
-/// Key of the fleet heartbeat item tasks write.
-pub const FLEET_KEY: &str = "fleet";
-/// A task entry older than this (ms) is a dead task.
-pub const FRESH_MS: i64 = 10_000;
+pub use chat_contract::rollout::FRESH_MS;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -54,23 +47,8 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn get_n(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
-    item.get(key)?.as_n().ok()?.parse().ok()
-}
-
-fn get_s<'a>(
-    item: &'a std::collections::HashMap<String, AttributeValue>,
-    key: &str,
-) -> Option<&'a str> {
-    item.get(key)?.as_s().ok().map(String::as_str)
-}
-
 /// Who holds the lease, as read when taking it failed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Holder {
-    pub owner: String,
-    pub until_ms: i64,
-}
+pub type Holder = Lease;
 
 /// Takes the lease for `owner` until `until_ms`. Unless `steal`, only when nobody holds it
 /// (absent or expired) or `owner` already does; `Ok(Err(holder))` names who holds it.
@@ -83,29 +61,28 @@ pub async fn take_lease(
     steal: bool,
 ) -> anyhow::Result<Result<Option<Holder>, Holder>> {
     let now = now_ms();
+    let lease = Lease {
+        owner: owner.to_string(),
+        until_ms,
+    };
     let mut put = client
         .put_item()
         .table_name(table)
-        .item("conn_id", s(LEASE_KEY))
-        .item("owner", s(owner))
-        .item("until_ms", n(until_ms))
-        // TTL (seconds) cleans up a lease nobody released.
-        .item("expires_at", n(until_ms / 1000 + 3600))
+        .set_item(Some(lease.to_item()))
         .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
     if !steal {
         put = put
-            .condition_expression("attribute_not_exists(conn_id) OR until_ms < :now OR #o = :me")
-            .expression_attribute_names("#o", "owner")
+            .condition_expression("attribute_not_exists(#k) OR #u < :now OR #o = :me")
+            .expression_attribute_names("#k", rollout::KEY)
+            .expression_attribute_names("#u", Lease::UNTIL)
+            .expression_attribute_names("#o", Lease::OWNER)
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":me", s(owner));
     }
     match put.send().await {
         Ok(out) => {
             let displaced = out.attributes.and_then(|old| {
-                let holder = Holder {
-                    owner: get_s(&old, "owner")?.to_string(),
-                    until_ms: get_n(&old, "until_ms")?,
-                };
+                let holder = Lease::from_item(&old)?;
                 (holder.owner != owner && holder.until_ms >= now).then_some(holder)
             });
             Ok(Ok(displaced))
@@ -133,12 +110,14 @@ pub async fn renew_lease(
     let out = client
         .update_item()
         .table_name(table)
-        .key("conn_id", s(LEASE_KEY))
-        .update_expression("SET until_ms = :u, expires_at = :e")
+        .key(rollout::KEY, s(LEASE_KEY))
+        .update_expression("SET #u = :u, #e = :e")
         .condition_expression("#o = :me")
-        .expression_attribute_names("#o", "owner")
+        .expression_attribute_names("#u", Lease::UNTIL)
+        .expression_attribute_names("#e", Lease::EXPIRES)
+        .expression_attribute_names("#o", Lease::OWNER)
         .expression_attribute_values(":u", n(until_ms))
-        .expression_attribute_values(":e", n(until_ms / 1000 + 3600))
+        .expression_attribute_values(":e", n(Lease::expires_at(until_ms)))
         .expression_attribute_values(":me", s(owner))
         .send()
         .await;
@@ -159,9 +138,9 @@ pub async fn release_lease(client: &Client, table: &str, owner: &str) -> anyhow:
     let out = client
         .delete_item()
         .table_name(table)
-        .key("conn_id", s(LEASE_KEY))
+        .key(rollout::KEY, s(LEASE_KEY))
         .condition_expression("#o = :me")
-        .expression_attribute_names("#o", "owner")
+        .expression_attribute_names("#o", Lease::OWNER)
         .expression_attribute_values(":me", s(owner))
         .send()
         .await;
@@ -182,17 +161,12 @@ pub async fn read_lease(client: &Client, table: &str) -> anyhow::Result<Option<H
     let out = client
         .get_item()
         .table_name(table)
-        .key("conn_id", s(LEASE_KEY))
+        .key(rollout::KEY, s(LEASE_KEY))
         .consistent_read(true)
         .send()
         .await
         .ctx(|| format!("reading the opsctl lease in {table}"))?;
-    Ok(out.item.and_then(|item| {
-        Some(Holder {
-            owner: get_s(&item, "owner")?.to_string(),
-            until_ms: get_n(&item, "until_ms")?,
-        })
-    }))
+    Ok(out.item.as_ref().and_then(Lease::from_item))
 }
 
 /// What tasks are told: the weights in force and whether to shed toward them.
@@ -210,16 +184,17 @@ pub async fn write_control(
     control: Control,
     by: &str,
 ) -> anyhow::Result<()> {
+    let item = rollout::Control {
+        blue: control.weights.blue,
+        green: control.weights.green,
+        rebalance: control.rebalance,
+        window_ms: control.window_ms,
+    }
+    .to_item(by, now_ms());
     client
         .put_item()
         .table_name(table)
-        .item("conn_id", s(CONTROL_KEY))
-        .item("blue", n(i64::from(control.weights.blue)))
-        .item("green", n(i64::from(control.weights.green)))
-        .item("rebalance", AttributeValue::Bool(control.rebalance))
-        .item("window_ms", n(control.window_ms))
-        .item("updated_ms", n(now_ms()))
-        .item("by", s(by))
+        .set_item(Some(item))
         .send()
         .await
         .ctx(|| format!("writing the rollout control record in {table}"))?;
@@ -277,7 +252,7 @@ pub async fn fleet(client: &Client, table: &str) -> anyhow::Result<Option<Vec<Ta
     let out = client
         .get_item()
         .table_name(table)
-        .key("conn_id", s(FLEET_KEY))
+        .key(rollout::KEY, s(FLEET_KEY))
         .consistent_read(true)
         .customize()
         .interceptor(server_date.clone())
@@ -294,26 +269,19 @@ pub async fn fleet(client: &Client, table: &str) -> anyhow::Result<Option<Vec<Ta
         .ok()
         .and_then(|d| *d)
         .map_or_else(now_ms, |d| d + 999);
-    let mut beats = Vec::new();
-    let tasks = item.get("tasks").and_then(|t| t.as_m().ok());
-    for (task, entry) in tasks.into_iter().flatten() {
-        let Ok(m) = entry.as_m() else { continue };
-        let Some(color) = get_s(m, "color").and_then(Color::from_tag) else {
-            continue;
-        };
-        let at = get_n(m, "at_ms").unwrap_or(0);
-        let age_ms = now - at;
-        if age_ms > FRESH_MS {
-            continue;
-        }
-        beats.push(TaskBeat {
-            task: task.clone(),
-            color,
-            conns: u64::try_from(get_n(m, "conns").unwrap_or(0)).unwrap_or(0),
-            ready: m.get("ready").and_then(|r| r.as_bool().ok()).copied() == Some(true),
-            age_ms,
-        });
-    }
+    let mut beats: Vec<TaskBeat> = rollout::beats(&item)
+        .into_iter()
+        .filter_map(|(task, beat)| {
+            let age_ms = now - beat.at_ms;
+            (age_ms <= FRESH_MS).then_some(TaskBeat {
+                task,
+                color: Color::from_tag(&beat.color)?,
+                conns: beat.conns,
+                ready: beat.ready,
+                age_ms,
+            })
+        })
+        .collect();
     beats.sort_by(|a, b| a.task.cmp(&b.task));
     Ok(Some(beats))
 }

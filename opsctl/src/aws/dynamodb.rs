@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use super::SdkContext as _;
 use crate::weights::Color;
 
-/// Name of the index keyed by colour (see `server/src/store/schema.rs`).
+/// Name of the index keyed by colour (see `contract/src/schema.rs`).
 pub const BY_COLOR_INDEX: &str = "by-color";
 
 /// The connections table of a prefix.

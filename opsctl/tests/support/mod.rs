@@ -22,10 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType,
     NetworkConfiguration, NetworkMode, PortMapping,
@@ -35,6 +32,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     HttpHeaderConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetDescription,
     TargetGroupTuple, TargetTypeEnum,
 };
+use chat_contract::rollout::{self, Beat};
 use ec2::Ec2;
 
 pub const ALB: &str = "chat-alb";
@@ -570,7 +568,7 @@ impl Stack {
             green_tg,
         };
         stack.set_alarm("OK").await;
-        stack.create_connections_table().await;
+        stack.create_tables().await;
         stack
     }
 
@@ -667,29 +665,34 @@ impl Stack {
     }
 
     /// Writes the fleet heartbeat item as tasks do: `(task, colour, connections, ready)`,
-    /// each beat fresh now (the whole item, as `server/src/rebalance/mod.rs` keeps it).
+    /// each beat fresh now (the whole item, in the contract's encoding).
     pub async fn put_fleet(&self, tasks: &[(&str, &str, u64, bool)]) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_millis();
-        let entries = tasks
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis(),
+        )
+        .expect("ms fit");
+        let beats: Vec<(&str, Beat)> = tasks
             .iter()
-            .map(|(task, color, conns, ready)| {
-                let entry = HashMap::from([
-                    ("color".to_string(), AttributeValue::S(color.to_string())),
-                    ("conns".to_string(), AttributeValue::N(conns.to_string())),
-                    ("ready".to_string(), AttributeValue::Bool(*ready)),
-                    ("at_ms".to_string(), AttributeValue::N(now.to_string())),
-                ]);
-                (task.to_string(), AttributeValue::M(entry))
+            .map(|&(task, color, conns, ready)| {
+                let beat = Beat {
+                    color: color.to_string(),
+                    conns,
+                    ready,
+                    at_ms: now,
+                    shed_until_ms: 0,
+                    shed_from: 0,
+                };
+                (task, beat)
             })
             .collect();
+        let refs: Vec<(&str, &Beat)> = beats.iter().map(|(t, b)| (*t, b)).collect();
         self.dynamodb
             .put_item()
             .table_name(format!("{PREFIX}connections"))
-            .item("conn_id", AttributeValue::S("fleet".into()))
-            .item("tasks", AttributeValue::M(entries))
+            .set_item(Some(rollout::fleet_item(&refs)))
             .send()
             .await
             .expect("put fleet");
@@ -701,24 +704,18 @@ impl Stack {
             .dynamodb
             .get_item()
             .table_name(format!("{PREFIX}connections"))
-            .key("conn_id", AttributeValue::S("opsctl#control".into()))
+            .key(rollout::KEY, AttributeValue::S(rollout::CONTROL_KEY.into()))
             .consistent_read(true)
             .send()
             .await
             .expect("get control")
             .item?;
-        let num = |k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok())
-                .expect("number")
-        };
-        let rebalance = item
-            .get("rebalance")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .expect("rebalance");
-        Some((num("blue"), num("green"), rebalance))
+        let control = rollout::Control::from_item(&item).expect("a readable control record");
+        Some((
+            i64::from(control.blue),
+            i64::from(control.green),
+            control.rebalance,
+        ))
     }
 
     /// Sets a service's desired count, as an operator scaling it in would.
@@ -753,45 +750,12 @@ impl Stack {
             .expect("modify listener");
     }
 
-    /// The chat server's connections table, as `server/src/store/schema.rs` defines it.
-    async fn create_connections_table(&self) {
-        let s = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute")
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("key")
-        };
-        self.dynamodb
-            .create_table()
-            .table_name(format!("{PREFIX}connections"))
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(s("conn_id"))
-            .attribute_definitions(s("color"))
-            .key_schema(key("conn_id", KeyType::Hash))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("by-color")
-                    .key_schema(key("color", KeyType::Hash))
-                    .key_schema(key("conn_id", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()
-                    .expect("gsi"),
-            )
-            .send()
+    /// The chat server's tables, as the contract defines them (the connections table holds
+    /// the rollout's items).
+    async fn create_tables(&self) {
+        chat_contract::admin::create_tables(&self.dynamodb, PREFIX)
             .await
-            .expect("create connections table");
+            .expect("create the chat tables");
     }
 
     /// One live connection item as a chat-server task writes it.

@@ -23,8 +23,6 @@
 //! Heartbeat times are wall-clock milliseconds of different hosts: ECS hosts keep their clocks
 //! within milliseconds (NTP), far below [`SETTLE_MS`].
 
-use std::time::Duration;
-
 /// Most connections shed per connection of excess.
 pub const MAX_FACTOR: f64 = 2.0;
 /// A colour within this many percentage points of its weight is on target (as
@@ -44,37 +42,7 @@ pub const LATE_MS: i64 = 3_000;
 /// to come back before it trusts a lower total.
 pub const LANDING_MS: i64 = 10_000;
 
-/// What opsctl asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Control {
-    pub blue: u8,
-    pub green: u8,
-    pub rebalance: bool,
-    pub window: Duration,
-}
-
-impl Control {
-    fn weight(&self, color: &str) -> Option<u8> {
-        match color {
-            "blue" => Some(self.blue),
-            "green" => Some(self.green),
-            _ => None,
-        }
-    }
-}
-
-/// One live task's heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Beat {
-    pub color: String,
-    pub conns: u64,
-    /// When it was taken (ms since the epoch).
-    pub at_ms: i64,
-    /// When the task's latest shed window ends or ended (0: it never shed).
-    pub shed_until_ms: i64,
-    /// The fleet's live connections that shed was decided from (0: it never shed).
-    pub shed_from: u64,
-}
+pub use crate::store::{Beat, Control};
 
 /// What a task remembers of its own latest shed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +150,7 @@ mod tests {
             blue,
             green: 100 - blue,
             rebalance,
-            window: Duration::from_secs(5),
+            window_ms: 5_000,
         }
     }
 
@@ -190,6 +158,7 @@ mod tests {
         Beat {
             color: color.into(),
             conns,
+            ready: true,
             at_ms: NOW,
             shed_until_ms: 0,
             shed_from: 0,

@@ -2,7 +2,8 @@
 //! so after a shift everyone already connected would stay where they are. Every second each
 //! task (with the DynamoDB store):
 //!
-//! 1. publishes its heartbeat in the `fleet` item of the connections table
+//! 1. publishes its heartbeat in the `fleet` item of the connections table (the items are
+//!    `chat_contract::rollout`'s, reached through the `Store` seam)
 //!    (`tasks.{task} = {color, conns, ready, at_ms, shed_until_ms, shed_from}`; `ready` is the
 //!    `/readyz` verdict, `shed_until_ms` the end of its latest shed window and `shed_from` the
 //!    fleet total it shed from, so that every task waits for those to land), which is also how opsctl
@@ -24,28 +25,19 @@
 
 mod decide;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use rand::seq::SliceRandom;
 
+use crate::background::Background;
 use crate::conn::{self, Conn};
 use crate::hub::Hub;
 use crate::protocol::ServerFrame;
-use crate::store::Store;
+use crate::store::{Rollout, Store};
 
+pub use chat_contract::rollout::{CONTROL_KEY, FLEET_KEY, FRESH_MS};
 pub use decide::{Beat, Control, LastShed, Look, MAX_FACTOR, decide};
-
-/// Key (`conn_id`) of the item every task heartbeats into.
-pub const FLEET_KEY: &str = "fleet";
-/// Key of the record opsctl writes.
-pub const CONTROL_KEY: &str = "opsctl#control";
-/// A heartbeat older than this belongs to a dead task (opsctl counts only heartbeats younger
-/// than this).
-pub const FRESH_MS: i64 = 10_000;
 /// For the rebalancing decision a task is dead only after this long: until then its late
 /// heartbeat holds every decision ([`decide::LATE_MS`]) rather than leaving it out of the
 /// count, which would make the others shed toward a partial total.
@@ -59,18 +51,24 @@ pub const BEAT: Duration = Duration::from_secs(1);
 /// `retry_after_ms` of a `rebalance` reconnect.
 const RETRY_AFTER_MS: u64 = 100;
 
-/// Starts the heartbeat / rebalance loop of this task.
-pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String) {
-    tokio::spawn(async move {
+/// Starts the heartbeat / rebalance loop of this task under `background`. It removes the
+/// task's heartbeat and ends once the hub drains (or at the shutdown, whichever is first).
+pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, background: &Background) {
+    let stop = background.stopping().clone();
+    let sheds = background.clone();
+    background.spawn_graceful(async move {
         let task = hub.info.task.clone();
         let color = hub.info.color.clone();
         let mut tick = tokio::time::interval(BEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: Option<LastShed> = None;
         loop {
-            tick.tick().await;
-            if hub.is_draining() {
-                if let Err(e) = forget(&client, &table, &task).await {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => {}
+            }
+            if hub.is_draining() || stop.is_cancelled() {
+                if let Err(e) = store.remove_fleet_beat(&task).await {
                     tracing::warn!(error = %e, "Removing the fleet heartbeat failed");
                 }
                 return;
@@ -79,29 +77,39 @@ pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String
             // Live ones only: a shed or closed connection stays in the hub until its cleanup
             // (store calls) is done, which on a slow store lags far behind its socket.
             let mine = live(&hub).len() as u64;
-            if let Err(e) = beat(&client, &table, &task, &color, mine, ready, last).await {
+            let beat = Beat {
+                color: color.clone(),
+                conns: mine,
+                ready,
+                at_ms: crate::now_ms(),
+                shed_until_ms: last.map_or(0, |l| l.until_ms),
+                shed_from: last.map_or(0, |l| l.fleet_total),
+            };
+            if let Err(e) = store.put_fleet_beat(&task, &beat).await {
                 tracing::debug!(error = %e, "Fleet heartbeat failed");
                 continue;
             }
-            let (control, beats, dead) = match read(&client, &table).await {
-                Ok(x) => x,
+            let rollout = match store.rollout().await {
+                Ok(rollout) => rollout,
                 Err(e) => {
                     tracing::debug!(error = %e, "Reading the rollout control failed");
                     continue;
                 }
             };
-            for (dead_task, at_ms) in dead {
-                match prune(&client, &table, &dead_task, at_ms).await {
+            let now = crate::now_ms();
+            for (dead, at_ms) in dead_beats(&rollout, now) {
+                match store.prune_fleet_beat(&dead, at_ms).await {
                     Ok(()) => {
-                        tracing::info!(task = %dead_task, at_ms, "Removed a dead task's fleet heartbeat")
+                        tracing::info!(task = %dead, at_ms, "Removed a dead task's fleet heartbeat")
                     }
                     Err(e) => {
-                        tracing::debug!(error = %e, task = %dead_task, "Pruning a dead heartbeat failed")
+                        tracing::debug!(error = %e, task = %dead, "Pruning a dead heartbeat failed")
                     }
                 }
             }
-            let Some(control) = control else { continue };
-            let now = crate::now_ms();
+            let Some((control, beats)) = living(rollout, now) else {
+                continue;
+            };
             let look = decide(&control, &color, mine, &beats, last, now);
             let Look::Shed(n) = look else {
                 tracing::trace!(?look, "Rebalance look");
@@ -114,10 +122,9 @@ pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String
                 green = control.green,
                 "Rebalancing: shedding connections toward the weights"
             );
-            shed(&hub, n as usize, control.window);
-            let window_ms = i64::try_from(control.window.as_millis()).unwrap_or(i64::MAX);
+            shed(&hub, n as usize, control.window(), &sheds);
             last = Some(LastShed {
-                until_ms: now.saturating_add(window_ms),
+                until_ms: now.saturating_add(control.window_ms),
                 fleet_total: beats.iter().map(|b| b.conns).sum(),
             });
         }
@@ -133,7 +140,7 @@ fn live(hub: &Hub) -> Vec<Arc<Conn>> {
 
 /// Sends `n` random connections `reconnect` (reason `rebalance`) then 1012, spread over
 /// `window`, in the background.
-fn shed(hub: &Arc<Hub>, n: usize, window: Duration) {
+fn shed(hub: &Arc<Hub>, n: usize, window: Duration, background: &Background) {
     let mut conns = live(hub);
     conns.shuffle(&mut rand::rng());
     conns.truncate(n);
@@ -145,7 +152,7 @@ fn shed(hub: &Arc<Hub>, n: usize, window: Duration) {
         .to_json(),
     );
     let step = window.checked_div(n.max(1) as u32).unwrap_or_default();
-    tokio::spawn(async move {
+    background.spawn(async move {
         let start = tokio::time::Instant::now();
         for (i, c) in conns.iter().enumerate() {
             tokio::time::sleep_until(start + step * i as u32).await;
@@ -154,189 +161,25 @@ fn shed(hub: &Arc<Hub>, n: usize, window: Duration) {
     });
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-/// Writes this task's entry into the fleet item (creating the item the first time).
-async fn beat(
-    client: &Client,
-    table: &str,
-    task: &str,
-    color: &str,
-    conns: u64,
-    ready: bool,
-    last: Option<LastShed>,
-) -> anyhow::Result<()> {
-    let entry = AttributeValue::M(HashMap::from([
-        ("color".to_string(), s(color)),
-        (
-            "conns".to_string(),
-            n(i64::try_from(conns).unwrap_or(i64::MAX)),
-        ),
-        ("ready".to_string(), AttributeValue::Bool(ready)),
-        ("at_ms".to_string(), n(crate::now_ms())),
-        (
-            "shed_until_ms".to_string(),
-            n(last.map_or(0, |l| l.until_ms)),
-        ),
-        (
-            "shed_from".to_string(),
-            n(last.map_or(0, |l| i64::try_from(l.fleet_total).unwrap_or(i64::MAX))),
-        ),
-    ]));
-    let update = || {
-        client
-            .update_item()
-            .table_name(table)
-            .key("conn_id", s(FLEET_KEY))
-            .update_expression("SET tasks.#t = :e")
-            .condition_expression("attribute_exists(tasks)")
-            .expression_attribute_names("#t", task)
-            .expression_attribute_values(":e", entry.clone())
-            .send()
-    };
-    match update().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-        {
-            // First heartbeat of the fleet: create the item (unless another task just did).
-            let created = client
-                .put_item()
-                .table_name(table)
-                .item("conn_id", s(FLEET_KEY))
-                .item("tasks", AttributeValue::M(HashMap::new()))
-                .condition_expression("attribute_not_exists(conn_id)")
-                .send()
-                .await;
-            if let Err(e) = created
-                && !e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception())
-            {
-                return Err(anyhow::anyhow!(
-                    "{}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                ));
-            }
-            update().await.map(|_| ()).map_err(|e| {
-                anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
-            })
-        }
-        Err(e) => Err(anyhow::anyhow!(
-            "{}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-        )),
-    }
-}
-
-/// Removes this task's entry (drain), so it drops out of the counts at once.
-async fn forget(client: &Client, table: &str, task: &str) -> anyhow::Result<()> {
-    client
-        .update_item()
-        .table_name(table)
-        .key("conn_id", s(FLEET_KEY))
-        .update_expression("REMOVE tasks.#t")
-        .expression_attribute_names("#t", task)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-    Ok(())
-}
-
-/// Removes the entry of `task` if it still carries the heartbeat `at_ms` (a task that came back
-/// in between keeps its new one; another task pruning it first is no error).
-async fn prune(client: &Client, table: &str, task: &str, at_ms: i64) -> anyhow::Result<()> {
-    let out = client
-        .update_item()
-        .table_name(table)
-        .key("conn_id", s(FLEET_KEY))
-        .update_expression("REMOVE tasks.#t")
-        .condition_expression("tasks.#t.at_ms = :at")
-        .expression_attribute_names("#t", task)
-        .expression_attribute_values(":at", n(at_ms))
-        .send()
-        .await;
-    match out {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(anyhow::anyhow!(
-            "{}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-        )),
-    }
-}
-
 /// (task, at_ms) of the heartbeats older than [`PRUNE_MS`]: tasks that died without draining.
-type Dead = Vec<(String, i64)>;
-
-/// The control record and the fresh heartbeats, in one consistent read each, and the entries
-/// old enough to prune.
-async fn read(client: &Client, table: &str) -> anyhow::Result<(Option<Control>, Vec<Beat>, Dead)> {
-    let get = |key: &'static str| {
-        client
-            .get_item()
-            .table_name(table)
-            .key("conn_id", s(key))
-            .consistent_read(true)
-            .send()
-    };
-    let err = |e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
-    let control = get(CONTROL_KEY).await.map_err(err)?.item.and_then(|item| {
-        let num = |k: &str| -> Option<i64> { item.get(k)?.as_n().ok()?.parse().ok() };
-        Some(Control {
-            blue: u8::try_from(num("blue")?).ok()?,
-            green: u8::try_from(num("green")?).ok()?,
-            rebalance: *item.get("rebalance")?.as_bool().ok()?,
-            window: Duration::from_millis(u64::try_from(num("window_ms")?).ok()?),
-        })
-    });
-    let now = crate::now_ms();
-    let tasks = get(FLEET_KEY)
-        .await
-        .map_err(err)?
-        .item
-        .and_then(|item| item.get("tasks")?.as_m().ok().cloned())
-        .unwrap_or_default();
-    let at_of = |v: &AttributeValue| -> Option<i64> {
-        v.as_m().ok()?.get("at_ms")?.as_n().ok()?.parse().ok()
-    };
-    let dead = tasks
+fn dead_beats(rollout: &Rollout, now: i64) -> Vec<(String, i64)> {
+    rollout
+        .beats
         .iter()
-        .filter_map(|(task, v)| Some((task.clone(), at_of(v)?)))
-        .filter(|(_, at)| now - at > PRUNE_MS)
+        .filter(|(_, beat)| now - beat.at_ms > PRUNE_MS)
+        .map(|(task, beat)| (task.clone(), beat.at_ms))
+        .collect()
+}
+
+/// The control record, and the heartbeats of tasks not dead for the decision (younger than
+/// [`DEAD_MS`]); `None` while opsctl has written no control record.
+fn living(rollout: Rollout, now: i64) -> Option<(Control, Vec<Beat>)> {
+    let control = rollout.control?;
+    let beats = rollout
+        .beats
+        .into_iter()
+        .map(|(_, beat)| beat)
+        .filter(|beat| now - beat.at_ms <= DEAD_MS)
         .collect();
-    let beats = tasks
-        .into_values()
-        .filter_map(|v| {
-            let m = v.as_m().ok()?;
-            let at: i64 = m.get("at_ms")?.as_n().ok()?.parse().ok()?;
-            (now - at <= DEAD_MS).then_some(())?;
-            Some(Beat {
-                color: m.get("color")?.as_s().ok()?.clone(),
-                conns: m.get("conns")?.as_n().ok()?.parse().ok()?,
-                at_ms: at,
-                shed_until_ms: m
-                    .get("shed_until_ms")
-                    .and_then(|v| v.as_n().ok()?.parse().ok())
-                    .unwrap_or(0),
-                shed_from: m
-                    .get("shed_from")
-                    .and_then(|v| v.as_n().ok()?.parse().ok())
-                    .unwrap_or(0),
-            })
-        })
-        .collect();
-    Ok((control, beats, dead))
+    Some((control, beats))
 }

@@ -1,5 +1,6 @@
 //! The `Store` seam: everything durable. Messages with a per-room `seq` and idempotency,
-//! history pages, the atomic user counter, and the live-connection registry.
+//! history pages, the atomic user counter, the live-connection registry, and the rollout's
+//! items opsctl shares with the tasks (`chat_contract::rollout`).
 //!
 //! Implementations: [`embedded`] (redb on local disk, the zero-configuration default) and
 //! DynamoDB (on AWS). Both pass the one contract suite in `tests/store_contract.rs`.
@@ -12,12 +13,13 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
+pub use chat_contract::rollout::{Beat, Control};
+/// The tables as data (the contract both the server and opsctl build against).
+pub use chat_contract::schema;
 
 pub mod dynamodb;
 pub mod embedded;
-pub mod schema;
 pub mod user_ids;
-pub mod wal;
 
 /// How long an idempotency key (user, client_msg_id) is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -48,6 +50,12 @@ pub enum Appended {
 
 impl Appended {
     pub fn message(&self) -> &ChatMessage {
+        match self {
+            Appended::Stored(m) | Appended::Duplicate(m) => m,
+        }
+    }
+
+    pub fn into_message(self) -> ChatMessage {
         match self {
             Appended::Stored(m) | Appended::Duplicate(m) => m,
         }
@@ -114,6 +122,14 @@ pub struct Mute {
     pub user_id: u64,
     /// Milliseconds since the Unix epoch.
     pub until_ms: i64,
+}
+
+/// What the rebalancing loop reads each round: opsctl's control record (none yet: no
+/// rollout asked for anything) and every task's heartbeat, by task id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollout {
+    pub control: Option<Control>,
+    pub beats: Vec<(String, Beat)>,
 }
 
 /// Why a store call failed.
@@ -223,4 +239,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable (called once while draining).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// The rollout: writes this task's heartbeat into the fleet. A store of one process
+    /// (no fleet, no opsctl) keeps none.
+    async fn put_fleet_beat(&self, _task: &str, _beat: &Beat) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The rollout: removes this task's heartbeat (while draining).
+    async fn remove_fleet_beat(&self, _task: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The rollout: removes the heartbeat of a task that died without draining, only if it
+    /// still carries `at_ms` (a task that came back keeps its new one; another task pruning it
+    /// first is no error).
+    async fn prune_fleet_beat(&self, _task: &str, _at_ms: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The rollout: opsctl's control record and the fleet's heartbeats.
+    async fn rollout(&self) -> Result<Rollout, StoreError> {
+        Ok(Rollout::default())
+    }
 }

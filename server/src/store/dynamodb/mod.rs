@@ -1,10 +1,9 @@
 //! The distributed store: DynamoDB, shared by every task of every colour. The tables are
-//! [`schema::tables`]; this folder is the only code that reads or writes them, and
-//! [`create_tables`] is the only code (besides Terraform) that creates them.
+//! [`schema::tables`]; this folder is the only server code that reads or writes them, and
+//! [`create_tables`] (the contract's) is the only code (besides Terraform) that creates them.
 //!
-//! Rooms: [`items`] (item encoding), [`append`] (the group-commit write path), [`reads`]
-//! (history, last seq), [`connections`] (live connection records), [`admin`] (create the
-//! tables), [`counts`] (request counts); this file holds the client and the `Store` impl.
+//! This file holds the client and the `Store` impl; the folder's other files are mapped in
+//! `lib.rs`.
 //!
 //! Item shapes (README "DynamoDB tables" has the full story):
 //! - `{prefix}user-counter`: `{name: "users", value}` draws user ids; `{name: "room#{room}", value}`
@@ -26,11 +25,11 @@
 //! `Duplicate` with the original. Seqs reserved for messages that turned out to be duplicates
 //! are never used: seq is strictly increasing per room, not gapless.
 
-mod admin;
 mod append;
 mod batch;
 mod connections;
 mod counts;
+mod fleet;
 mod items;
 mod moderation;
 mod reads;
@@ -50,10 +49,11 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
 use super::schema;
 use super::{
-    Appended, ConnectionChange, HistoryPage, HistoryQuery, Mute, NewMessage, Store, StoreError,
+    Appended, Beat, ConnectionChange, HistoryPage, HistoryQuery, Mute, NewMessage, Rollout, Store,
+    StoreError,
 };
 use crate::protocol::ChatMessage;
-pub use admin::create_tables;
+pub use chat_contract::admin::create_tables;
 pub use connections::{CONNECTION_REFRESH, CONNECTION_TTL};
 use counts::Counters;
 pub use counts::{Op, RequestCounts};
@@ -223,5 +223,21 @@ impl Store for DynamoStore {
     async fn flush(&self) -> Result<(), StoreError> {
         // Every write is durable when its call returns.
         Ok(())
+    }
+
+    async fn put_fleet_beat(&self, task: &str, beat: &Beat) -> Result<(), StoreError> {
+        self.write_beat(task, beat).await
+    }
+
+    async fn remove_fleet_beat(&self, task: &str) -> Result<(), StoreError> {
+        self.delete_beat(task).await
+    }
+
+    async fn prune_fleet_beat(&self, task: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.prune_beat(task, at_ms).await
+    }
+
+    async fn rollout(&self) -> Result<Rollout, StoreError> {
+        self.read_rollout().await
     }
 }

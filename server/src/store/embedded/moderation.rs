@@ -4,7 +4,8 @@
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use super::{MESSAGES, corrupt, decode, err};
+use super::tables::{MESSAGES, decode};
+use super::{corrupt, err};
 use crate::protocol::ChatMessage;
 use crate::store::{Mute, StoreError};
 

@@ -8,7 +8,7 @@
 //!
 //! 1. the apply thread runs each batch (merged with any queued behind it) as one redb write
 //!    transaction *without* fsync: seqs, duplicates and history as always, and writes the new
-//!    messages as one record to the write-ahead log ([`super::wal`]);
+//!    messages as one record to the write-ahead log ([`wal`]);
 //! 2. the log thread appends the records that queued meanwhile and `fdatasync`s once; only
 //!    then are those batches answered (acked), in order;
 //! 3. every [`CHECKPOINT_EVERY`] the apply thread commits redb durably and the log is emptied;
@@ -21,40 +21,33 @@
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use parking_lot::{Condvar, Mutex};
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
-use super::wal::{self, Log, Record};
 use super::{
-    Appended, ConnectionChange, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, Mute, NewMessage,
-    Store, StoreError,
+    Appended, ConnectionChange, HistoryPage, HistoryQuery, Mute, NewMessage, Store, StoreError,
 };
+use wal::Log;
 
 mod moderation;
+mod pipeline;
 mod receipts;
-use crate::protocol::ChatMessage;
+mod tables;
+pub mod wal;
 
-/// (room, seq) -> message JSON.
-const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
-/// room -> highest seq allocated.
-const ROOM_SEQ: TableDefinition<'_, &str, u64> = TableDefinition::new("room_seq");
-/// (user id, client_msg_id) -> (room, seq, ts).
-const IDEMPOTENCY: TableDefinition<'_, (u64, &str), (&str, u64, i64)> =
-    TableDefinition::new("idempotency");
-/// name -> value; holds the user counter.
-const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("counters");
-/// conn_id -> connection JSON.
-const CONNECTIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("connections");
+use crate::protocol::ChatMessage;
+use pipeline::{Durable, Progress, Request, Results, apply_loop};
+use tables::{
+    CONNECTIONS, COUNTERS, IDEMPOTENCY, MESSAGES, ROOM_SEQ, decode, read_history, replay,
+};
 
 const USERS_COUNTER: &str = "users";
 
@@ -71,76 +64,6 @@ const MAX_APPLY: usize = 4096;
 const PIPELINE: usize = 4;
 /// Longest a read waits for the log to reach what its snapshot holds.
 const READ_WAIT: Duration = Duration::from_secs(10);
-
-type Results = Vec<Result<Appended, StoreError>>;
-
-/// One `append`: its messages and where its answer goes.
-struct Request {
-    batch: Vec<NewMessage>,
-    reply: oneshot::Sender<Results>,
-}
-
-/// From the apply thread to the log thread, in apply order.
-enum ToLog {
-    /// Batch `no` is applied (not durably): write `record` (empty: nothing stored), sync,
-    /// then send the answers.
-    Batch {
-        no: u64,
-        record: Vec<u8>,
-        answers: Vec<(oneshot::Sender<Results>, Results)>,
-    },
-    /// redb holds every batch up to `no` durably: answer what waits, empty the log.
-    Checkpoint { no: u64 },
-}
-
-/// How far the log has come; readers wait on it.
-struct Progress {
-    /// The last batch readers may see: set before its transaction commits.
-    visible: AtomicU64,
-    durable: Mutex<Durable>,
-    changed: Condvar,
-}
-
-struct Durable {
-    /// Every batch up to this one is durable.
-    through: u64,
-    /// The log could not be written: nothing more is acked.
-    failed: Option<String>,
-}
-
-impl Progress {
-    fn advance(&self, no: u64) {
-        let mut d = self.durable.lock();
-        d.through = d.through.max(no);
-        self.changed.notify_all();
-    }
-
-    fn fail(&self, why: String) {
-        let mut d = self.durable.lock();
-        d.failed.get_or_insert(why);
-        self.changed.notify_all();
-    }
-
-    fn failed(&self) -> Option<String> {
-        self.durable.lock().failed.clone()
-    }
-
-    /// Waits until every batch a snapshot begun before this call may hold is durable.
-    fn wait_readable(&self) -> Result<(), StoreError> {
-        let want = self.visible.load(Ordering::SeqCst);
-        let deadline = Instant::now() + READ_WAIT;
-        let mut d = self.durable.lock();
-        while d.through < want {
-            if let Some(why) = &d.failed {
-                return Err(err(why));
-            }
-            if self.changed.wait_until(&mut d, deadline).timed_out() {
-                return Err(err("the message log did not catch up in time"));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// What the store and its threads share.
 struct Inner {
@@ -275,310 +198,6 @@ impl Drop for EmbeddedStore {
             let _ = t.join();
         }
     }
-}
-
-/// Applies queued batches, one redb transaction (without fsync) per turn, and checkpoints.
-fn apply_loop(inner: Arc<Inner>, requests: std_mpsc::Receiver<Request>, log: Log) {
-    let (to_log, logged) = std_mpsc::channel();
-    let writer = {
-        let inner = Arc::clone(&inner);
-        std::thread::Builder::new()
-            .name("store-log".into())
-            .spawn(move || log_loop(&inner, logged, log))
-    };
-    let writer = match writer {
-        Ok(w) => w,
-        Err(e) => {
-            // Dropping the requests answers each with "shutting down".
-            tracing::error!(error = %e, "Starting the store's log thread failed");
-            return;
-        }
-    };
-    let mut no = 0u64;
-    let mut since_checkpoint = 0usize;
-    let mut last_checkpoint = Instant::now();
-    while let Ok(first) = requests.recv() {
-        let mut turn = vec![first];
-        let mut n = turn[0].batch.len();
-        while n < MAX_APPLY {
-            let Ok(more) = requests.try_recv() else { break };
-            n += more.batch.len();
-            turn.push(more);
-        }
-        no += 1;
-        let sizes: Vec<usize> = turn.iter().map(|r| r.batch.len()).collect();
-        let mut replies = Vec::with_capacity(turn.len());
-        let mut batch = Vec::with_capacity(n);
-        for r in turn {
-            replies.push(r.reply);
-            batch.extend(r.batch);
-        }
-        let (record, results) = match inner.progress.failed() {
-            Some(why) => (Vec::new(), failed_all(n, &err(why))),
-            None => {
-                inner.progress.visible.store(no, Ordering::SeqCst);
-                let mut record = Record::new();
-                match append_batch(&inner.db, batch, &mut record) {
-                    Ok(done) if record.is_empty() => {
-                        (Vec::new(), done.into_iter().map(Ok).collect())
-                    }
-                    Ok(done) => (record.finish(), done.into_iter().map(Ok).collect()),
-                    Err(e) => (Vec::new(), failed_all(n, &e)),
-                }
-            }
-        };
-        since_checkpoint += record.len();
-        let mut results = results.into_iter();
-        let answers = replies
-            .into_iter()
-            .zip(sizes)
-            .map(|(reply, size)| (reply, results.by_ref().take(size).collect()))
-            .collect();
-        if to_log
-            .send(ToLog::Batch {
-                no,
-                record,
-                answers,
-            })
-            .is_err()
-        {
-            break;
-        }
-        if since_checkpoint > 0
-            && (since_checkpoint >= CHECKPOINT_BYTES
-                || last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
-            && inner.progress.failed().is_none()
-        {
-            last_checkpoint = Instant::now();
-            // A durable commit makes every earlier non-durable one durable too.
-            let durable = inner
-                .db
-                .begin_write()
-                .map_err(err)
-                .and_then(|t| t.commit().map_err(err));
-            match durable {
-                Ok(()) => {
-                    since_checkpoint = 0;
-                    if to_log.send(ToLog::Checkpoint { no }).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "Store checkpoint failed; the log keeps the messages")
-                }
-            }
-        }
-    }
-    drop(to_log);
-    let _ = writer.join();
-}
-
-fn failed_all(n: usize, e: &StoreError) -> Results {
-    (0..n).map(|_| Err(e.clone())).collect()
-}
-
-/// Writes and syncs what the apply thread sends, then answers; merges what queued meanwhile
-/// into one write and one `fdatasync`.
-fn log_loop(inner: &Inner, logged: std_mpsc::Receiver<ToLog>, mut log: Log) {
-    while let Ok(first) = logged.recv() {
-        let mut turn = vec![first];
-        turn.extend(logged.try_iter());
-        let mut bytes = Vec::new();
-        let mut waiting = Vec::new();
-        let mut through = 0;
-        for item in turn {
-            match item {
-                ToLog::Batch {
-                    no,
-                    record,
-                    answers,
-                } => {
-                    bytes.extend_from_slice(&record);
-                    waiting.extend(answers);
-                    through = no;
-                }
-                ToLog::Checkpoint { no } => {
-                    // Durable in redb: what waits needs no log write, nor the log what it holds.
-                    bytes.clear();
-                    inner.progress.advance(no);
-                    answer(&mut waiting);
-                    if let Err(e) = log.clear() {
-                        tracing::warn!(error = %e, path = %log.path().display(), "Emptying the write-ahead log failed; its records replay harmlessly");
-                    }
-                }
-            }
-        }
-        if let Some(why) = inner.progress.failed() {
-            fail(&mut waiting, &err(why));
-        } else if !bytes.is_empty()
-            && let Err(e) = log.append(&bytes)
-        {
-            let why = format!("writing {}: {e}", log.path().display());
-            tracing::error!(error = %why, "The write-ahead log failed; no more sends are acked");
-            inner.progress.fail(why.clone());
-            fail(&mut waiting, &err(why));
-        }
-        inner.progress.advance(through);
-        answer(&mut waiting);
-    }
-}
-
-fn answer(waiting: &mut Vec<(oneshot::Sender<Results>, Results)>) {
-    for (reply, results) in waiting.drain(..) {
-        let _ = reply.send(results);
-    }
-}
-
-fn fail(waiting: &mut [(oneshot::Sender<Results>, Results)], e: &StoreError) {
-    for (_, results) in waiting.iter_mut() {
-        let n = results.len();
-        *results = failed_all(n, e);
-    }
-}
-
-/// Applies the log's messages that redb lost (its seq not yet reached in the room), durably.
-/// Returns how many it applied.
-fn replay(db: &Database, entries: &[&[u8]]) -> Result<usize, StoreError> {
-    if entries.is_empty() {
-        return Ok(0);
-    }
-    let txn = db.begin_write().map_err(err)?;
-    let mut restored = 0;
-    {
-        let mut messages = txn.open_table(MESSAGES).map_err(err)?;
-        let mut room_seq = txn.open_table(ROOM_SEQ).map_err(err)?;
-        let mut idempotency = txn.open_table(IDEMPOTENCY).map_err(err)?;
-        for entry in entries {
-            let m = decode(entry)?;
-            let reached = room_seq
-                .get(m.room.as_str())
-                .map_err(err)?
-                .map_or(0, |g| g.value());
-            if reached >= m.seq {
-                continue;
-            }
-            room_seq.insert(m.room.as_str(), m.seq).map_err(err)?;
-            messages
-                .insert((m.room.as_str(), m.seq), *entry)
-                .map_err(err)?;
-            idempotency
-                .insert(
-                    (m.user.id, m.client_msg_id.as_str()),
-                    (m.room.as_str(), m.seq, m.ts),
-                )
-                .map_err(err)?;
-            restored += 1;
-        }
-    }
-    txn.commit().map_err(err)?;
-    Ok(restored)
-}
-
-fn decode(bytes: &[u8]) -> Result<ChatMessage, StoreError> {
-    serde_json::from_slice(bytes).map_err(corrupt)
-}
-
-/// Applies one batch in one transaction without fsync, pushing each new message to `record`.
-fn append_batch(
-    db: &Database,
-    batch: Vec<NewMessage>,
-    record: &mut Record,
-) -> Result<Vec<Appended>, StoreError> {
-    let mut txn = db.begin_write().map_err(err)?;
-    // Durable through the write-ahead log; the next checkpoint makes it durable here.
-    txn.set_durability(Durability::None).map_err(err)?;
-    let mut out = Vec::with_capacity(batch.len());
-    {
-        let mut messages = txn.open_table(MESSAGES).map_err(err)?;
-        let mut room_seq = txn.open_table(ROOM_SEQ).map_err(err)?;
-        let mut idempotency = txn.open_table(IDEMPOTENCY).map_err(err)?;
-        for new in batch {
-            let key = (new.user.id, new.client_msg_id.as_str());
-            let earlier = idempotency
-                .get(key)
-                .map_err(err)?
-                .map(|g| {
-                    let (room, seq, ts) = g.value();
-                    (room.to_string(), seq, ts)
-                })
-                .filter(|(_, _, ts)| new.ts - ts < IDEMPOTENCY_WINDOW_MS);
-            if let Some((room, seq, _)) = earlier {
-                let original = messages
-                    .get((room.as_str(), seq))
-                    .map_err(err)?
-                    .ok_or_else(|| {
-                        corrupt(format!("idempotency key points at missing {room}/{seq}"))
-                    })?;
-                out.push(Appended::Duplicate(decode(original.value())?));
-                continue;
-            }
-            let seq = room_seq
-                .get(new.room.as_str())
-                .map_err(err)?
-                .map_or(0, |g| g.value())
-                + 1;
-            room_seq.insert(new.room.as_str(), seq).map_err(err)?;
-            let message = ChatMessage {
-                room: new.room,
-                seq,
-                user: new.user,
-                text: new.text,
-                ts: new.ts,
-                client_msg_id: new.client_msg_id,
-                attachment: new.attachment.map(|a| *a),
-                deleted: false,
-            };
-            let json = serde_json::to_vec(&message).map_err(corrupt)?;
-            messages
-                .insert((message.room.as_str(), seq), json.as_slice())
-                .map_err(err)?;
-            record.push(&json);
-            idempotency
-                .insert(
-                    (message.user.id, message.client_msg_id.as_str()),
-                    (message.room.as_str(), seq, message.ts),
-                )
-                .map_err(err)?;
-            out.push(Appended::Stored(message));
-        }
-    }
-    txn.commit().map_err(err)?;
-    Ok(out)
-}
-
-fn read_history(
-    txn: &ReadTransaction,
-    room: &str,
-    q: HistoryQuery,
-) -> Result<HistoryPage, StoreError> {
-    let messages = txn.open_table(MESSAGES).map_err(err)?;
-    let low = q.after.map_or(0, |a| a.saturating_add(1));
-    let high = q.before.map_or(u64::MAX, |b| b.saturating_sub(1));
-    let mut page = HistoryPage::default();
-    if q.before == Some(0) || low > high {
-        return Ok(page);
-    }
-    let range = messages.range((room, low)..=(room, high)).map_err(err)?;
-    let take = q.limit + 1;
-    let mut picked = Vec::with_capacity(take.min(256));
-    if q.after.is_some() {
-        for item in range.take(take) {
-            let (_, v) = item.map_err(err)?;
-            picked.push(decode(v.value())?);
-        }
-        page.has_more = picked.len() > q.limit;
-        picked.truncate(q.limit);
-    } else {
-        for item in range.rev().take(take) {
-            let (_, v) = item.map_err(err)?;
-            picked.push(decode(v.value())?);
-        }
-        page.has_more = picked.len() > q.limit;
-        picked.truncate(q.limit);
-        picked.reverse();
-    }
-    page.messages = picked;
-    Ok(page)
 }
 
 #[async_trait]
@@ -740,6 +359,7 @@ impl Store for EmbeddedStore {
 
 #[cfg(test)]
 mod tests {
+    use super::wal::Record;
     use super::*;
     use crate::protocol::User;
 

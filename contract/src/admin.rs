@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use crate::store::schema::{self, KeyAttr};
+use crate::schema::{self, KeyAttr};
 
 fn key_schema(hash: &KeyAttr, range: Option<&KeyAttr>) -> anyhow::Result<Vec<KeySchemaElement>> {
     let mut out = vec![
