@@ -49,18 +49,18 @@ impl Running {
 
 /// The store the settings ask for.
 pub async fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    if let Some(dynamo) = &settings.dynamodb {
+    if let Some(dynamo) = &settings.store.dynamodb {
         let client = dynamodb::client_from_env(dynamo.timeout).await;
         return Ok(Arc::new(DynamoStore::new(client, &dynamo.table_prefix)));
     }
-    let dir = settings.data_dir.clone();
+    let dir = settings.store.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
         .await
         .context("opening the embedded store")?
         .with_context(|| {
             format!(
                 "opening the embedded store in {}",
-                settings.data_dir.display()
+                settings.store.data_dir.display()
             )
         })?;
     Ok(Arc::new(store))
@@ -109,9 +109,9 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let store = build_store(&settings).await?;
-    let mut tokens = Tokens::load(settings.token_secret.as_deref(), &settings.data_dir)?
-        .with_ttl(settings.token_ttl);
-    if let Some((previous, overlap)) = &settings.token_previous {
+    let mut tokens = Tokens::load(settings.tokens.secret.as_deref(), &settings.store.data_dir)?
+        .with_ttl(settings.tokens.ttl);
+    if let Some((previous, overlap)) = &settings.tokens.previous {
         tokens = tokens.with_previous(previous.as_bytes(), *overlap);
     }
     let tokens = Arc::new(tokens);
@@ -121,11 +121,11 @@ pub async fn start(
     ));
     let metrics = Arc::new(Metrics::new());
     let info = ServerInfo {
-        color: settings.color.clone(),
+        color: settings.task.color.clone(),
         version: crate::build_info::VERSION,
         git_sha: crate::build_info::GIT_SHA,
         built_at: crate::build_info::BUILT_AT,
-        task: settings.task_id.clone(),
+        task: settings.task.id.clone(),
     };
     let background = Background::new();
     let hub = Hub::new(
@@ -133,8 +133,8 @@ pub async fn start(
         |to_hub| build_fanout(&settings, to_hub, &background),
         info,
         Arc::clone(&metrics),
-        settings.outbound_queue,
-        settings.ping_interval,
+        settings.connections.outbound_queue,
+        settings.connections.ping_interval,
         &background,
     );
     let served = match hub {
@@ -157,20 +157,21 @@ async fn serve(
     background: &Background,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    if settings.dynamodb.is_some() {
+    if settings.store.dynamodb.is_some() {
         // Fleet heartbeat and rebalancing toward the weights opsctl publishes.
         crate::rebalance::spawn(Arc::clone(&hub), Arc::clone(&store), background);
     }
 
-    let listener = TcpListener::bind(settings.listen)
+    let listener = TcpListener::bind(settings.listen.public)
         .await
-        .with_context(|| format!("binding CHAT_LISTEN {}", settings.listen))?;
-    let admin = TcpListener::bind(settings.admin_listen)
+        .with_context(|| format!("binding CHAT_LISTEN {}", settings.listen.public))?;
+    let admin = TcpListener::bind(settings.listen.admin)
         .await
-        .with_context(|| format!("binding CHAT_ADMIN_LISTEN {}", settings.admin_listen))?;
+        .with_context(|| format!("binding CHAT_ADMIN_LISTEN {}", settings.listen.admin))?;
     let addr = listener.local_addr()?;
     let admin_addr = admin.local_addr()?;
 
+    let limits = settings.limits;
     let state = Arc::new(AppState {
         hub: Arc::clone(&hub),
         store: Arc::clone(&store),
@@ -178,30 +179,24 @@ async fn serve(
         tokens,
         uploads,
         limits: Limits {
-            rate_per_sec: settings.rate_per_sec,
-            rate_burst: settings.rate_burst,
-            idle_timeout: settings.ping_interval * 3,
+            rate_per_sec: settings.connections.rate_per_sec,
+            rate_burst: settings.connections.rate_burst,
+            idle_timeout: settings.connections.ping_interval * 3,
         },
-        sessions: Throttle::new(
-            settings.session_limit_addr,
-            Some(settings.session_limit_task),
-        ),
-        reads: Throttle::new(
-            settings.history_limit_addr,
-            Some(settings.history_limit_task),
-        ),
+        sessions: Throttle::new(limits.session_addr, Some(limits.session_task)),
+        reads: Throttle::new(limits.history_addr, Some(limits.history_task)),
         // No task-wide cap: a drained task's clients all reconnect at once, legitimately.
-        upgrades: Throttle::new(settings.connect_limit_addr, None),
+        upgrades: Throttle::new(limits.connect_addr, None),
         reconnects: crate::throttle::Reconnects::default(),
         // Keyed by user id; 0 is no guest's, the bucket of users beyond the tracked ones.
         upload_slots: Arc::new(Throttle::keyed(
-            settings.upload_limit_user,
-            Some(settings.upload_limit_task),
+            limits.upload_user,
+            Some(limits.upload_task),
             0,
         )),
-        trusted_proxies: settings.trusted_proxies,
-        allowed_origins: settings.allowed_origins.clone(),
-        web: WebClient::new(&settings.color, &settings.frame_ancestors)?,
+        trusted_proxies: settings.http.trusted_proxies,
+        allowed_origins: settings.http.allowed_origins.clone(),
+        web: WebClient::new(&settings.task.color, &settings.http.frame_ancestors)?,
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -213,9 +208,9 @@ async fn serve(
     .with_graceful_shutdown(wait_true(stop_rx.clone()));
     let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
-    let drain = settings.drain;
+    let drain = settings.connections.drain;
     let background = background.clone();
-    tracing::info!(%addr, %admin_addr, store = store.name(), fanout = hub.fanout().name(), color = %settings.color, "Serving");
+    tracing::info!(%addr, %admin_addr, store = store.name(), fanout = hub.fanout().name(), color = %settings.task.color, "Serving");
 
     let task = tokio::spawn(async move {
         let public = tokio::spawn(async move { public.await });

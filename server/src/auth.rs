@@ -133,25 +133,31 @@ impl Tokens {
         &self.current.id
     }
 
+    /// The configured secret, or the one kept in `data_dir`; `None` when there is neither
+    /// (nothing is created).
+    pub fn read(secret: Option<&str>, data_dir: &Path) -> Option<Self> {
+        if let Some(secret) = secret {
+            return Some(Self::new(secret.as_bytes()));
+        }
+        match std::fs::read_to_string(data_dir.join(SECRET_FILE)) {
+            Ok(secret) if !secret.trim().is_empty() => Some(Self::new(secret.trim().as_bytes())),
+            _ => None,
+        }
+    }
+
     /// The configured secret, or the one kept in `data_dir` (generated on first start).
     pub fn load(secret: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        if let Some(secret) = secret {
-            return Ok(Self::new(secret.as_bytes()));
+        if let Some(tokens) = Self::read(secret, data_dir) {
+            return Ok(tokens);
         }
         let path = data_dir.join(SECRET_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(secret) if !secret.trim().is_empty() => Ok(Self::new(secret.trim().as_bytes())),
-            _ => {
-                std::fs::create_dir_all(data_dir)
-                    .with_context(|| format!("creating {}", data_dir.display()))?;
-                let bytes: [u8; 32] = rand::random();
-                let secret = URL_SAFE_NO_PAD.encode(bytes);
-                write_private(&path, &secret)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                Ok(Self::new(secret.as_bytes()))
-            }
-        }
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let bytes: [u8; 32] = rand::random();
+        let secret = URL_SAFE_NO_PAD.encode(bytes);
+        write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self::new(secret.as_bytes()))
     }
 
     /// A token for `user`, valid for [`Tokens::ttl`] from now.

@@ -7,8 +7,8 @@
 //! `name/mod.rs`. A send reads top to bottom: [`ws`] -> `hub/send` -> [`commit`] -> the
 //! store, then the hub's channel -> local sockets and `hub/publish` -> [`fanout`].
 //!
-//! - [`config`]: flags and environment variables, validated once into typed
-//!   [`config::Settings`].
+//! - [`config`]: flags and environment variables; `config/settings` validates them once
+//!   into the typed [`config::Settings`], one part per subsystem.
 //! - [`app`]: builds the store, fanout and hub from the settings, binds, serves, drains.
 //! - [`background`]: the background tasks, started and stopped under one shutdown.
 //! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]);

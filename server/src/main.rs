@@ -21,7 +21,11 @@ fn main() -> ExitCode {
             moderator_token(&cli.config, &name, ttl_secs)
         }
         Some(Command::CreateTables { print_schema }) => {
-            let prefix = cli.config.dynamodb_table_prefix.clone();
+            let dynamodb = match cli.config.dynamodb_settings() {
+                Ok(dynamodb) => dynamodb,
+                Err(e) => return config_error(&e),
+            };
+            let prefix = dynamodb.as_ref().map(|d| d.table_prefix.clone());
             if print_schema {
                 let schema =
                     chat_server::store::schema::tables(prefix.as_deref().unwrap_or("chat-"));
@@ -36,21 +40,18 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            let Some(prefix) = prefix else {
+            let Some(dynamodb) = dynamodb else {
                 eprintln!(
                     "chat-server: config error: CHAT_DYNAMODB_TABLE_PREFIX: required by create-tables"
                 );
                 return ExitCode::from(2);
             };
-            create_tables(&prefix, cli.config.dynamodb_timeout())
+            create_tables(&dynamodb.table_prefix, dynamodb.timeout)
         }
         Some(Command::Serve) | None => {
             let settings = match cli.config.validate() {
                 Ok(settings) => settings,
-                Err(e) => {
-                    eprintln!("chat-server: config error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return config_error(&e),
             };
             let telemetry = match chat_server::telemetry::init("chat-server", &cli.config.color) {
                 Ok(guard) => guard,
@@ -82,18 +83,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// `chat-server moderator-token`: a moderator credential on stdout (exit 2 on a bad name or
-/// life, 1 when no secret can be read).
+/// A configuration error: one line naming the variable, exit 2.
+fn config_error(e: &chat_server::config::ConfigError) -> ExitCode {
+    eprintln!("chat-server: config error: {e}");
+    ExitCode::from(2)
+}
+
+/// `chat-server moderator-token`: a moderator credential on stdout, signed with the secret
+/// the server uses (exit 2 on a bad secret setting, name or life; 1 when there is no secret
+/// yet: it never makes one, which the server would not share).
 fn moderator_token(config: &chat_server::config::Config, name: &str, ttl_secs: u64) -> ExitCode {
-    let tokens =
-        match chat_server::auth::Tokens::load(config.token_secret.as_deref(), &config.data_dir) {
-            Ok(tokens) => tokens,
-            Err(e) => {
-                eprintln!("chat-server: moderator-token: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-    match chat_server::moderator::issue(&tokens, name, Duration::from_secs(ttl_secs)) {
+    let settings = match config.token_settings() {
+        Ok(settings) => settings,
+        Err(e) => return config_error(&e),
+    };
+    let life = Duration::from_secs(ttl_secs);
+    if let Err(e) = chat_server::moderator::check(name, life) {
+        eprintln!("chat-server: moderator-token: {e}");
+        return ExitCode::from(2);
+    }
+    let Some(tokens) =
+        chat_server::auth::Tokens::read(settings.secret.as_deref(), &config.data_dir)
+    else {
+        eprintln!(
+            "chat-server: moderator-token: no token secret: set CHAT_TOKEN_SECRET, or run the server once with CHAT_DATA_DIR {}",
+            config.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    match chat_server::moderator::issue(&tokens, name, life) {
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS

@@ -24,9 +24,10 @@ struct Claims {
     exp: i64,
 }
 
-/// A credential for `name`, valid for `ttl` (at most [`MAX_MODERATOR_TTL_SECS`]). The name
-/// follows the nickname rules.
-pub fn issue(tokens: &Tokens, name: &str, ttl: Duration) -> Result<String, String> {
+/// Why a credential for `name` valid for `ttl` cannot be issued: the name follows the
+/// nickname rules, the life is at most [`MAX_MODERATOR_TTL_SECS`]. Returns the name as
+/// normalised.
+pub fn check(name: &str, ttl: Duration) -> Result<String, String> {
     let name = validate_nickname(name).map_err(|e| format!("--name: {}", e.message))?;
     if ttl.is_zero() || ttl.as_secs() > MAX_MODERATOR_TTL_SECS {
         return Err(format!(
@@ -34,6 +35,12 @@ pub fn issue(tokens: &Tokens, name: &str, ttl: Duration) -> Result<String, Strin
             ttl.as_secs()
         ));
     }
+    Ok(name)
+}
+
+/// A credential for `name`, valid for `ttl` (see [`check`]).
+pub fn issue(tokens: &Tokens, name: &str, ttl: Duration) -> Result<String, String> {
+    let name = check(name, ttl)?;
     let now = crate::now_ms();
     let claims = Claims {
         name,

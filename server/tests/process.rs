@@ -165,3 +165,46 @@ fn create_tables_needs_dynamodb_and_prints_the_schema() {
         .collect();
     assert_eq!(names, ["ev-messages", "ev-connections", "ev-user-counter"]);
 }
+
+#[test]
+fn create_tables_refuses_a_bad_prefix_before_calling_aws() {
+    // A closed port: were the prefix not checked first, the call would fail there (exit 1).
+    let endpoint = format!("http://127.0.0.1:{}", support::free_port());
+    let (code, stderr) = run(
+        &["create-tables"],
+        &[
+            ("CHAT_DYNAMODB_TABLE_PREFIX", "bad prefix!"),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("CHAT_DYNAMODB_TIMEOUT_MS", "500"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("CHAT_DYNAMODB_TABLE_PREFIX"), "{stderr}");
+}
+
+#[test]
+fn moderator_token_never_makes_a_secret_and_checks_the_one_it_is_given() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().expect("utf-8 path");
+    // No secret anywhere: a credential signed with a secret made up here would open on no
+    // server, and the file would become the secret of a server started later.
+    let (code, stderr) = run(
+        &["moderator-token", "--name", "Ada"],
+        &[("CHAT_DATA_DIR", data_dir)],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("CHAT_TOKEN_SECRET"), "{stderr}");
+    assert!(!data.exists(), "nothing is written into {data_dir}");
+    // A secret too short to sign with is a configuration error.
+    let (code, stderr) = run(
+        &["moderator-token", "--name", "Ada"],
+        &[("CHAT_DATA_DIR", data_dir), ("CHAT_TOKEN_SECRET", "short")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("CHAT_TOKEN_SECRET"), "{stderr}");
+    assert!(!data.exists());
+}

@@ -71,6 +71,7 @@ fn cluster_seeds(url: &str) -> anyhow::Result<Vec<String>> {
 }
 
 /// A Redis deployment the fanout can connect to.
+#[derive(Clone)]
 pub enum Endpoint {
     /// Both boxed: either client is hundreds of bytes, and an endpoint is moved around.
     Single(Box<Client>),

@@ -41,10 +41,22 @@ pub use endpoint::is_cluster_url;
 pub use envelope::{Envelope, EnvelopeError, decode, encode};
 pub use keys::{channel, member, member_user, presence_key, room_of};
 
-/// Why `url` cannot be used as `CHAT_REDIS_URL` (one node or a cluster), checked at start
-/// without connecting.
-pub fn check_url(url: &str) -> Result<(), String> {
-    Endpoint::parse(url).map(|_| ()).map_err(|e| e.to_string())
+/// A `CHAT_REDIS_URL` (one node or a cluster), parsed once at start without connecting.
+/// Its `Debug` shows no part of it: the URL may carry a password.
+#[derive(Clone)]
+pub struct RedisUrl(Endpoint);
+
+impl RedisUrl {
+    /// Why `url` cannot be used, if it cannot.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        Endpoint::parse(url).map(Self).map_err(|e| e.to_string())
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(not shown)")
+    }
 }
 
 /// Fanout and presence over Redis.
@@ -58,13 +70,12 @@ impl RedisFanout {
     /// cannot be used. Must be called inside a Tokio runtime. Events from other tasks go
     /// to `hub`; the tasks run under `background`.
     pub fn new(
-        url: &str,
+        url: &RedisUrl,
         presence_ttl: Duration,
         hub: ToHub,
         background: &Background,
     ) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
-        Self::start(endpoint, presence_ttl, hub, background)
+        Self::start(url.0.clone(), presence_ttl, hub, background)
     }
 
     /// The connection settings of a single-node `url`, in the RESP3 protocol this fanout
