@@ -11,10 +11,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::Tokens;
+use crate::background::Background;
 use crate::config::{Settings, UploadSettings};
 use crate::fanout::local::LocalFanout;
 use crate::fanout::redis::RedisFanout;
-use crate::fanout::{Fanout, SinkRef};
+use crate::fanout::{Fanout, ToHub};
 use crate::http::AppState;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -82,20 +83,27 @@ pub async fn build_upload_backend(settings: &Settings) -> Backend {
     }
 }
 
-/// The fanout the settings ask for, given the hub's sink.
-/// Never waits for Redis: a task started while it is down serves and becomes ready later.
-pub fn build_fanout(settings: &Settings, sink: SinkRef) -> anyhow::Result<Box<dyn Fanout>> {
+/// The fanout the settings ask for, handing other tasks' events to `hub`, its tasks run
+/// under `background`. Never waits for Redis: a task started while it is down serves and
+/// becomes ready later.
+pub fn build_fanout(
+    settings: &Settings,
+    hub: ToHub,
+    background: &Background,
+) -> anyhow::Result<Box<dyn Fanout>> {
     if let Some(redis) = &settings.redis {
         return Ok(Box::new(RedisFanout::new(
             &redis.url,
             redis.presence_ttl,
-            sink,
+            hub,
+            background,
         )?));
     }
     Ok(Box::new(LocalFanout::new()))
 }
 
-/// Builds, binds and starts serving. `shutdown` resolving starts the drain.
+/// Builds, binds and starts serving. `shutdown` resolving starts the drain; once drained,
+/// every background task the server started is stopped ([`Background::shutdown`]).
 pub async fn start(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -119,29 +127,47 @@ pub async fn start(
         built_at: crate::build_info::BUILT_AT,
         task: settings.task_id.clone(),
     };
-    let mut fanout_error = None;
+    let background = Background::new();
     let hub = Hub::new(
         Arc::clone(&store),
-        |sink| match build_fanout(&settings, sink) {
-            Ok(f) => f,
-            Err(e) => {
-                fanout_error = Some(e);
-                Box::new(LocalFanout::new())
-            }
-        },
+        |to_hub| build_fanout(&settings, to_hub, &background),
         info,
         Arc::clone(&metrics),
         settings.outbound_queue,
         settings.ping_interval,
+        &background,
     );
-    if let Some(e) = fanout_error {
-        return Err(e);
+    let served = match hub {
+        Ok(hub) => serve(settings, store, tokens, uploads, hub, &background, shutdown).await,
+        Err(e) => Err(e),
+    };
+    if served.is_err() {
+        background.shutdown().await;
     }
+    served
+}
+
+/// Binds both listeners and serves `hub` until `shutdown`, then drains.
+async fn serve(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    tokens: Arc<Tokens>,
+    uploads: Arc<Uploads>,
+    hub: Arc<Hub>,
+    background: &Background,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
     if let Some(dynamo) = &settings.dynamodb {
         // Fleet heartbeat and rebalancing toward the weights opsctl publishes.
         let client = dynamodb::client_from_env(dynamo.timeout).await;
         let table = format!("{}connections", dynamo.table_prefix);
-        crate::rebalance::spawn(Arc::clone(&hub), Arc::clone(&store), client, table);
+        crate::rebalance::spawn(
+            Arc::clone(&hub),
+            Arc::clone(&store),
+            client,
+            table,
+            background,
+        );
     }
 
     let listener = TcpListener::bind(settings.listen)
@@ -195,6 +221,7 @@ pub async fn start(
     let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
     let drain = settings.drain;
+    let background = background.clone();
     tracing::info!(%addr, %admin_addr, store = store.name(), fanout = hub.fanout().name(), color = %settings.color, "Serving");
 
     let task = tokio::spawn(async move {
@@ -205,6 +232,7 @@ pub async fn start(
         // Stop accepting, then drain the live connections.
         let _ = stop_tx.send(true);
         hub.drain(drain).await;
+        background.shutdown().await;
         public
             .await
             .context("public listener task")?

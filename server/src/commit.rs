@@ -6,32 +6,49 @@
 //! Pipelined: one task forms batches and starts them ([`Store::start_append`] fixes their
 //! order), up to [`Store::pipeline`] at once; another answers them strictly in that order.
 //! So the next batch forms and is applied while the one before it is still being made durable.
+//! The answering task acks each sender and hands each stored message to the hub over the
+//! channel the hub reads ([`Committed`]); it never calls into the hub.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{Instrument, Span};
 
+use crate::background::Background;
 use crate::conn::Conn;
 use crate::metrics::Metrics;
-use crate::protocol::{ChatMessage, ErrorCode, Refusal, ServerFrame};
+use crate::protocol::{ChatMessage, ErrorCode, ServerFrame};
 use crate::store::{Appended, NewMessage, Store, StoreError};
 
-/// Where the commit loop reports each newly stored message (the hub: deliver, then publish).
-#[async_trait::async_trait]
-pub trait CommitSink: Send + Sync {
-    async fn committed(&self, message: &ChatMessage);
+/// What the commit loop hands the hub, in commit order.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every item is a message: boxing it would allocate once per send"
+)]
+pub enum Committed {
+    /// A message made durable (or found durable on a retry: its first attempt may have
+    /// landed unseen, so it is delivered too; every hub drops a seq it already delivered),
+    /// with its send's trace span.
+    Message(ChatMessage, Span),
+    /// Answered by the hub once it has taken every message handed over before it.
+    Barrier(oneshot::Sender<()>),
 }
 
-/// The sink as the loop holds it: the loop ends once the sink is gone.
-pub type CommitSinkRef = Weak<dyn CommitSink>;
+/// Stored messages handed over at once before the answering task waits for the hub.
+pub const HANDOFF: usize = 4096;
 
 /// Most sends in one store call.
 const MAX_BATCH: usize = 512;
 /// Sends waiting for a store call, across all connections, before new ones are refused.
 const QUEUE: usize = 16_384;
+
+/// The commit queue is full: the send was not queued.
+#[derive(Debug)]
+pub struct QueueFull {
+    pub client_msg_id: String,
+}
 
 enum Job {
     /// A send and its trace span (disabled, and free, unless traces are exported).
@@ -46,42 +63,44 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the loop; it ends when the sink is gone.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, sink: CommitSinkRef) -> Self {
+    /// Starts the loop under `background`; stored messages go to `out` (the hub's channel).
+    /// It ends when this handle is dropped or at the shutdown.
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        out: mpsc::Sender<Committed>,
+        background: &Background,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let depth = store.pipeline().max(1);
         let (started, in_flight) = mpsc::channel(depth);
         let permits = Arc::new(Semaphore::new(depth));
-        tokio::spawn(form(
-            store,
-            Arc::clone(&metrics),
-            sink.clone(),
-            rx,
-            started,
-            permits,
-        ));
-        tokio::spawn(answer(metrics, sink, in_flight));
+        background.spawn(form(store, Arc::clone(&metrics), rx, started, permits));
+        background.spawn(answer(metrics, out, in_flight));
         Self { tx }
     }
 
-    /// Queues a send; refuses it when the store is too far behind. Each send is traced as
-    /// its own root span, linked to the current span (the connection's).
-    pub fn submit(&self, conn: Arc<Conn>, message: NewMessage) -> Result<(), Refusal> {
+    /// Queues a send; gives its `client_msg_id` back when the store is too far behind
+    /// ([`QUEUE`] sends waiting). Each send is traced as its own root span, linked to the
+    /// current span (the connection's).
+    pub fn submit(&self, conn: Arc<Conn>, message: NewMessage) -> Result<(), QueueFull> {
         let span = tracing::info_span!(target: crate::telemetry::TARGET, parent: None, "chat.send");
         if !span.is_disabled() {
             span.follows_from(Span::current());
         }
         self.tx
             .try_send(Job::Send(conn, message, span))
-            .map_err(|_| {
-                Refusal::new(
-                    ErrorCode::Unavailable,
-                    "the server is saving too many messages; retry shortly",
-                )
+            .map_err(|e| match e.into_inner() {
+                Job::Send(_, message, _) => QueueFull {
+                    client_msg_id: message.client_msg_id,
+                },
+                Job::Barrier(_) => QueueFull {
+                    client_msg_id: String::new(),
+                },
             })
     }
 
-    /// Waits until every send queued so far is answered.
+    /// Waits until every send queued so far is answered and its message taken by the hub.
     pub async fn finish(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Job::Barrier(done)).await.is_ok() {
@@ -107,7 +126,6 @@ struct InFlight {
 async fn form(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    sink: CommitSinkRef,
     mut rx: mpsc::Receiver<Job>,
     started: mpsc::Sender<InFlight>,
     slots: Arc<Semaphore>,
@@ -118,7 +136,7 @@ async fn form(
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 || sink.strong_count() == 0 {
+        if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
             return;
         }
         let mut senders = Vec::with_capacity(jobs.len());
@@ -157,14 +175,14 @@ async fn form(
     }
 }
 
-/// Answers started batches in the order they were started: acks, deliveries, barriers.
+/// Answers started batches in the order they were started: acks, then the stored messages
+/// and the barriers to the hub.
 async fn answer(
     metrics: Arc<Metrics>,
-    sink: CommitSinkRef,
+    out: mpsc::Sender<Committed>,
     mut in_flight: mpsc::Receiver<InFlight>,
 ) {
     while let Some(flight) = in_flight.recv().await {
-        let Some(sink) = sink.upgrade() else { return };
         let InFlight {
             results,
             started,
@@ -190,19 +208,13 @@ async fn answer(
                             seq: m.seq,
                         });
                         match &appended {
-                            Appended::Stored(_) => {
-                                metrics.messages_in.inc();
-                            }
-                            // Found stored on a retry: its first attempt may have landed after
-                            // its call timed out, unseen by anyone, so it is delivered now too
-                            // (every hub drops a seq it already delivered).
-                            Appended::Duplicate(_) => {
-                                metrics.duplicates.inc();
-                            }
+                            Appended::Stored(_) => metrics.messages_in.inc(),
+                            Appended::Duplicate(_) => metrics.duplicates.inc(),
+                        };
+                        let message = Committed::Message(appended.into_message(), span);
+                        if out.send(message).await.is_err() {
+                            return;
                         }
-                        let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &span, "fanout.publish");
-                        // Delivers here and queues the publish: never waits on the fanout.
-                        sink.committed(appended.message()).instrument(publish).await;
                     }
                     Err(e) => {
                         metrics.sends_failed.inc();
@@ -217,7 +229,9 @@ async fn answer(
             }
         }
         for done in barriers {
-            let _ = done.send(());
+            if out.send(Committed::Barrier(done)).await.is_err() {
+                return;
+            }
         }
     }
 }

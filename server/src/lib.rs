@@ -11,8 +11,9 @@
 //! - [`hub`]: rooms -> local connections. `hub/mod.rs` the API (join, leave, send, typing,
 //!   delivery); `hub/room.rs` the pure in-order state machine; `hub/repair.rs` gap repair from
 //!   the store; `hub/lifecycle.rs` heartbeat and drain.
-//! - [`commit`]: group commit of sends to the store, then ack; reports stored messages to a
-//!   [`commit::CommitSink`] (the hub).
+//! - [`commit`]: group commit of sends to the store, then ack; hands stored messages to the
+//!   hub over the hub's channel ([`commit::Committed`]).
+//! - [`background`]: the background tasks, started and stopped under one shutdown.
 //! - [`conn`]: a connection as the hub sees it: bounded queue of pre-encoded frames, close.
 //! - [`store`]: the `Store` seam; `embedded` (redb) and `dynamodb/` (items, append, reads,
 //!   connections, admin, counts).
@@ -29,6 +30,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod build_info;
 pub mod commit;
 pub mod config;

@@ -1,5 +1,6 @@
 //! One WebSocket connection: the `hello` handshake, a read loop that turns frames into hub
-//! calls (every frame counted against the rate limit and as activity), and a writer task that
+//! calls (every frame counted against the rate limit and as activity; a refusal is a typed
+//! [`Refused`] told to the client as one `error` frame), and a writer task that
 //! drains the connection's queue of pre-encoded frames, writing several per flush. The writer
 //! ends with the connection, and a write that makes no progress for [`WRITE_TIMEOUT`] ends
 //! it: a peer that stops reading pins no task, socket or queue.
@@ -17,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::Tokens;
 use crate::conn::{self, Conn, Outbound};
-use crate::hub::Hub;
+use crate::hub::{Hub, SendRefused, SendRequest};
 use crate::inbound::{Inbound, MessageReader};
 use crate::protocol::{
     ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, JOIN_READS_BURST, MAX_FRAME_BYTES,
@@ -281,89 +282,109 @@ where
         };
         if !within {
             // A refused send names its client_msg_id so the client knows to retry it.
-            let id = match &frame {
-                ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.as_str()),
-                _ => None,
-            };
-            conn.refuse(&rate_limited(), id);
+            Refused::of(frame, rate_limited()).tell(conn);
             continue;
         }
-        let result = match frame {
-            ClientFrame::Hello { .. } => Err((
-                Refusal::new(ErrorCode::BadRequest, "hello was already received"),
-                None,
-            )),
-            ClientFrame::Join { room, after } => {
-                if !conn.is_in(&room) && join_reads.check().is_err() {
-                    Err((
-                        Refusal::new(
-                            ErrorCode::RateLimited,
-                            format!(
-                                "more than {JOIN_READS_BURST} joins of new rooms at once, then one per second; slow down"
-                            ),
-                        ),
-                        None,
-                    ))
-                } else {
-                    let joined = hub.join(conn, &room, after).await;
-                    if joined.is_ok() {
-                        // In the background: a slow store never holds up the next frames.
-                        let (hub, conn) = (Arc::clone(hub), Arc::clone(conn));
-                        tokio::spawn(async move { hub.send_receipts(&conn, &room).await });
-                    }
-                    joined.map_err(|e| (e, None))
-                }
+        if let Err(refused) = handle(hub, tokens, conn, &join_reads, frame).await {
+            refused.tell(conn);
+        }
+    }
+}
+
+/// Why a frame was refused, as the client is told.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// The frame as a whole.
+    #[error(transparent)]
+    Frame(#[from] Refusal),
+    /// A `send`: the error names its `client_msg_id`.
+    #[error(transparent)]
+    Send(#[from] SendRefused),
+}
+
+impl Refused {
+    /// `refusal` of `frame`: a send's names its `client_msg_id`.
+    fn of(frame: ClientFrame, refusal: Refusal) -> Self {
+        match frame {
+            ClientFrame::Send { client_msg_id, .. } => Refused::Send(SendRefused {
+                client_msg_id,
+                refusal,
+            }),
+            _ => Refused::Frame(refusal),
+        }
+    }
+
+    /// Sends the connection the `error` frame.
+    fn tell(&self, conn: &Conn) {
+        match self {
+            Refused::Frame(refusal) => conn.refuse(refusal, None),
+            Refused::Send(send) => conn.refuse(&send.refusal, Some(&send.client_msg_id)),
+        };
+    }
+}
+
+/// Serves one decoded frame within the rate. `join_reads` limits joins of new rooms (each
+/// reads history).
+async fn handle(
+    hub: &Arc<Hub>,
+    tokens: &Tokens,
+    conn: &Arc<Conn>,
+    join_reads: &DefaultDirectRateLimiter,
+    frame: ClientFrame,
+) -> Result<(), Refused> {
+    match frame {
+        ClientFrame::Hello { .. } => {
+            return Err(Refusal::new(ErrorCode::BadRequest, "hello was already received").into());
+        }
+        ClientFrame::Join { room, after } => {
+            if !conn.is_in(&room) && join_reads.check().is_err() {
+                return Err(Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {JOIN_READS_BURST} joins of new rooms at once, then one per second; slow down"
+                    ),
+                )
+                .into());
             }
-            ClientFrame::Leave { room } => {
-                if hub.leave(conn, &room).await {
-                    Ok(())
-                } else {
-                    Err((
-                        Refusal::new(ErrorCode::NotJoined, format!("not joined to room {room:?}")),
-                        None,
-                    ))
-                }
+            hub.join(conn, &room, after).await?;
+            hub.send_receipts_soon(conn, room);
+        }
+        ClientFrame::Leave { room } => {
+            if !hub.leave(conn, &room).await {
+                return Err(Refusal::new(
+                    ErrorCode::NotJoined,
+                    format!("not joined to room {room:?}"),
+                )
+                .into());
             }
-            ClientFrame::Send {
+        }
+        ClientFrame::Send {
+            room,
+            client_msg_id,
+            text,
+            attachment,
+        } => {
+            let send = SendRequest {
                 room,
                 client_msg_id,
                 text,
                 attachment,
-            } => {
-                let id = client_msg_id.clone();
-                match hub.check_not_muted(conn, &room).await {
-                    Ok(()) => attachment
-                        .map(|token| crate::uploads::open_attachment(tokens, conn.user.id, &token))
-                        .transpose()
-                        .and_then(|attachment| {
-                            hub.send(conn, room, client_msg_id, text, attachment)
-                        })
-                        .map_err(|e| (e, Some(id))),
-                    Err(e) => Err((e, Some(id))),
-                }
-            }
-            ClientFrame::Delete { room, seq } => {
-                hub.delete(conn, &room, seq).await.map_err(|e| (e, None))
-            }
-            ClientFrame::Read { room, seq } => hub.read(conn, &room, seq).map_err(|e| (e, None)),
-            ClientFrame::Mute {
-                room,
-                user_id,
-                secs,
-            } => hub
-                .mute(conn, &room, user_id, secs)
-                .await
-                .map_err(|e| (e, None)),
-            ClientFrame::Typing { room } => hub.typing(conn, &room).await.map_err(|e| (e, None)),
-            ClientFrame::Ping => {
-                conn.send(&ServerFrame::Pong);
-                Ok(())
-            }
-        };
-        if let Err((err, id)) = result {
-            conn.refuse(&err, id.as_deref());
+            };
+            hub.send(conn, tokens, send).await?;
+        }
+        ClientFrame::Delete { room, seq } => hub.delete(conn, &room, seq).await?,
+        ClientFrame::Read { room, seq } => hub.read(conn, &room, seq)?,
+        ClientFrame::Mute {
+            room,
+            user_id,
+            secs,
+        } => hub.mute(conn, &room, user_id, secs).await?,
+        ClientFrame::Typing { room } => hub.typing(conn, &room).await?,
+        ClientFrame::Ping => {
+            conn.send(&ServerFrame::Pong);
         }
     }
+    Ok(())
 }
 
 /// Drains the queue onto the socket: one write per frame when the queue is short, gathered

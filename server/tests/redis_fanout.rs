@@ -1,5 +1,5 @@
 //! The Redis fanout against a real `redis-server`: several fanouts in one process stand for
-//! several tasks, each with a sink that records what the hub would receive.
+//! several tasks, each with a recorder reading what the fanout hands the hub.
 
 mod support;
 
@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chat_server::background::Background;
 use chat_server::fanout::redis::{RedisFanout, channel, presence_key};
-use chat_server::fanout::{EventKind, Fanout, FanoutSink, RoomEvent, SinkRef};
+use chat_server::fanout::{EventKind, Fanout, FromOthers, RoomEvent};
 use chat_server::protocol::User;
 use parking_lot::Mutex;
 use support::{RedisServer, eventually};
@@ -26,19 +27,17 @@ struct Recorder {
     room_resyncs: Mutex<Vec<Vec<String>>>,
 }
 
-impl FanoutSink for Recorder {
-    fn deliver(&self, room: &str, event: RoomEvent) {
-        self.events.lock().push((room.to_string(), event));
-    }
-    fn resync(&self) {
-        self.resyncs.fetch_add(1, Ordering::SeqCst);
-    }
-    fn resync_rooms(&self, rooms: &[String]) {
-        self.room_resyncs.lock().push(rooms.to_vec());
-    }
-}
-
 impl Recorder {
+    fn record(&self, item: FromOthers) {
+        match item {
+            FromOthers::Event { room, event } => self.events.lock().push((room, event)),
+            FromOthers::Resync => {
+                self.resyncs.fetch_add(1, Ordering::SeqCst);
+            }
+            FromOthers::ResyncRooms(rooms) => self.room_resyncs.lock().push(rooms),
+        }
+    }
+
     fn seqs(&self, room: &str) -> Vec<u64> {
         self.events
             .lock()
@@ -52,7 +51,7 @@ impl Recorder {
     }
 }
 
-/// One "task": its fanout and its recorder (kept alive: the fanout holds it weakly).
+/// One "task": its fanout and the recorder of what it hands the hub.
 struct Task {
     fanout: RedisFanout,
     sink: Arc<Recorder>,
@@ -60,9 +59,15 @@ struct Task {
 
 fn task(redis: &RedisServer) -> Task {
     let sink = Arc::new(Recorder::default());
-    let dyn_sink: Arc<dyn FanoutSink> = sink.clone();
-    let weak: SinkRef = Arc::downgrade(&dyn_sink);
-    let fanout = RedisFanout::with_client(redis.fanout_client(), TTL, weak).expect("fanout builds");
+    let (to_hub, mut from_fanout) = tokio::sync::mpsc::unbounded_channel();
+    let recorder = Arc::clone(&sink);
+    tokio::spawn(async move {
+        while let Some(item) = from_fanout.recv().await {
+            recorder.record(item);
+        }
+    });
+    let fanout = RedisFanout::with_client(redis.fanout_client(), TTL, to_hub, &Background::new())
+        .expect("fanout builds");
     Task { fanout, sink }
 }
 

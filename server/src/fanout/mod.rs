@@ -2,13 +2,13 @@
 //! and who is present in a room across tasks.
 //!
 //! The hub always delivers to its own local connections itself; a fanout only carries events
-//! to OTHER tasks and hands theirs to this task's hub through [`FanoutSink`]. Implementations:
-//! [`local`] (one process: nothing to carry) and [`redis`] (pub/sub + presence keys).
-
-use std::sync::Weak;
+//! to OTHER tasks and hands theirs to this task's hub as [`FromOthers`] over the channel the
+//! hub reads ([`ToHub`]). Implementations: [`local`] (one process: nothing to carry) and
+//! [`redis`] (pub/sub + presence keys).
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::protocol::{ErrorCode, Refusal, User};
 
@@ -41,20 +41,23 @@ pub struct RoomEvent {
     pub json: Bytes,
 }
 
-/// Where a fanout hands events from other tasks (implemented by the hub).
-pub trait FanoutSink: Send + Sync + 'static {
+/// What a fanout hands this task's hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromOthers {
     /// An event published by another task for a room this task subscribed to.
-    fn deliver(&self, room: &str, event: RoomEvent);
+    Event { room: String, event: RoomEvent },
     /// The link to the other tasks came back after a break: events may have been lost, so
     /// catch every subscribed room up from the store.
-    fn resync(&self);
-    /// `rooms` were just subscribed: what was published before the subscription took hold
-    /// may have been missed, so catch these rooms (and only these) up from the store.
-    fn resync_rooms(&self, rooms: &[String]);
+    Resync,
+    /// These rooms were just subscribed: what was published before the subscription took
+    /// hold may have been missed, so catch these rooms (and only these) up from the store.
+    ResyncRooms(Vec<String>),
 }
 
-/// Weak so the hub (which owns the fanout) and the fanout do not keep each other alive.
-pub type SinkRef = Weak<dyn FanoutSink>;
+/// The channel a fanout hands [`FromOthers`] to the hub over (the hub owns and reads it).
+/// Unbounded like the Redis client's own push queue it is fed from: the hub's reader only
+/// queues frames, so it keeps up.
+pub type ToHub = mpsc::UnboundedSender<FromOthers>;
 
 /// Why a fanout call failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +87,7 @@ pub trait Fanout: Send + Sync + 'static {
     /// Whether the link to the other tasks is up (readiness).
     fn is_ready(&self) -> bool;
 
-    /// This task now has local members in `room`: start handing its events to the sink.
+    /// This task now has local members in `room`: start handing its events to the hub.
     /// Never blocks on the network: it records the wish and a link that is down applies it
     /// when it comes back.
     fn subscribe(&self, room: &str);

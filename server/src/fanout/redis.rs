@@ -6,14 +6,14 @@
 //! serving: `publish` fails fast (the hub has already delivered locally and the store has the
 //! message), presence answers from this task's own view, and when the link returns the
 //! subscriber resubscribes, re-registers presence, republishes what it could not publish and
-//! asks the hub to catch every room up from the store ([`FanoutSink::resync`]).
+//! asks the hub to catch every room up from the store ([`FromOthers::Resync`]).
 //!
 //! One node (`redis://`, `rediss://`) or a Redis Cluster (`redis+cluster://`,
 //! `rediss+cluster://`: ElastiCache in cluster mode), see [`endpoint`]. Every key and channel
 //! of a room carries the hash tag `{room}` ([`keys`]), so a room lives on one shard and the
 //! rooms spread over the shards.
 //!
-//! [`FanoutSink::resync`]: super::FanoutSink::resync
+//! [`FromOthers::Resync`]: super::FromOthers::Resync
 
 mod endpoint;
 mod envelope;
@@ -30,9 +30,9 @@ use ::redis::{Client, ConnectionInfo};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
-use super::{EventKind, Fanout, FanoutError, RoomEvent, SinkRef};
+use super::{EventKind, Fanout, FanoutError, RoomEvent, ToHub};
+use crate::background::Background;
 use crate::protocol::User;
 use endpoint::Endpoint;
 use state::Shared;
@@ -55,10 +55,16 @@ pub struct RedisFanout {
 impl RedisFanout {
     /// Starts the link and heartbeat tasks and returns at once: it never waits for Redis,
     /// which may be down (the task becomes ready when it arrives). Fails only on a URL that
-    /// cannot be used. Must be called inside a Tokio runtime.
-    pub fn new(url: &str, presence_ttl: Duration, sink: SinkRef) -> anyhow::Result<Self> {
+    /// cannot be used. Must be called inside a Tokio runtime. Events from other tasks go
+    /// to `hub`; the tasks run under `background`.
+    pub fn new(
+        url: &str,
+        presence_ttl: Duration,
+        hub: ToHub,
+        background: &Background,
+    ) -> anyhow::Result<Self> {
         let endpoint = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
-        Self::start(endpoint, presence_ttl, sink)
+        Self::start(endpoint, presence_ttl, hub, background)
     }
 
     /// The connection settings of a single-node `url`, in the RESP3 protocol this fanout
@@ -72,12 +78,23 @@ impl RedisFanout {
     pub fn with_client(
         client: Client,
         presence_ttl: Duration,
-        sink: SinkRef,
+        hub: ToHub,
+        background: &Background,
     ) -> anyhow::Result<Self> {
-        Self::start(Endpoint::Single(Box::new(client)), presence_ttl, sink)
+        Self::start(
+            Endpoint::Single(Box::new(client)),
+            presence_ttl,
+            hub,
+            background,
+        )
     }
 
-    fn start(endpoint: Endpoint, presence_ttl: Duration, sink: SinkRef) -> anyhow::Result<Self> {
+    fn start(
+        endpoint: Endpoint,
+        presence_ttl: Duration,
+        hub: ToHub,
+        background: &Background,
+    ) -> anyhow::Result<Self> {
         // rediss:// needs a process-wide rustls provider; keep one that another part installed.
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -90,12 +107,13 @@ impl RedisFanout {
             presence: Mutex::default(),
             backlog: Mutex::default(),
             ttl: presence_ttl,
-            sink,
+            hub,
             commands: endpoint.commands()?,
-            stop: CancellationToken::new(),
+            // Stopped by the fanout's own shutdown (or drop), or with every background task.
+            stop: background.stopping().child_token(),
         });
-        tokio::spawn(link::run_link(Arc::clone(&shared), endpoint));
-        tokio::spawn(link::run_heartbeat(Arc::clone(&shared)));
+        background.spawn(link::run_link(Arc::clone(&shared), endpoint));
+        background.spawn(link::run_heartbeat(Arc::clone(&shared)));
         Ok(Self { shared })
     }
 

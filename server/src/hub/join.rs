@@ -138,7 +138,7 @@ fn admit(st: &mut RoomState, conn: &Arc<Conn>, floor: u64, extra: Vec<(u64, Byte
 
 impl Hub {
     /// Everyone present in the room across the tasks, listed up to [`MAX_JOINED_MEMBERS`].
-    async fn present(&self, room_name: &str) -> Result<Present, Refusal> {
+    async fn present(self: &Arc<Self>, room_name: &str) -> Result<Present, Refusal> {
         let mut listed = self.fanout.presence(room_name).await?;
         let online = listed.len();
         listed.truncate(MAX_JOINED_MEMBERS);
@@ -148,7 +148,7 @@ impl Hub {
     /// Joins `conn` to `room` and queues the `joined` frame; with `after`, every message
     /// above it (up to the catch-up limits), else the latest page.
     pub async fn join(
-        &self,
+        self: &Arc<Self>,
         conn: &Arc<Conn>,
         room_name: &str,
         after: Option<u64>,
@@ -167,7 +167,7 @@ impl Hub {
 
     /// A repeated `join`: the room's settled seq and members, no messages and no store read
     /// (the connection already receives every message live), so repeating it costs little.
-    async fn rejoin(&self, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
+    async fn rejoin(self: &Arc<Self>, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
         let present = self.present(room_name).await?;
         let last_seq = self
             .room(room_name)
@@ -186,7 +186,7 @@ impl Hub {
 
     /// A first join failed: take back the presence it added and drop the room when nobody
     /// else is in it (unsubscribing, and forgetting anything it held).
-    async fn undo_join(&self, conn: &Arc<Conn>, room_name: &str) {
+    async fn undo_join(self: &Arc<Self>, conn: &Arc<Conn>, room_name: &str) {
         let user_still_here = {
             let mut rooms = self.rooms.write();
             match rooms.get(room_name).cloned() {
@@ -216,7 +216,7 @@ impl Hub {
     /// serialised again, so a crowd arriving at once, or a flood of joins, costs little.
     /// False when memory cannot answer (the store path then does).
     async fn join_from_memory(
-        &self,
+        self: &Arc<Self>,
         conn: &Arc<Conn>,
         room_name: &str,
         after: Option<u64>,
@@ -298,7 +298,7 @@ impl Hub {
 
     /// What follows a member's admission, outside the room's lock.
     async fn admitted(
-        &self,
+        self: &Arc<Self>,
         room: &Arc<Room>,
         conn: &Arc<Conn>,
         admitted: Admitted,
@@ -316,7 +316,7 @@ impl Hub {
     }
 
     async fn join_inner(
-        &self,
+        self: &Arc<Self>,
         conn: &Arc<Conn>,
         room_name: &str,
         after: Option<u64>,

@@ -31,17 +31,16 @@ impl Hub {
 
     /// Pings every connection each `ping_every` (answers count as activity) and reports the
     /// live ones to the store each [`HEARTBEAT`].
-    pub(super) fn spawn_heartbeat(&self) {
-        let me = self.me.clone();
+    pub(super) fn spawn_heartbeat(self: &Arc<Self>) {
+        let hub = Arc::clone(self);
         let ping_every = self.ping_every;
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let ping = conn::ping_frame();
             let mut tick = tokio::time::interval(ping_every.min(HEARTBEAT));
             tick.tick().await;
             let mut last_touch = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
-                let Some(hub) = me.upgrade() else { return };
                 let conns = hub.live_connections();
                 for c in &conns {
                     c.push(ping.clone());
@@ -78,7 +77,7 @@ impl Hub {
     /// Drains the task: refuses new connections, sends every connection `reconnect` then a
     /// 1012 close, spread evenly over `window`, waits for their tasks to end, finishes pending
     /// sends and flushes the store.
-    pub async fn drain(&self, window: Duration) {
+    pub async fn drain(self: &Arc<Self>, window: Duration) {
         self.draining.store(true, Ordering::Relaxed);
         self.metrics.draining.set(1);
         let conns = self.live_connections();

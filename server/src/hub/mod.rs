@@ -1,15 +1,21 @@
 //! The hub: rooms and the local connections joined to them. It hands every event to each
 //! local member's queue as the SAME pre-encoded bytes, keeps each room's messages in seq order
 //! (holding early arrivals until the gap fills, or catching up from the store), and keeps
-//! presence. Events from other tasks arrive through [`FanoutSink`]; the hub's own events are
-//! delivered locally and then published to the other tasks.
+//! presence.
 //!
-//! The folder: this file is the hub's public API (connections, leave, send, typing,
-//! delivery); [`join`] joining a room (the member's floor, undoing a failed join); [`room`]
-//! the pure per-room state machine; [`repair`] gap repair and the settling of missing seqs;
-//! [`publish`] per-room publish lanes; [`presence`] big rooms' presence summaries; [`records`]
-//! the connection records' batched writes;
-//! [`lifecycle`] heartbeat and drain.
+//! Events flow one way. The hub owns two channels and reads them: the commit loop hands it
+//! every stored message ([`Committed`]) and the fanout every event of another task
+//! ([`FromOthers`]); neither calls back into the hub. The hub's own events are delivered
+//! locally and then published to the other tasks. Every task the hub starts runs under the
+//! server's one [`Background`] and stops with it.
+//!
+//! The folder: this file is the hub's public API (connections, leave, typing, delivery, the
+//! two channels' readers); [`send`] the checks of a `send`, in order, then the commit;
+//! [`join`] joining a room (the member's floor, undoing a failed join); [`room`] the pure
+//! per-room state machine; [`repair`] gap repair and the settling of missing seqs;
+//! [`publish`] per-room publish lanes; [`presence`] big rooms' presence summaries;
+//! [`moderate`] delete, mute and the mutes' cache; [`receipts`] read positions; [`records`]
+//! the connection records' batched writes; [`lifecycle`] heartbeat and drain.
 //!
 //! Locks: the room map (`rooms`) may be taken before a room's state, never after; `records`
 //! may be taken before `conns`, never after; no lock is held across an await.
@@ -23,6 +29,7 @@ mod receipts;
 mod records;
 mod repair;
 mod room;
+mod send;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,19 +40,20 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::commit::{CommitSink, Committer};
+use crate::background::Background;
+use crate::commit::{Committed, Committer};
 use crate::conn::{self, Conn, Outbound, QueueLimits};
-use crate::fanout::{EventKind, Fanout, FanoutSink, RoomEvent};
+use crate::fanout::{EventKind, Fanout, FromOthers, RoomEvent, ToHub};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    Attachment, ChatMessage, ErrorCode, Refusal, ServerFrame, ServerInfo, User,
-    validate_client_msg_id, validate_room, validate_text,
+    ChatMessage, ErrorCode, Refusal, ServerFrame, ServerInfo, User, validate_room,
 };
-use crate::store::{ConnectionRecord, NewMessage, Store};
+use crate::store::{ConnectionRecord, Store};
 pub use lifecycle::HEARTBEAT;
 pub use moderate::MUTE_REFRESH;
 use repair::GAP_WAIT;
 use room::Room;
+pub use send::{SendRefused, SendRequest};
 
 /// Where a connection's record stands in the store.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -82,8 +90,8 @@ pub struct Hub {
     mutes: moderate::Mutes,
     /// Read positions of the rooms this task serves (`receipts`).
     receipts: receipts::Receipts,
-    /// Weak self for background tasks the hub spawns.
-    me: std::sync::Weak<Hub>,
+    /// Where the hub's background work runs (stopped with the server).
+    background: Background,
     pub info: ServerInfo,
     pub metrics: Arc<Metrics>,
     /// Outbound queue bounds of each connection.
@@ -93,43 +101,85 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Builds the hub; `make_fanout` receives the sink through which the fanout reaches it.
+    /// Builds the hub and starts its work under `background`; `make_fanout` receives the
+    /// channel over which the fanout hands the hub events of other tasks.
     pub fn new(
         store: Arc<dyn Store>,
-        make_fanout: impl FnOnce(crate::fanout::SinkRef) -> Box<dyn Fanout>,
+        make_fanout: impl FnOnce(ToHub) -> anyhow::Result<Box<dyn Fanout>>,
         info: ServerInfo,
         metrics: Arc<Metrics>,
         queue: QueueLimits,
         ping_every: Duration,
-    ) -> Arc<Self> {
-        let hub = Arc::new_cyclic(|me: &std::sync::Weak<Hub>| {
-            let sink: crate::fanout::SinkRef = me.clone();
-            let commit_sink: crate::commit::CommitSinkRef = me.clone();
-            Hub {
-                committer: Committer::start(Arc::clone(&store), Arc::clone(&metrics), commit_sink),
-                fanout: make_fanout(sink),
-                recorder: records::Recorder::start(Arc::clone(&store)),
-                store,
-                rooms: RwLock::default(),
-                conns: Mutex::default(),
-                next_conn: AtomicU64::new(1),
-                draining: AtomicBool::new(false),
-                tasks: TaskTracker::new(),
-                lanes: publish::Lanes::default(),
-                records: Mutex::default(),
-                mutes: moderate::Mutes::default(),
-                receipts: receipts::Receipts::default(),
-                me: me.clone(),
-                info,
-                metrics,
-                queue,
-                ping_every,
-            }
+        background: &Background,
+    ) -> anyhow::Result<Arc<Self>> {
+        let (committed_tx, committed) = mpsc::channel(crate::commit::HANDOFF);
+        let (others_tx, others) = mpsc::unbounded_channel();
+        let fanout = make_fanout(others_tx)?;
+        let hub = Arc::new(Hub {
+            committer: Committer::start(
+                Arc::clone(&store),
+                Arc::clone(&metrics),
+                committed_tx,
+                background,
+            ),
+            fanout,
+            recorder: records::Recorder::start(Arc::clone(&store), background),
+            store,
+            rooms: RwLock::default(),
+            conns: Mutex::default(),
+            next_conn: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+            lanes: publish::Lanes::default(),
+            records: Mutex::default(),
+            mutes: moderate::Mutes::default(),
+            receipts: receipts::Receipts::default(),
+            background: background.clone(),
+            info,
+            metrics,
+            queue,
+            ping_every,
         });
+        background.spawn(Arc::clone(&hub).take_committed(committed));
+        background.spawn(Arc::clone(&hub).take_from_others(others));
         hub.spawn_heartbeat();
         hub.spawn_audit();
         hub.spawn_receipts();
-        hub
+        Ok(hub)
+    }
+
+    /// Reads the commit loop's channel: each stored message is delivered here, then queued
+    /// for the other tasks (never waiting on the fanout); a barrier is answered once every
+    /// message before it was.
+    async fn take_committed(self: Arc<Self>, mut committed: mpsc::Receiver<Committed>) {
+        while let Some(item) = committed.recv().await {
+            match item {
+                Committed::Message(message, send) => {
+                    let publish = tracing::info_span!(target: crate::telemetry::TARGET, parent: &send, "fanout.publish");
+                    publish.in_scope(|| self.publish_committed(&message));
+                }
+                Committed::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// Reads the fanout's channel: events of other tasks, and the catch-ups a link that
+    /// came back (or a new subscription) calls for.
+    async fn take_from_others(self: Arc<Self>, mut others: mpsc::UnboundedReceiver<FromOthers>) {
+        while let Some(item) = others.recv().await {
+            match item {
+                FromOthers::Event { room, event } => {
+                    if event.kind == EventKind::Receipts {
+                        self.deliver_receipts(&room, &event.json);
+                    }
+                    self.deliver_local(&room, &event);
+                }
+                FromOthers::Resync => self.resync_all(),
+                FromOthers::ResyncRooms(rooms) => self.resync_named(&rooms),
+            }
+        }
     }
 
     /// The connections of this task (for `rebalance`), those on their way out included
@@ -164,7 +214,7 @@ impl Hub {
     /// Forgets a connection whose socket ended: leaves its rooms.
     /// The record is removed before the connection leaves the map (and its task ends), so a
     /// draining task never exits with live-looking records behind it.
-    pub async fn disconnect(&self, conn: &Arc<Conn>) {
+    pub async fn disconnect(self: &Arc<Self>, conn: &Arc<Conn>) {
         conn.mark_ending();
         if !self.conns.lock().contains_key(&conn.id) {
             return;
@@ -191,7 +241,7 @@ impl Hub {
     /// Queues the connection's record (its rooms now) for the next batch, never after its
     /// removal. Called when its rooms change: a connection is recorded from its first join
     /// on, as a member of the audience.
-    fn record_connection(&self, conn: &Conn) {
+    fn record_connection(self: &Arc<Self>, conn: &Conn) {
         let record = ConnectionRecord {
             conn_id: conn.key.clone(),
             user_id: conn.user.id,
@@ -217,7 +267,7 @@ impl Hub {
     }
 
     /// The room, created (and subscribed) when absent.
-    fn room_or_create(&self, name: &str) -> Arc<Room> {
+    fn room_or_create(self: &Arc<Self>, name: &str) -> Arc<Room> {
         if let Some(room) = self.room(name) {
             return room;
         }
@@ -239,12 +289,12 @@ impl Hub {
 
     /// Removes `conn` from `room`; announces the user's departure when it was their last
     /// connection there.
-    pub async fn leave(&self, conn: &Arc<Conn>, room_name: &str) -> bool {
+    pub async fn leave(self: &Arc<Self>, conn: &Arc<Conn>, room_name: &str) -> bool {
         self.leave_room(conn, room_name, true).await
     }
 
     /// `leave`, re-recording the connection's rooms in the store when `record`.
-    async fn leave_room(&self, conn: &Arc<Conn>, room_name: &str, record: bool) -> bool {
+    async fn leave_room(self: &Arc<Self>, conn: &Arc<Conn>, room_name: &str, record: bool) -> bool {
         if !conn.remove_room(room_name) {
             return false;
         }
@@ -292,39 +342,12 @@ impl Hub {
         true
     }
 
-    /// Accepts a `send`: validates it and queues it for the group commit. The ack (or an
-    /// `unavailable` error) follows when the store has answered. `attachment` was checked by
-    /// the caller (its signed token).
-    pub fn send(
-        &self,
-        conn: &Arc<Conn>,
-        room: String,
-        client_msg_id: String,
-        text: String,
-        attachment: Option<Attachment>,
-    ) -> Result<(), Refusal> {
-        validate_room(&room)?;
-        validate_client_msg_id(&client_msg_id)?;
-        if !conn.is_in(&room) {
-            return Err(Refusal::new(
-                ErrorCode::NotJoined,
-                format!("join room {room:?} before sending to it"),
-            ));
-        }
-        validate_text(&text, attachment.is_some())?;
-        let message = NewMessage {
-            room,
-            user: conn.user.clone(),
-            client_msg_id,
-            text,
-            ts: crate::now_ms(),
-            attachment: attachment.map(Box::new),
-        };
-        self.committer.submit(Arc::clone(conn), message)
-    }
-
     /// Tells the room's other members that `conn`'s user is typing.
-    pub async fn typing(&self, conn: &Arc<Conn>, room_name: &str) -> Result<(), Refusal> {
+    pub async fn typing(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        room_name: &str,
+    ) -> Result<(), Refusal> {
         validate_room(room_name)?;
         if !conn.is_in(room_name) {
             return Err(Refusal::new(
@@ -355,7 +378,7 @@ impl Hub {
 
     /// A message this task made durable (or found durable on a retry): deliver locally, then
     /// queue it for the other tasks. Never waits on the fanout.
-    fn publish_committed(&self, message: &ChatMessage) {
+    fn publish_committed(self: &Arc<Self>, message: &ChatMessage) {
         let json = ServerFrame::Message(message).to_json();
         let event = RoomEvent {
             kind: EventKind::Message { seq: message.seq },
@@ -366,7 +389,7 @@ impl Hub {
     }
 
     /// Tells the room (here and on other tasks) that `user` joined or left it.
-    async fn announce(&self, room: &Room, user: &User, online: usize, joined: bool) {
+    async fn announce(self: &Arc<Self>, room: &Room, user: &User, online: usize, joined: bool) {
         let json = ServerFrame::Presence {
             room: &room.name,
             online,
@@ -378,7 +401,7 @@ impl Hub {
         self.emit(room, RoomEvent { kind, json }).await;
     }
 
-    async fn emit(&self, room: &Room, event: RoomEvent) {
+    async fn emit(self: &Arc<Self>, room: &Room, event: RoomEvent) {
         self.deliver_local(&room.name, &event);
         if let Err(e) = self.fanout.publish(&room.name, &event).await {
             tracing::debug!(error = %e, "Could not publish event");
@@ -386,12 +409,12 @@ impl Hub {
     }
 
     /// In [`presence::SUMMARY_EVERY`], sends the room's gathered presence changes as one frame.
-    fn send_presence_summary(&self, room_name: &str) {
-        let me = self.me.clone();
+    fn send_presence_summary(self: &Arc<Self>, room_name: &str) {
+        let hub = Arc::clone(self);
         let room_name = room_name.to_string();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             tokio::time::sleep(presence::SUMMARY_EVERY).await;
-            let Some(room) = me.upgrade().and_then(|hub| hub.room(&room_name)) else {
+            let Some(room) = hub.room(&room_name) else {
                 return;
             };
             let mut st = room.state.lock();
@@ -401,7 +424,7 @@ impl Hub {
         });
     }
 
-    fn deliver_local(&self, room_name: &str, event: &RoomEvent) {
+    fn deliver_local(self: &Arc<Self>, room_name: &str, event: &RoomEvent) {
         let Some(room) = self.room(room_name) else {
             return;
         };
@@ -442,34 +465,10 @@ impl Hub {
     }
 
     /// The `GET /api/rooms/{room}` view: last seq and presence across tasks.
-    pub async fn room_info(&self, room: &str) -> Result<(u64, Vec<User>), Refusal> {
+    pub async fn room_info(self: &Arc<Self>, room: &str) -> Result<(u64, Vec<User>), Refusal> {
         validate_room(room)?;
         let last = self.store.last_seq(room).await?;
         let members = self.fanout.presence(room).await?;
         Ok((last, members))
-    }
-}
-
-#[async_trait::async_trait]
-impl CommitSink for Hub {
-    async fn committed(&self, message: &ChatMessage) {
-        self.publish_committed(message);
-    }
-}
-
-impl FanoutSink for Hub {
-    fn deliver(&self, room: &str, event: RoomEvent) {
-        if event.kind == EventKind::Receipts {
-            self.deliver_receipts(room, &event.json);
-        }
-        self.deliver_local(room, &event);
-    }
-
-    fn resync(&self) {
-        self.resync_all();
-    }
-
-    fn resync_rooms(&self, rooms: &[String]) {
-        self.resync_named(rooms);
     }
 }

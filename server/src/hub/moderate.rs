@@ -1,6 +1,6 @@
 //! Moderation in the hub: a moderator's `delete` (a tombstone in the store, then a `deleted`
 //! event to the room on every task) and `mute` (a mute record in the store, then a `muted`
-//! event every task applies), and the check that stops a muted user's `send`.
+//! event every task applies), and the cache of mutes a `send` is checked against (`send`).
 //!
 //! Each task keeps a room's mutes in memory, read from the store when the room opens on the
 //! task (in the background), when a send finds them missing (the send waits) or older than [`MUTE_REFRESH`] (one background read; sends go on
@@ -153,7 +153,12 @@ fn joined(conn: &Conn, room: &str, action: &str) -> Result<(), Refusal> {
 impl Hub {
     /// A moderator's `delete`: the message at `seq` becomes its tombstone in the store, and
     /// every member of the room on every task gets `deleted`.
-    pub async fn delete(&self, conn: &Arc<Conn>, room_name: &str, seq: u64) -> Result<(), Refusal> {
+    pub async fn delete(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        room_name: &str,
+        seq: u64,
+    ) -> Result<(), Refusal> {
         let moderator = moderator_of(conn, "delete messages")?;
         joined(conn, room_name, "delete messages")?;
         let Some(tombstone) = self.store.delete_message(room_name, seq).await? else {
@@ -190,7 +195,7 @@ impl Hub {
     /// A moderator's `mute`: `user_id` may not send in the room for `secs` (0 lifts it), on
     /// every task. The muted user's connections and the moderator get `muted`.
     pub async fn mute(
-        &self,
+        self: &Arc<Self>,
         conn: &Arc<Conn>,
         room_name: &str,
         user_id: u64,
@@ -230,38 +235,25 @@ impl Hub {
         Ok(())
     }
 
-    /// Refuses a `send` by a user muted in the room (`muted`, saying for how long).
-    pub async fn check_not_muted(&self, conn: &Conn, room: &str) -> Result<(), Refusal> {
-        if validate_room(room).is_err() || !conn.is_in(room) {
-            // `send` names those errors itself.
-            return Ok(());
-        }
-        let user_id = conn.user.id;
-        let until = match self.mutes.known(room, user_id, Instant::now()) {
+    /// Until when `user_id` is muted in `room` (ms since the epoch), from this task's copy:
+    /// read from the store first when there is none, refreshed in the background when stale.
+    pub(super) async fn muted_until(
+        self: &Arc<Self>,
+        room: &str,
+        user_id: u64,
+    ) -> Result<Option<i64>, Refusal> {
+        Ok(match self.mutes.known(room, user_id, Instant::now()) {
             Known::Until(until) => until,
             Known::Stale(until) => {
                 self.refresh_mutes(room);
                 until
             }
             Known::Missing => self.read_mutes(room).await?.get(&user_id).copied(),
-        };
-        let now = crate::now_ms();
-        match until {
-            Some(until) if until > now => {
-                let secs = (until - now + 999) / 1000;
-                Err(Refusal::new(
-                    ErrorCode::Muted,
-                    format!(
-                        "a moderator muted you in room {room:?}; you may send again in {secs} s"
-                    ),
-                ))
-            }
-            _ => Ok(()),
-        }
+        })
     }
 
     /// Reads the room's mutes from the store into this task's copy.
-    async fn read_mutes(&self, room: &str) -> Result<HashMap<u64, i64>, Refusal> {
+    async fn read_mutes(self: &Arc<Self>, room: &str) -> Result<HashMap<u64, i64>, Refusal> {
         let read_at = Instant::now();
         let mutes = self.store.mutes(room, crate::now_ms()).await?;
         let until: HashMap<u64, i64> = mutes.iter().map(|m| (m.user_id, m.until_ms)).collect();
@@ -271,18 +263,17 @@ impl Hub {
 
     /// [`Hub::read_mutes`] in the background; sends meanwhile use the copy already here (or,
     /// with none yet, read it themselves).
-    pub(super) fn refresh_mutes(&self, room: &str) {
-        let me = self.me.clone();
+    pub(super) fn refresh_mutes(self: &Arc<Self>, room: &str) {
+        let hub = Arc::clone(self);
         let room = room.to_string();
-        tokio::spawn(async move {
-            let Some(hub) = me.upgrade() else { return };
+        self.background.spawn(async move {
             if hub.read_mutes(&room).await.is_err() {
                 hub.mutes.refresh_failed(&room);
             }
         });
     }
 
-    async fn emit_moderation(&self, room_name: &str, event: RoomEvent) {
+    async fn emit_moderation(self: &Arc<Self>, room_name: &str, event: RoomEvent) {
         self.deliver_local(room_name, &event);
         if let Err(e) = self.fanout.publish(room_name, &event).await {
             tracing::warn!(error = %e, room = room_name, "Could not publish a moderation event");
@@ -293,7 +284,7 @@ impl Hub {
     /// `deleted` to everyone (and the seq's frames held or remembered become its tombstone),
     /// `muted` to the muted user (and the mute applied to this task's cache).
     pub(super) fn deliver_moderation(
-        &self,
+        self: &Arc<Self>,
         room_name: &str,
         st: &mut super::room::RoomState,
         event: &RoomEvent,

@@ -6,6 +6,7 @@
 //! the store when their audit or a later message shows the gap.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -28,7 +29,7 @@ pub(super) struct Lanes {
 
 impl Hub {
     /// Queues `event` for publishing on `room`'s lane (started when absent). Never waits.
-    pub(super) fn publish_in_order(&self, room: &str, event: RoomEvent) {
+    pub(super) fn publish_in_order(self: &Arc<Self>, room: &str, event: RoomEvent) {
         let mut lanes = self.lanes.by_room.lock();
         let event = match lanes.get(room) {
             Some(tx) => match tx.try_send(event) {
@@ -45,17 +46,16 @@ impl Hub {
         // A fresh channel has room for one.
         let _ = tx.try_send(event);
         lanes.insert(room.to_string(), tx);
-        let me = self.me.clone();
-        let room = room.to_string();
-        tokio::spawn(lane(me, room, rx));
+        self.background
+            .spawn(lane(Arc::clone(self), room.to_string(), rx));
     }
 }
 
-async fn lane(me: std::sync::Weak<Hub>, room: String, mut rx: mpsc::Receiver<RoomEvent>) {
+/// Publishes a room's queued events in order; ends when idle for [`LANE_IDLE`].
+async fn lane(hub: Arc<Hub>, room: String, mut rx: mpsc::Receiver<RoomEvent>) {
     loop {
         match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
             Ok(Some(event)) => {
-                let Some(hub) = me.upgrade() else { return };
                 let started = std::time::Instant::now();
                 if let Err(e) = hub.fanout.publish(&room, &event).await {
                     // Other tasks catch up from the store when their link returns.
@@ -67,7 +67,6 @@ async fn lane(me: std::sync::Weak<Hub>, room: String, mut rx: mpsc::Receiver<Roo
             }
             Ok(None) => return,
             Err(_) => {
-                let Some(hub) = me.upgrade() else { return };
                 let mut lanes = hub.lanes.by_room.lock();
                 // Senders queue under this lock: with nothing queued, closing loses nothing.
                 if rx.is_empty() {

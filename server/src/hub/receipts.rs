@@ -143,7 +143,12 @@ impl Receipts {
 impl Hub {
     /// A member's `read`: its user has seen `room` up to `seq`. Raises the position (never
     /// lowers it); the flush sends and stores it.
-    pub fn read(&self, conn: &Arc<Conn>, room_name: &str, seq: u64) -> Result<(), Refusal> {
+    pub fn read(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        room_name: &str,
+        seq: u64,
+    ) -> Result<(), Refusal> {
         validate_room(room_name)?;
         if !conn.is_in(room_name) {
             return Err(Refusal::new(
@@ -165,9 +170,17 @@ impl Hub {
         Ok(())
     }
 
+    /// [`Hub::send_receipts`] in the background: a slow store never holds up the
+    /// connection's next frames.
+    pub fn send_receipts_soon(self: &Arc<Self>, conn: &Arc<Conn>, room_name: String) {
+        let (hub, conn) = (Arc::clone(self), Arc::clone(conn));
+        self.background
+            .spawn(async move { hub.send_receipts(&conn, &room_name).await });
+    }
+
     /// Sends `conn` every known read position of the room it just joined (reading the
     /// store's once per room on this task).
-    pub async fn send_receipts(&self, conn: &Arc<Conn>, room_name: &str) {
+    pub async fn send_receipts(self: &Arc<Self>, conn: &Arc<Conn>, room_name: &str) {
         let seen = match self.receipts.all(room_name) {
             Some(seen) => seen,
             None => match self.store.read_positions(room_name).await {
@@ -190,7 +203,7 @@ impl Hub {
     }
 
     /// Receipts from another task: merge them, and pass the frame to the local members.
-    pub(super) fn deliver_receipts(&self, room_name: &str, json: &[u8]) {
+    pub(super) fn deliver_receipts(self: &Arc<Self>, room_name: &str, json: &[u8]) {
         #[derive(Deserialize)]
         struct Receipts {
             seen: Vec<(u64, u64)>,
@@ -205,14 +218,13 @@ impl Hub {
 
     /// Every [`RECEIPTS_FLUSH_MS`]: each room's moved positions to its members here and on
     /// the other tasks, and the due ones to the store.
-    pub(super) fn spawn_receipts(&self) {
-        let me = self.me.clone();
-        tokio::spawn(async move {
+    pub(super) fn spawn_receipts(self: &Arc<Self>) {
+        let hub = Arc::clone(self);
+        self.background.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(RECEIPTS_FLUSH_MS));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(hub) = me.upgrade() else { return };
                 let live = |room: &str| hub.room(room).is_some();
                 for flush in hub.receipts.take(Instant::now(), &live) {
                     hub.flush_receipts(flush).await;
@@ -223,7 +235,7 @@ impl Hub {
 
     /// While draining: stores every position raised here and not stored yet, so a restart
     /// loses none.
-    pub(super) async fn store_all_receipts(&self) {
+    pub(super) async fn store_all_receipts(self: &Arc<Self>) {
         for (room, seen) in self.receipts.take_unstored() {
             if let Err(e) = self.store.put_read_positions(&room, &seen).await {
                 tracing::warn!(error = %e, room, "Could not store read positions while draining");
@@ -231,7 +243,7 @@ impl Hub {
         }
     }
 
-    async fn flush_receipts(&self, flush: Flush) {
+    async fn flush_receipts(self: &Arc<Self>, flush: Flush) {
         if !flush.moved.is_empty() {
             let json = ServerFrame::Receipts {
                 room: &flush.room,

@@ -8,12 +8,13 @@
 //! join ever waits for it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::background::Background;
 use crate::store::{ConnectionChange, ConnectionRecord, Store};
 
 /// How often queued changes are written.
@@ -37,24 +38,22 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder writing to `store`, with its writer running until the recorder is dropped.
-    pub(super) fn start(store: Arc<dyn Store>) -> Arc<Self> {
+    /// A recorder writing to `store`, with its writer running under `background` (the
+    /// drain's last [`Recorder::flush`] writes what queued after the writer's last turn).
+    pub(super) fn start(store: Arc<dyn Store>, background: &Background) -> Arc<Self> {
         let recorder = Arc::new(Recorder {
             store,
             queue: Mutex::default(),
             flushing: tokio::sync::Mutex::default(),
             done: watch::Sender::new(0),
         });
-        let weak: Weak<Recorder> = Arc::downgrade(&recorder);
-        tokio::spawn(async move {
+        let writer = Arc::clone(&recorder);
+        background.spawn(async move {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(recorder) = weak.upgrade() else {
-                    return;
-                };
-                recorder.flush().await;
+                writer.flush().await;
             }
         });
         recorder

@@ -41,7 +41,7 @@ impl Hub {
     /// Repairs `room` in the background unless a repair is already running: waits `first`,
     /// then reads the store until no gap is left, waiting `retry` (doubling, at most
     /// [`MAX_RETRY`]) between reads.
-    pub(super) fn repair(&self, room: &Arc<Room>, first: Duration, retry: Duration) {
+    pub(super) fn repair(self: &Arc<Self>, room: &Arc<Room>, first: Duration, retry: Duration) {
         {
             let mut st = room.state.lock();
             if st.repairing || st.closed {
@@ -49,9 +49,9 @@ impl Hub {
             }
             st.repairing = true;
         }
-        let Some(hub) = self.me.upgrade() else { return };
+        let hub = Arc::clone(self);
         let room = Arc::clone(room);
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             if !first.is_zero() {
                 tokio::time::sleep(first).await;
             }
@@ -74,7 +74,7 @@ impl Hub {
 
     /// Reads the store after the room's last settled seq, delivers what it finds, and settles
     /// seqs missing for too long. Returns true when no gap is left (and clears `repairing`).
-    pub(super) async fn catch_up(&self, room: &Arc<Room>) -> bool {
+    pub(super) async fn catch_up(self: &Arc<Self>, room: &Arc<Room>) -> bool {
         loop {
             let Some(last) = room.state.lock().last_seq else {
                 room.state.lock().repairing = false;
@@ -139,13 +139,13 @@ impl Hub {
     }
 
     /// The fanout link came back: every room may have missed events; repair them all.
-    pub(super) fn resync_all(&self) {
+    pub(super) fn resync_all(self: &Arc<Self>) {
         let rooms: Vec<Arc<Room>> = self.rooms.read().values().cloned().collect();
         self.resync(rooms);
     }
 
     /// Repairs `names` (rooms gone meanwhile are skipped).
-    pub(super) fn resync_named(&self, names: &[String]) {
+    pub(super) fn resync_named(self: &Arc<Self>, names: &[String]) {
         let rooms: Vec<Arc<Room>> = {
             let map = self.rooms.read();
             names.iter().filter_map(|n| map.get(n).cloned()).collect()
@@ -153,21 +153,20 @@ impl Hub {
         self.resync(rooms);
     }
 
-    fn resync(&self, rooms: Vec<Arc<Room>>) {
+    fn resync(self: &Arc<Self>, rooms: Vec<Arc<Room>>) {
         for room in rooms {
             self.repair(&room, Duration::ZERO, RESYNC_RETRY);
         }
     }
 
     /// Compares every room's counter with what it settled, and repairs rooms that are behind.
-    pub(super) fn spawn_audit(&self) {
-        let me = self.me.clone();
-        tokio::spawn(async move {
+    pub(super) fn spawn_audit(self: &Arc<Self>) {
+        let hub = Arc::clone(self);
+        self.background.spawn(async move {
             let mut tick = tokio::time::interval(AUDIT_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(hub) = me.upgrade() else { return };
                 let rooms: Vec<Arc<Room>> = hub
                     .rooms
                     .read()

@@ -30,6 +30,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::seq::SliceRandom;
 
+use crate::background::Background;
 use crate::conn::{self, Conn};
 use crate::hub::Hub;
 use crate::protocol::ServerFrame;
@@ -53,17 +54,29 @@ pub const BEAT: Duration = Duration::from_secs(1);
 /// `retry_after_ms` of a `rebalance` reconnect.
 const RETRY_AFTER_MS: u64 = 100;
 
-/// Starts the heartbeat / rebalance loop of this task.
-pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String) {
-    tokio::spawn(async move {
+/// Starts the heartbeat / rebalance loop of this task under `background`. It removes the
+/// task's heartbeat and ends once the hub drains (or at the shutdown, whichever is first).
+pub fn spawn(
+    hub: Arc<Hub>,
+    store: Arc<dyn Store>,
+    client: Client,
+    table: String,
+    background: &Background,
+) {
+    let stop = background.stopping().clone();
+    let sheds = background.clone();
+    background.spawn_graceful(async move {
         let task = hub.info.task.clone();
         let color = hub.info.color.clone();
         let mut tick = tokio::time::interval(BEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: Option<LastShed> = None;
         loop {
-            tick.tick().await;
-            if hub.is_draining() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => {}
+            }
+            if hub.is_draining() || stop.is_cancelled() {
                 if let Err(e) = forget(&client, &table, &task).await {
                     tracing::warn!(error = %e, "Removing the fleet heartbeat failed");
                 }
@@ -98,7 +111,7 @@ pub fn spawn(hub: Arc<Hub>, store: Arc<dyn Store>, client: Client, table: String
                 green = control.green,
                 "Rebalancing: shedding connections toward the weights"
             );
-            shed(&hub, n as usize, control.window);
+            shed(&hub, n as usize, control.window, &sheds);
             let window_ms = i64::try_from(control.window.as_millis()).unwrap_or(i64::MAX);
             last = Some(LastShed {
                 until_ms: now.saturating_add(window_ms),
@@ -117,7 +130,7 @@ fn live(hub: &Hub) -> Vec<Arc<Conn>> {
 
 /// Sends `n` random connections `reconnect` (reason `rebalance`) then 1012, spread over
 /// `window`, in the background.
-fn shed(hub: &Arc<Hub>, n: usize, window: Duration) {
+fn shed(hub: &Arc<Hub>, n: usize, window: Duration, background: &Background) {
     let mut conns = live(hub);
     conns.shuffle(&mut rand::rng());
     conns.truncate(n);
@@ -129,7 +142,7 @@ fn shed(hub: &Arc<Hub>, n: usize, window: Duration) {
         .to_json(),
     );
     let step = window.checked_div(n.max(1) as u32).unwrap_or_default();
-    tokio::spawn(async move {
+    background.spawn(async move {
         let start = tokio::time::Instant::now();
         for (i, c) in conns.iter().enumerate() {
             tokio::time::sleep_until(start + step * i as u32).await;

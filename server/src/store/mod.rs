@@ -52,6 +52,12 @@ impl Appended {
             Appended::Stored(m) | Appended::Duplicate(m) => m,
         }
     }
+
+    pub fn into_message(self) -> ChatMessage {
+        match self {
+            Appended::Stored(m) | Appended::Duplicate(m) => m,
+        }
+    }
 }
 
 /// Which slice of a room's history to read. Pages are returned oldest first.

@@ -14,6 +14,15 @@ pub fn room_of(channel: &str) -> Option<&str> {
     channel.strip_prefix("chat:{")?.strip_suffix("}:events")
 }
 
+/// The room of a channel named by [`channel`], reusing the channel's allocation.
+pub fn into_room(mut channel: String) -> Option<String> {
+    let len = room_of(&channel)?.len();
+    const PREFIX: usize = "chat:{".len();
+    channel.truncate(PREFIX + len);
+    channel.drain(..PREFIX);
+    Some(channel)
+}
+
 /// The sorted set of a room's presence: member = [`member`], score = expiry (Unix ms).
 pub fn presence_key(room: &str) -> String {
     format!("chat:{{{room}}}:presence")
@@ -40,6 +49,8 @@ mod tests {
         assert_eq!(channel("lobby"), "chat:{lobby}:events");
         assert_eq!(presence_key("lobby"), "chat:{lobby}:presence");
         assert_eq!(room_of(&channel("a-b_9")), Some("a-b_9"));
+        assert_eq!(into_room(channel("a-b_9")).as_deref(), Some("a-b_9"));
+        assert_eq!(into_room("chat:{lobby}:presence".into()), None);
         assert_eq!(room_of("chat:{lobby}:presence"), None);
         assert_eq!(room_of("other"), None);
     }

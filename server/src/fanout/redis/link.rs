@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::endpoint::{COMMAND_TIMEOUT, Endpoint, Subscriber};
 use super::keys::{channel, room_of};
 use super::state::Shared;
+use crate::fanout::FromOthers;
 
 /// How often the subscriber pings, to notice a link that died without a word.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -99,9 +100,8 @@ fn hand_over(
 
 /// Every room caught up from the store (the link was down: anything may have been missed).
 fn resync(shared: &Shared) {
-    if let Some(sink) = shared.sink.upgrade() {
-        sink.resync();
-    }
+    // The hub's reader is gone only at the shutdown.
+    let _ = shared.hub.send(FromOthers::Resync);
 }
 
 /// The link task: connect (with backoff), subscribe, mark ready, catch up, then hand
@@ -167,10 +167,8 @@ pub async fn run_link(shared: Arc<Shared>, endpoint: Endpoint) {
                     // cluster client moved to the shard that owns its slot now (what was
                     // published meanwhile went elsewhere). Catch those rooms up once, and only
                     // them: one new room must not cost a read of every room on the task.
-                    if !subscribed.is_empty()
-                        && let Some(sink) = shared.sink.upgrade()
-                    {
-                        sink.resync_rooms(&subscribed);
+                    if !subscribed.is_empty() {
+                        let _ = shared.hub.send(FromOthers::ResyncRooms(subscribed));
                     }
                 }
                 () = shared.changed.notified() => {

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::endpoint::{COMMAND_TIMEOUT, Commands};
 use super::envelope::decode;
-use super::keys::{channel, presence_key, room_of};
-use crate::fanout::{FanoutError, SinkRef};
+use super::keys::{channel, into_room, presence_key, room_of};
+use crate::fanout::{FanoutError, FromOthers, ToHub};
 use crate::protocol::User;
 
 /// Messages kept for republishing while the link is down; older ones are left to the
@@ -50,7 +50,8 @@ pub struct Shared {
     /// Messages that could not be published: (room, envelope), republished on reconnect.
     pub backlog: Mutex<VecDeque<(String, Vec<u8>)>>,
     pub ttl: Duration,
-    pub sink: SinkRef,
+    /// Where events from other tasks go (the hub's channel).
+    pub hub: ToHub,
     pub commands: Commands,
     pub stop: CancellationToken,
 }
@@ -254,18 +255,20 @@ impl Shared {
             tracing::warn!("Ignoring a malformed Redis message push");
             return true;
         };
-        let Some(room) = std::str::from_utf8(&ch).ok().and_then(room_of) else {
+        let Some(room) = String::from_utf8(ch).ok().and_then(into_room) else {
             tracing::warn!("Ignoring a message on an unknown Redis channel");
             return true;
         };
         match decode(Bytes::from(payload)) {
             Ok(env) if env.origin == self.origin => {}
             Ok(env) => {
-                if let Some(sink) = self.sink.upgrade() {
-                    sink.deliver(room, env.event);
-                }
+                let event = env.event;
+                // The hub's reader is gone only at the shutdown.
+                let _ = self.hub.send(FromOthers::Event { room, event });
             }
-            Err(e) => tracing::warn!(error = %e, room, "Ignoring an undecodable Redis message"),
+            Err(e) => {
+                tracing::warn!(error = %e, room = %room, "Ignoring an undecodable Redis message")
+            }
         }
         true
     }
