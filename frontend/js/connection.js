@@ -182,6 +182,18 @@ export class ChatConnection extends EventTarget {
     }, wait);
   }
 
+  /**
+   * Adds (`on`) or takes back my `emoji` on the message at `seq`. Returns false when not connected.
+   * @param {number} seq
+   * @param {string} emoji
+   * @param {boolean} on
+   */
+  react(seq, emoji, on) {
+    if (!this.joined) return false;
+    this.#frame({ type: "react", room: this.room, seq, emoji, on });
+    return true;
+  }
+
   /** Moderators: deletes the message at `seq`. Returns false when not connected. @param {number} seq */
   deleteMessage(seq) {
     if (!this.joined) return false;
@@ -292,6 +304,7 @@ export class ChatConnection extends EventTarget {
       case "deleted":
       case "muted":
       case "receipts":
+      case "reactions":
         if (f.room === this.room) this.dispatchEvent(new CustomEvent(f.type, { detail: f }));
         break;
       case "reconnect":

@@ -10,6 +10,7 @@ import { saveSession } from "./session.js";
 import { ChatConnection } from "./connection.js";
 import { Timeline } from "./timeline.js";
 import { SeenBy } from "./receipts.js";
+import { Reactions } from "./reactions.js";
 import { Presence } from "./presence.js";
 import { Attention } from "./attention.js";
 import { retitleAvatars } from "./avatar.js";
@@ -38,6 +39,7 @@ import { setStatus, showMe, showServer, showModeratorBadge, showParticipants, sh
  * @property {ChatConnection} conn
  * @property {Timeline} timeline
  * @property {SeenBy} seenBy
+ * @property {Reactions} reactions
  * @property {Presence} presence
  * @property {Attention} attention
  * @property {() => User | null} me
@@ -77,6 +79,7 @@ export async function openRoom({ room, title }) {
     ctx.timeline.relabel();
     ctx.presence.relabel();
     ctx.seenBy.render();
+    ctx.reactions.relabel();
     ctx.attention.relabel();
     retitleAvatars(document);
   });
@@ -105,6 +108,14 @@ export async function openRoom({ room, title }) {
 function roomContext({ apiBase, room, conn, roomTitle, me }) {
   /** @type {Map<number, string>} user id → nickname, from messages and presence (for "Seen by"). */
   const names = new Map();
+  const nameOf = (/** @type {number} */ id) => names.get(id) ?? t("mod.user", { id: String(id) });
+  /** @type {Reactions} */
+  const reactions = new Reactions({
+    itemOf: (seq) => timeline.items.get(seq),
+    me,
+    nameOf,
+    onToggle: (seq, emoji, on) => conn.react(seq, emoji, on) || showComposerError({ key: "send.notConnected" }),
+  });
   const timeline = new Timeline({
     scroller: byId("scroller"),
     list: byId("messages"),
@@ -117,6 +128,10 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
     onRetry: (id) => conn.retry(id),
     onDiscard: (id) => conn.discard(id),
     onError: showComposerError,
+    onShown: (m) => {
+      reactions.fromMessage(m);
+      reactions.render(m.seq);
+    },
     moderation: {
       active: () => Boolean(conn.moderatorName),
       onDelete: (seq) => conn.deleteMessage(seq) || showComposerError({ key: "send.notConnected" }),
@@ -146,7 +161,8 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
     learn: (users) => {
       for (const u of users) if (u?.id !== undefined) names.set(u.id, u.nickname);
     },
-    seenBy: new SeenBy({ list: byId("messages"), me, nameOf: (id) => names.get(id) ?? t("mod.user", { id: String(id) }) }),
+    reactions,
+    seenBy: new SeenBy({ list: byId("messages"), me, nameOf }),
     presence: new Presence({ countEl: byId("online-count"), listEl: byId("member-list"), typingEl: byId("typing"), me }),
     attention: new Attention({
       title: () => t("page.docTitle", { title: roomTitle() }),
@@ -160,7 +176,7 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
 }
 
 /** Messages: the first page, live ones, catch-ups, removals, my unsent ones, receipts. @param {RoomContext} ctx */
-function followMessages({ apiBase, room, conn, timeline, seenBy, attention, learn, markRead }) {
+function followMessages({ apiBase, room, conn, timeline, seenBy, reactions, attention, learn, markRead }) {
   let firstJoin = true;
   conn.addEventListener("joined", async (e) => {
     const f = /** @type {CustomEvent} */ (e).detail;
@@ -202,6 +218,7 @@ function followMessages({ apiBase, room, conn, timeline, seenBy, attention, lear
   });
   conn.addEventListener("outbox", (e) => timeline.showPending(/** @type {CustomEvent} */ (e).detail));
   conn.addEventListener("receipts", (e) => seenBy.update(/** @type {CustomEvent} */ (e).detail.seen));
+  conn.addEventListener("reactions", (e) => reactions.update(/** @type {CustomEvent} */ (e).detail.messages || []));
 }
 
 /** People: who is here, who joins and leaves, who types, renames. @param {RoomContext} ctx */

@@ -40,7 +40,7 @@ const TOP_TRIGGER = 120;
 /**
  * @typedef {import("./session.js").User} User
  * @typedef {import("./connection.js").Attachment} Attachment
- * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string }} Message
+ * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string, reactions?: import("./reactions.js").Reaction[], reactions_version?: number }} Message
  */
 
 export class Timeline {
@@ -59,8 +59,9 @@ export class Timeline {
    * @param {(message: string) => void} o.onError
    * @param {{ active: () => boolean, onDelete: (seq: number) => void, onMute: (user: { id: number, nickname: string }, secs: number) => void }} [o.moderation]
    *   delete and mute controls on others' messages while active
+   * @param {(m: Message) => void} [o.onShown]  a message was just put in the list (not a pending one)
    */
-  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation }) {
+  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation, onShown }) {
     this.scroller = scroller;
     this.list = list;
     this.pendingList = pendingList;
@@ -73,6 +74,7 @@ export class Timeline {
     this.onDiscard = onDiscard;
     this.onError = onError;
     this.moderation = moderation;
+    this.onShown = onShown;
     this.seqs = new SeqList();
     /** @type {Map<number, HTMLElement>} seq → li */
     this.items = new Map();
@@ -302,6 +304,7 @@ export class Timeline {
     if (!m.deleted) this.#addModeration(li, m.seq);
     this.#settle(li);
     if (nextLi) this.#settle(nextLi);
+    this.onShown?.(m);
     return true;
   }
 

@@ -338,6 +338,8 @@ mod tests {
                 client_msg_id: format!("c{i}"),
                 attachment: None,
                 deleted: false,
+                reactions: Vec::new(),
+                reactions_version: 0,
             })
             .collect();
         let frames: Vec<Bytes> = messages

@@ -119,6 +119,11 @@ export default {
   "mod.confirmDeleteLabel": "Confirm: delete the message by {name} for everyone",
   "mod.removed": "Message removed by a moderator",
 
+  "react.add": "Add a reaction",
+  "react.with": "React with {emoji}",
+  "react.chipLabel": "{emoji} from {names}: press to add or take back yours",
+  "react.you": "you",
+
   "image.none": "No file was chosen.",
   "image.type": "Only JPEG, PNG, GIF and WebP images can be shared ({name} is {type}).",
   "image.unknownType": "of an unknown type",

@@ -97,17 +97,7 @@ impl Hub {
                 format!("join room {room:?} before sending to it"),
             ));
         }
-        let until = self.muted_until(room, conn.user.id).await?;
-        let now = crate::now_ms();
-        if let Some(until) = until
-            && until > now
-        {
-            let secs = (until - now + 999) / 1000;
-            return Err(Refusal::new(
-                ErrorCode::Muted,
-                format!("a moderator muted you in room {room:?}; you may send again in {secs} s"),
-            ));
-        }
+        self.check_not_muted(room, conn.user.id, "send").await?;
         let attachment = attachment
             .map(|token| crate::uploads::open_attachment(tokens, conn.user.id, &token))
             .transpose()?;

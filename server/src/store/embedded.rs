@@ -41,6 +41,7 @@ use super::{
 };
 
 mod moderation;
+mod reactions;
 mod receipts;
 use crate::protocol::ChatMessage;
 
@@ -527,6 +528,8 @@ fn append_batch(
                 client_msg_id: new.client_msg_id,
                 attachment: new.attachment.map(|a| *a),
                 deleted: false,
+                reactions: Vec::new(),
+                reactions_version: 0,
             };
             let json = serde_json::to_vec(&message).map_err(corrupt)?;
             messages
@@ -692,6 +695,17 @@ impl Store for EmbeddedStore {
     async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
         let room = room.to_string();
         self.blocking(move |db| receipts::get(db, &room)).await
+    }
+
+    async fn react(
+        &self,
+        room: &str,
+        seq: u64,
+        change: super::reactions::ReactionChange,
+    ) -> Result<super::reactions::Reacted, StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| reactions::react(db, &room, seq, change))
+            .await
     }
 
     async fn write_connections(&self, changes: &[ConnectionChange]) -> Result<(), StoreError> {

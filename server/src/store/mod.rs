@@ -15,6 +15,7 @@ use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
 
 pub mod dynamodb;
 pub mod embedded;
+pub mod reactions;
 pub mod schema;
 pub mod user_ids;
 pub mod wal;
@@ -219,6 +220,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored `(user_id, seq)` read position of `room`.
     async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError>;
+
+    /// Reactions: applies one user's change to the message at (room, seq), atomically (many
+    /// tasks may change one message at once), raising its `reactions_version`.
+    async fn react(
+        &self,
+        room: &str,
+        seq: u64,
+        change: reactions::ReactionChange,
+    ) -> Result<reactions::Reacted, StoreError>;
 
     /// Applies changes to the live-connection registry, at most one per connection (the hub
     /// sends them in batches, in order across calls).

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::protocol::{Attachment, ChatMessage, User};
+use crate::protocol::{Attachment, ChatMessage, REACTION_EMOJI, Reaction, User};
 use crate::store::{IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError};
 
 /// One DynamoDB item.
@@ -105,6 +105,43 @@ fn attachment_from_item(item: &Item) -> Result<Option<Attachment>, StoreError> {
     }
 }
 
+/// The reactions a message's item holds: number set `rx{i}` lists who reacted with the i-th
+/// emoji of [`REACTION_EMOJI`] (none on a deleted message).
+pub(super) fn reactions_from_item(item: &Item) -> Result<Vec<Reaction>, StoreError> {
+    if matches!(item.get("deleted"), Some(AttributeValue::Bool(true))) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, emoji) in REACTION_EMOJI.iter().enumerate() {
+        match item.get(&format!("rx{i}")) {
+            None => {}
+            Some(AttributeValue::Ns(ids)) => {
+                let mut users = ids
+                    .iter()
+                    .map(|id| {
+                        id.parse::<u64>().map_err(|_| {
+                            StoreError::Corrupt(format!("reaction user id {id:?} is out of range"))
+                        })
+                    })
+                    .collect::<Result<Vec<u64>, _>>()?;
+                users.sort_unstable();
+                if !users.is_empty() {
+                    out.push(Reaction {
+                        emoji: (*emoji).to_string(),
+                        users,
+                    });
+                }
+            }
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "attribute rx{i} should be a number set, found {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A reserved seq given up for good: an item at the message's key that holds no message, so
 /// the message's conditional write can never land after it.
 pub(super) fn tombstone_item(room: &str, seq: u64) -> Item {
@@ -131,6 +168,11 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
         client_msg_id: get_s(item, "client_msg_id")?.to_string(),
         attachment: attachment_from_item(item)?,
         deleted: matches!(item.get("deleted"), Some(AttributeValue::Bool(true))),
+        reactions: reactions_from_item(item)?,
+        reactions_version: match item.get("rxv") {
+            Some(_) => get_n(item, "rxv")?,
+            None => 0,
+        },
     })
 }
 
@@ -180,6 +222,8 @@ mod tests {
             client_msg_id: "c-1".into(),
             attachment: None,
             deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
         }
     }
 
