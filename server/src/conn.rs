@@ -340,6 +340,7 @@ mod tests {
                 deleted: false,
                 reactions: Vec::new(),
                 reactions_version: 0,
+                reply_to: None,
             })
             .collect();
         let frames: Vec<Bytes> = messages

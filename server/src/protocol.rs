@@ -42,6 +42,8 @@ pub const MAX_MODERATOR_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 pub const RECEIPTS_FLUSH_MS: u64 = 1000;
 /// A user's read position in a room is written to the store at most this often (seconds).
 pub const READ_STORE_SECS: u64 = 30;
+/// Characters of the original's text a reply quotes (`reply_to.snippet`).
+pub const REPLY_SNIPPET_CHARS: usize = 120;
 /// Users one emoji may list on one message (`too_large` above).
 pub const MAX_REACTORS_PER_EMOJI: usize = 1000;
 /// Reactions that changed are sent to a room's members at most this often (milliseconds),
@@ -121,6 +123,43 @@ pub struct ChatMessage {
     /// Rises with every change of `reactions` (absent while 0): the newest state wins.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reactions_version: u64,
+    /// The message this one answers, as it was when the reply was sent (absent on others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Box<ReplyRef>>,
+}
+
+/// What a reply quotes of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    pub seq: u64,
+    pub user: User,
+    /// The start of its text, at most [`REPLY_SNIPPET_CHARS`] characters with `…` when cut,
+    /// whitespace runs as one space; empty for an image without text and a deleted message.
+    pub snippet: String,
+    /// The original was deleted by a moderator before the reply (only present when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ReplyRef {
+    /// The quote of `original`.
+    pub fn of(original: &ChatMessage) -> Self {
+        let flat = original
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut snippet: String = flat.chars().take(REPLY_SNIPPET_CHARS).collect();
+        if flat.chars().count() > REPLY_SNIPPET_CHARS {
+            snippet.push('…');
+        }
+        Self {
+            seq: original.seq,
+            user: original.user.clone(),
+            snippet,
+            deleted: original.deleted,
+        }
+    }
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -215,6 +254,9 @@ pub enum ClientFrame {
         /// The `token` of `POST /api/uploads/{id}/complete`: an image checked by the server.
         #[serde(default)]
         attachment: Option<String>,
+        /// The seq of the room's message this one answers.
+        #[serde(default)]
+        reply_to: Option<u64>,
     },
     Typing {
         room: String,
@@ -625,6 +667,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_quotes_the_start_of_the_text_on_one_line() {
+        let mut m = ChatMessage {
+            room: "r".into(),
+            seq: 7,
+            user: User {
+                id: 2,
+                nickname: "Bo".into(),
+                avatar: "owl".into(),
+            },
+            text: "two\n\n  lines".into(),
+            ts: 0,
+            client_msg_id: "c".into(),
+            attachment: None,
+            deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
+            reply_to: None,
+        };
+        let r = ReplyRef::of(&m);
+        assert_eq!((r.seq, r.user.id, r.snippet.as_str()), (7, 2, "two lines"));
+        m.text = "é".repeat(REPLY_SNIPPET_CHARS + 1);
+        let r = ReplyRef::of(&m);
+        assert_eq!(r.snippet.chars().count(), REPLY_SNIPPET_CHARS + 1);
+        assert!(r.snippet.ends_with('…'));
+        m.text = "é".repeat(REPLY_SNIPPET_CHARS);
+        assert!(!ReplyRef::of(&m).snippet.ends_with('…'));
+    }
+
+    #[test]
     fn mute_rules() {
         assert!(validate_mute_secs(0).is_ok());
         assert!(validate_mute_secs(MAX_MUTE_SECS).is_ok());
@@ -656,6 +727,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             reactions_version: 0,
+            reply_to: None,
         };
         let t = m.into_tombstone();
         assert_eq!((t.seq, t.user.id, t.ts), (9, 3, 5));
@@ -694,6 +766,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             reactions_version: 0,
+            reply_to: None,
         };
         let v: serde_json::Value =
             serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
@@ -796,6 +869,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             reactions_version: 0,
+            reply_to: None,
         };
         let frames = [
             ServerFrame::Welcome {
@@ -952,6 +1026,7 @@ mod tests {
             ("MAX_MODERATOR_TTL_SECS", MAX_MODERATOR_TTL_SECS.to_string()),
             ("RECEIPTS_FLUSH_MS", RECEIPTS_FLUSH_MS.to_string()),
             ("READ_STORE_SECS", READ_STORE_SECS.to_string()),
+            ("REPLY_SNIPPET_CHARS", REPLY_SNIPPET_CHARS.to_string()),
             ("MAX_REACTORS_PER_EMOJI", MAX_REACTORS_PER_EMOJI.to_string()),
             ("REACTIONS_FLUSH_MS", REACTIONS_FLUSH_MS.to_string()),
             ("REACTIONS_BURST", REACTIONS_BURST.to_string()),

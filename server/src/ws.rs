@@ -371,12 +371,14 @@ async fn handle(
             client_msg_id,
             text,
             attachment,
+            reply_to,
         } => {
             let send = SendRequest {
                 room,
                 client_msg_id,
                 text,
                 attachment,
+                reply_to,
             };
             hub.send(conn, tokens, send).await?;
         }

@@ -15,7 +15,8 @@
 //! per-room state machine; [`repair`] gap repair and the settling of missing seqs;
 //! [`publish`] per-room publish lanes; [`presence`] big rooms' presence summaries;
 //! [`moderate`] delete, mute and the mutes' cache; [`receipts`] read positions; [`records`]
-//! the connection records' batched writes; [`lifecycle`] heartbeat and drain.
+//! the connection records' batched writes; [`lifecycle`] heartbeat and drain; [`reactions`]
+//! reactions, coalesced; [`replies`] what a reply quotes.
 //!
 //! Locks: the room map (`rooms`) may be taken before a room's state, never after; `records`
 //! may be taken before `conns`, never after; no lock is held across an await.
@@ -29,6 +30,7 @@ mod reactions;
 mod receipts;
 mod records;
 mod repair;
+mod replies;
 mod room;
 mod send;
 

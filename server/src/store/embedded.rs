@@ -530,6 +530,7 @@ fn append_batch(
                 deleted: false,
                 reactions: Vec::new(),
                 reactions_version: 0,
+                reply_to: new.reply_to,
             };
             let json = serde_json::to_vec(&message).map_err(corrupt)?;
             messages
@@ -769,6 +770,7 @@ mod tests {
             text: format!("text of {id}"),
             ts: 1_763_800_000_000,
             attachment: None,
+            reply_to: None,
         }
     }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
+use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, ReplyRef, User};
 
 pub mod dynamodb;
 pub mod embedded;
@@ -35,6 +35,8 @@ pub struct NewMessage {
     /// An image checked at upload (its signed token verified by the WebSocket side). Boxed:
     /// sends wait in the commit queue, and most carry none.
     pub attachment: Option<Box<Attachment>>,
+    /// The message it answers, checked and quoted by the hub.
+    pub reply_to: Option<Box<ReplyRef>>,
 }
 
 /// What `append` did with one message.

@@ -85,6 +85,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             reactions_version: 0,
+            reply_to: None,
         }
     }
 

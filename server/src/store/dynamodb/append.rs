@@ -454,6 +454,7 @@ impl DynamoStore {
                             deleted: false,
                             reactions: Vec::new(),
                             reactions_version: 0,
+                            reply_to: new.reply_to.clone(),
                         };
                         to_write.push((i, message, KeyProbe::of(new)));
                     }

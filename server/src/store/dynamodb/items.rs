@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::protocol::{Attachment, ChatMessage, REACTION_EMOJI, Reaction, User};
+use crate::protocol::{Attachment, ChatMessage, REACTION_EMOJI, Reaction, ReplyRef, User};
 use crate::store::{IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError};
 
 /// One DynamoDB item.
@@ -73,6 +73,20 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
     if m.deleted {
         item.insert("deleted".into(), AttributeValue::Bool(true));
     }
+    if let Some(r) = &m.reply_to {
+        // A map attribute, like `attachment`: only on replies.
+        item.insert(
+            "reply_to".into(),
+            AttributeValue::M(HashMap::from([
+                ("seq".into(), n(r.seq)),
+                ("user_id".into(), n(r.user.id)),
+                ("nickname".into(), s(&r.user.nickname)),
+                ("avatar".into(), s(&r.user.avatar)),
+                ("snippet".into(), s(&r.snippet)),
+                ("deleted".into(), AttributeValue::Bool(r.deleted)),
+            ])),
+        );
+    }
     if let Some(a) = &m.attachment {
         // A map attribute: no key or index changes, nothing for text-only messages.
         item.insert(
@@ -87,6 +101,25 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
         );
     }
     item
+}
+
+fn reply_from_item(item: &Item) -> Result<Option<Box<ReplyRef>>, StoreError> {
+    match item.get("reply_to") {
+        None => Ok(None),
+        Some(AttributeValue::M(r)) => Ok(Some(Box::new(ReplyRef {
+            seq: get_n(r, "seq")?,
+            user: User {
+                id: get_n(r, "user_id")?,
+                nickname: get_s(r, "nickname")?.to_string(),
+                avatar: get_s(r, "avatar")?.to_string(),
+            },
+            snippet: get_s(r, "snippet")?.to_string(),
+            deleted: matches!(r.get("deleted"), Some(AttributeValue::Bool(true))),
+        }))),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "attribute reply_to should be a map, found {other:?}"
+        ))),
+    }
 }
 
 fn attachment_from_item(item: &Item) -> Result<Option<Attachment>, StoreError> {
@@ -173,6 +206,7 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
             Some(_) => get_n(item, "rxv")?,
             None => 0,
         },
+        reply_to: reply_from_item(item)?,
     })
 }
 
@@ -224,6 +258,7 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             reactions_version: 0,
+            reply_to: None,
         }
     }
 
@@ -246,6 +281,11 @@ mod tests {
             message_from_item(&message_item(&with_image)).ok(),
             Some(with_image)
         );
+        let reply = ChatMessage {
+            reply_to: Some(Box::new(ReplyRef::of(&message()))),
+            ..message()
+        };
+        assert_eq!(message_from_item(&message_item(&reply)).ok(), Some(reply));
     }
 
     #[test]
