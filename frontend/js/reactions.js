@@ -1,5 +1,5 @@
 // @ts-check
-// Reactions on messages: under each message, one chip per emoji someone used (the emoji, how
+// Reactions on messages: under each message, a row with one chip per emoji someone used (the emoji, how
 // many, pressed when I am one of them, who in its tooltip), and a button that opens the fixed
 // set to add one. A click toggles my reaction; the server's `reactions` frames (and the
 // messages' own `reactions`) are the truth, the newest `version` of each message winning.
@@ -54,9 +54,13 @@ export class Reactions {
       const meta = bubble.querySelector(".mod-actions, .seen-by");
       bubble.insertBefore(row, meta);
     }
+    // Other tools of the message that live in this row (the Reply button) stay.
+    const tools = [...row.querySelectorAll(":scope > .msg-tool")];
     row.replaceChildren();
     const me = this.me()?.id;
-    for (const r of this.states.get(seq)?.reactions ?? []) {
+    const reactions = this.states.get(seq)?.reactions ?? [];
+    row.classList.toggle("empty", reactions.length === 0);
+    for (const r of reactions) {
       const mine = me !== undefined && r.users.includes(me);
       const chip = button("reaction", () => this.onToggle(seq, r.emoji, !mine));
       chip.setAttribute("aria-pressed", String(mine));
@@ -71,7 +75,7 @@ export class Reactions {
       setLabel(chip, "react.chipLabel", { emoji: r.emoji, names });
       row.append(chip);
     }
-    row.append(this.#picker(seq));
+    row.append(this.#picker(seq), ...tools);
   }
 
   /** Redraws every shown row (after a language switch). */

@@ -11,6 +11,8 @@ import { ChatConnection } from "./connection.js";
 import { Timeline } from "./timeline.js";
 import { SeenBy } from "./receipts.js";
 import { Reactions } from "./reactions.js";
+import { ReplyDraft, decorateReply, markQuotesRemoved } from "./replies.js";
+import { mentions, wireMentions } from "./mentions.js";
 import { Presence } from "./presence.js";
 import { Attention } from "./attention.js";
 import { retitleAvatars } from "./avatar.js";
@@ -40,6 +42,8 @@ import { setStatus, showMe, showServer, showModeratorBadge, showParticipants, sh
  * @property {Timeline} timeline
  * @property {SeenBy} seenBy
  * @property {Reactions} reactions
+ * @property {ReplyDraft} replyDraft
+ * @property {() => string[]} peopleNames  nicknames of the room's people, for @ completion
  * @property {Presence} presence
  * @property {Attention} attention
  * @property {() => User | null} me
@@ -95,7 +99,8 @@ export async function openRoom({ room, title }) {
     clearOutbox(room);
     location.assign(`/${carriedQuery(location.search)}`);
   });
-  wireComposer(conn);
+  wireMentions(byId("composer-input", HTMLTextAreaElement), byId("mention-list", HTMLUListElement), ctx.peopleNames);
+  wireComposer(conn, ctx.replyDraft);
   wireImages(conn, apiBase, () => session.token);
   conn.start();
 }
@@ -116,6 +121,9 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
     nameOf,
     onToggle: (seq, emoji, on) => conn.react(seq, emoji, on) || showComposerError({ key: "send.notConnected" }),
   });
+  const presence = new Presence({ countEl: byId("online-count"), listEl: byId("member-list"), typingEl: byId("typing"), me });
+  const replyDraft = new ReplyDraft(byId("reply-bar"), byId("composer-input", HTMLTextAreaElement));
+  const mentionsMe = (/** @type {{ user?: { id: number }, text?: string }} */ m) => m.user?.id !== me()?.id && mentions(m.text, me()?.nickname);
   const timeline = new Timeline({
     scroller: byId("scroller"),
     list: byId("messages"),
@@ -131,6 +139,16 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
     onShown: (m) => {
       reactions.fromMessage(m);
       reactions.render(m.seq);
+      const li = timeline.items.get(m.seq);
+      if (!li) return;
+      li.classList.toggle("mention", mentionsMe(m));
+      decorateReply(li, m, {
+        onReply: (seq, nickname, snippet) => replyDraft.set(seq, nickname, snippet),
+        onJump: async (seq) => {
+          if (!(await timeline.reveal(seq))) showComposerError({ key: "reply.gone" });
+        },
+        isRemoved: (seq) => Boolean(timeline.items.get(seq)?.classList.contains("removed")),
+      });
     },
     moderation: {
       active: () => Boolean(conn.moderatorName),
@@ -162,8 +180,16 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
       for (const u of users) if (u?.id !== undefined) names.set(u.id, u.nickname);
     },
     reactions,
+    replyDraft,
+    peopleNames: () => {
+      const mine = me()?.id;
+      const people = new Map(names);
+      for (const u of presence.members.values()) people.set(u.id, u.nickname);
+      people.delete(mine ?? -1);
+      return [...people.values()];
+    },
     seenBy: new SeenBy({ list: byId("messages"), me, nameOf }),
-    presence: new Presence({ countEl: byId("online-count"), listEl: byId("member-list"), typingEl: byId("typing"), me }),
+    presence,
     attention: new Attention({
       title: () => t("page.docTitle", { title: roomTitle() }),
       roomTitle,
@@ -171,6 +197,7 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
       bell: byId("notify-toggle", HTMLButtonElement),
       me,
       onError: showComposerError,
+      mentionsMe,
     }),
   };
 }
@@ -214,6 +241,7 @@ function followMessages({ apiBase, room, conn, timeline, seenBy, reactions, atte
   });
   conn.addEventListener("deleted", (e) => {
     timeline.removeMessage(/** @type {CustomEvent} */ (e).detail.message);
+    markQuotesRemoved(byId("messages"), /** @type {CustomEvent} */ (e).detail.seq);
     seenBy.render();
   });
   conn.addEventListener("outbox", (e) => timeline.showPending(/** @type {CustomEvent} */ (e).detail));

@@ -153,6 +153,25 @@ export class Timeline {
     return added;
   }
 
+  /**
+   * Brings the message at `seq` into view (loading older pages until it is shown, or there are
+   * none) and marks it for a moment. Returns false when the room no longer holds it.
+   * @param {number} seq
+   */
+  async reveal(seq) {
+    while (!this.items.has(seq) && this.hasOlder && this.seqs.size > 0 && this.seqs.first > seq) {
+      const first = this.seqs.first;
+      await this.loadOlder();
+      if (this.seqs.first === first) break;
+    }
+    const li = this.items.get(seq);
+    if (!li) return false;
+    li.scrollIntoView({ block: "center" });
+    li.classList.add("flash");
+    setTimeout(() => li.classList.remove("flash"), 2000);
+    return true;
+  }
+
   /** Loads the page before the oldest message shown, keeping the reader's place. */
   async loadOlder() {
     if (this.loadingOlder || !this.hasOlder || this.seqs.size === 0) return;

@@ -32,7 +32,8 @@ test("a reaction is seen by the other, counted, named, toggled and kept", async 
   await sendMessage(alice.page, "welcome everyone");
   await waitForMessage(bob.page, "welcome everyone");
 
-  // Bob opens the set under Alice's message and picks 🎉.
+  // Bob opens the set under Alice's message (its tools show on hover) and picks 🎉.
+  await bob.page.locator("#messages .msg", { hasText: "welcome everyone" }).hover();
   await row(bob.page, "welcome everyone").getByRole("button", { name: "Add a reaction" }).click();
   await row(bob.page, "welcome everyone").getByRole("button", { name: "React with 🎉" }).click();
   const seen = chip(alice.page, "welcome everyone", "🎉");
