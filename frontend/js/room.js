@@ -13,6 +13,7 @@ import { SeenBy } from "./receipts.js";
 import { Reactions } from "./reactions.js";
 import { ReplyDraft, decorateReply, markQuotesRemoved } from "./replies.js";
 import { mentions, wireMentions } from "./mentions.js";
+import { markModerator } from "./badge.js";
 import { Presence } from "./presence.js";
 import { Attention } from "./attention.js";
 import { retitleAvatars } from "./avatar.js";
@@ -142,6 +143,7 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
       const li = timeline.items.get(m.seq);
       if (!li) return;
       li.classList.toggle("mention", mentionsMe(m));
+      if (m.moderator) markModerator(li);
       decorateReply(li, m, {
         onReply: (seq, nickname, snippet) => replyDraft.set(seq, nickname, snippet),
         onJump: async (seq) => {

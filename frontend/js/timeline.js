@@ -40,7 +40,7 @@ const TOP_TRIGGER = 120;
 /**
  * @typedef {import("./session.js").User} User
  * @typedef {import("./connection.js").Attachment} Attachment
- * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string, reactions?: import("./reactions.js").Reaction[], reactions_version?: number }} Message
+ * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string, reactions?: import("./reactions.js").Reaction[], reactions_version?: number, reply_to?: import("./replies.js").ReplyRef, moderator?: boolean }} Message
  */
 
 export class Timeline {

@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
                     ts: 1_763_800_000_000 + i as i64,
                     attachment: None,
                     reply_to: None,
+                    moderator: false,
                 })
                 .collect();
             for r in store.append(messages).await {

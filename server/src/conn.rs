@@ -341,6 +341,7 @@ mod tests {
                 reactions: Vec::new(),
                 reactions_version: 0,
                 reply_to: None,
+                moderator: false,
             })
             .collect();
         let frames: Vec<Bytes> = messages

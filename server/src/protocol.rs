@@ -126,6 +126,10 @@ pub struct ChatMessage {
     /// The message this one answers, as it was when the reply was sent (absent on others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Box<ReplyRef>>,
+    /// Sent from a connection with a valid moderator credential (set by the server only; only
+    /// present when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
 }
 
 /// What a reply quotes of the message it answers.
@@ -684,6 +688,7 @@ mod tests {
             reactions: Vec::new(),
             reactions_version: 0,
             reply_to: None,
+            moderator: false,
         };
         let r = ReplyRef::of(&m);
         assert_eq!((r.seq, r.user.id, r.snippet.as_str()), (7, 2, "two lines"));
@@ -728,6 +733,7 @@ mod tests {
             reactions: Vec::new(),
             reactions_version: 0,
             reply_to: None,
+            moderator: false,
         };
         let t = m.into_tombstone();
         assert_eq!((t.seq, t.user.id, t.ts), (9, 3, 5));
@@ -767,6 +773,7 @@ mod tests {
             reactions: Vec::new(),
             reactions_version: 0,
             reply_to: None,
+            moderator: false,
         };
         let v: serde_json::Value =
             serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
@@ -870,6 +877,7 @@ mod tests {
             reactions: Vec::new(),
             reactions_version: 0,
             reply_to: None,
+            moderator: false,
         };
         let frames = [
             ServerFrame::Welcome {

@@ -44,6 +44,7 @@ fn msg(room: &str, i: usize) -> NewMessage {
         ts: 1_763_800_000_000 + i as i64,
         attachment: None,
         reply_to: None,
+        moderator: false,
     }
 }
 

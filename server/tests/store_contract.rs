@@ -77,6 +77,7 @@ fn msg(room: &str, user_id: u64, client_msg_id: &str, text: &str) -> NewMessage 
         ts: T0,
         attachment: None,
         reply_to: None,
+        moderator: false,
     }
 }
 

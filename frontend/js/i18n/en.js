@@ -133,6 +133,7 @@ export default {
   "reply.removed": "Message removed by a moderator",
   "reply.gone": "That message is no longer in the room.",
   "mention.listLabel": "People in the room",
+  "badge.moderator": "Moderator",
 
   "image.none": "No file was chosen.",
   "image.type": "Only JPEG, PNG, GIF and WebP images can be shared ({name} is {type}).",

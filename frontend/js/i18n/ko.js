@@ -132,6 +132,7 @@ export default {
   "reply.removed": "관리자가 삭제한 메시지",
   "reply.gone": "그 메시지는 이제 방에 없습니다.",
   "mention.listLabel": "방에 있는 사람",
+  "badge.moderator": "운영진",
 
   "image.none": "선택한 파일이 없습니다.",
   "image.type": "JPEG, PNG, GIF, WebP 이미지만 공유할 수 있습니다 ({name}: {type}).",

@@ -78,6 +78,7 @@ impl Hub {
             ts: crate::now_ms(),
             attachment: attachment.map(Box::new),
             reply_to,
+            moderator: conn.moderator().is_some(),
         };
         self.committer
             .submit(Arc::clone(conn), message)

@@ -531,6 +531,7 @@ fn append_batch(
                 reactions: Vec::new(),
                 reactions_version: 0,
                 reply_to: new.reply_to,
+                moderator: new.moderator,
             };
             let json = serde_json::to_vec(&message).map_err(corrupt)?;
             messages
@@ -771,6 +772,7 @@ mod tests {
             ts: 1_763_800_000_000,
             attachment: None,
             reply_to: None,
+            moderator: false,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct NewMessage {
     pub attachment: Option<Box<Attachment>>,
     /// The message it answers, checked and quoted by the hub.
     pub reply_to: Option<Box<ReplyRef>>,
+    /// Sent from a moderator's connection.
+    pub moderator: bool,
 }
 
 /// What `append` did with one message.

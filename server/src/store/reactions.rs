@@ -86,6 +86,7 @@ mod tests {
             reactions: Vec::new(),
             reactions_version: 0,
             reply_to: None,
+            moderator: false,
         }
     }
 

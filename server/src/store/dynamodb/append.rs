@@ -455,6 +455,7 @@ impl DynamoStore {
                             reactions: Vec::new(),
                             reactions_version: 0,
                             reply_to: new.reply_to.clone(),
+                            moderator: new.moderator,
                         };
                         to_write.push((i, message, KeyProbe::of(new)));
                     }

@@ -73,6 +73,9 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
     if m.deleted {
         item.insert("deleted".into(), AttributeValue::Bool(true));
     }
+    if m.moderator {
+        item.insert("moderator".into(), AttributeValue::Bool(true));
+    }
     if let Some(r) = &m.reply_to {
         // A map attribute, like `attachment`: only on replies.
         item.insert(
@@ -207,6 +210,7 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
             None => 0,
         },
         reply_to: reply_from_item(item)?,
+        moderator: matches!(item.get("moderator"), Some(AttributeValue::Bool(true))),
     })
 }
 
@@ -259,6 +263,7 @@ mod tests {
             reactions: Vec::new(),
             reactions_version: 0,
             reply_to: None,
+            moderator: false,
         }
     }
 
@@ -286,6 +291,11 @@ mod tests {
             ..message()
         };
         assert_eq!(message_from_item(&message_item(&reply)).ok(), Some(reply));
+        let badged = ChatMessage {
+            moderator: true,
+            ..message()
+        };
+        assert_eq!(message_from_item(&message_item(&badged)).ok(), Some(badged));
     }
 
     #[test]
