@@ -17,10 +17,17 @@ const NOTIFY_BATCH_MAX = 3;
 /** A notification shows at most this much of the message. */
 const NOTIFY_TEXT_MAX = 140;
 
-/** The tab title with `unread` in front ("(3) …", "(99+) …"), or the base when none. @param {string} base @param {number} unread */
-export function titleWithUnread(base, unread) {
+/**
+ * The tab title with `unread` in front ("(3) …", "(99+) …") and, when some of them mention me,
+ * how many after an at sign ("(3 · at-sign 1)"), or the base when none.
+ * @param {string} base
+ * @param {number} unread
+ * @param {number} [mentioned]
+ */
+export function titleWithUnread(base, unread, mentioned = 0) {
   if (!(unread > 0)) return base;
-  return `(${unread > 99 ? "99+" : unread}) ${base}`;
+  const count = unread > 99 ? "99+" : String(unread);
+  return mentioned > 0 ? `(${count} · @${mentioned > 99 ? "99+" : mentioned}) ${base}` : `(${count}) ${base}`;
 }
 
 /**
@@ -44,15 +51,18 @@ export class Attention {
    * @param {HTMLButtonElement} o.bell  the notifications toggle
    * @param {() => import("./session.js").User | null} o.me  the current user
    * @param {(message: string) => void} o.onError  for a refused permission
+   * @param {(m: { user?: { id: number }, text?: string }) => boolean} [o.mentionsMe]  a message that names me
    */
-  constructor({ title, roomTitle, room, bell, me, onError }) {
+  constructor({ title, roomTitle, room, bell, me, onError, mentionsMe = () => false }) {
     this.title = title;
     this.roomTitle = roomTitle;
     this.room = room;
     this.bell = bell;
     this.me = me;
     this.onError = onError;
+    this.mentionsMe = mentionsMe;
     this.unread = 0;
+    this.mentioned = 0;
     /** @type {HTMLLinkElement | null} */
     this.favicon = document.querySelector('link[rel="icon"]');
     this.enabled = this.#supported() && Notification.permission === "granted" && loadPref();
@@ -88,14 +98,21 @@ export class Attention {
     if (!this.away()) return;
     const theirs = messages.filter((m) => m.user?.id !== this.me()?.id);
     if (!theirs.length) return;
+    const forMe = theirs.filter((m) => this.mentionsMe(m));
+    this.mentioned += forMe.length;
     this.#setUnread(this.unread + theirs.length);
-    if (this.enabled) for (const m of theirs.slice(-NOTIFY_BATCH_MAX)) this.#notify(m);
+    if (!this.enabled) return;
+    // The last few of a batch, and every one that names me (however busy the room).
+    const last = theirs.slice(-NOTIFY_BATCH_MAX);
+    for (const m of forMe) if (!last.includes(m)) this.#notify(m);
+    for (const m of last) this.#notify(m);
   }
 
   /** @param {number} n */
   #setUnread(n) {
     this.unread = n;
-    document.title = titleWithUnread(this.title(), n);
+    if (n === 0) this.mentioned = 0;
+    document.title = titleWithUnread(this.title(), n, this.mentioned);
     if (this.favicon) this.favicon.href = n > 0 ? FAVICON_UNREAD : FAVICON;
   }
 
@@ -137,11 +154,13 @@ export class Attention {
     setText(label, on ? "notify.on" : "notify.off");
   }
 
-  /** @param {{ user?: { nickname: string }, text?: string }} message */
+  /** @param {{ seq?: number, user?: { id: number, nickname: string }, text?: string }} message */
   #notify(message) {
     const { title, body } = notificationText(message, this.roomTitle());
+    // A mention gets its own notification (not replaced by the room's next one).
+    const tag = this.mentionsMe(message) ? `chat-mention-${this.room}-${message.seq}` : `chat-room-${this.room}`;
     try {
-      const n = new Notification(title, { body, tag: `chat-room-${this.room}`, icon: FAVICON });
+      const n = new Notification(title, { body, tag, icon: FAVICON });
       n.onclick = () => {
         window.focus();
         n.close();

@@ -10,8 +10,11 @@ import { showComposerError } from "./views.js";
 /** Typing frames are sent at most this often while the person types. */
 const TYPING_EVERY_MS = 3000;
 
-/** @param {import("./connection.js").ChatConnection} conn */
-export function wireComposer(conn) {
+/**
+ * @param {import("./connection.js").ChatConnection} conn
+ * @param {{ take(): number | null }} [reply]  the message the next send answers, if any
+ */
+export function wireComposer(conn, reply) {
   const form = byId("composer", HTMLFormElement);
   const input = byId("composer-input", HTMLTextAreaElement);
   let lastTyping = 0;
@@ -40,7 +43,7 @@ export function wireComposer(conn) {
       showComposerError(check.message);
       return;
     }
-    conn.send(check.value);
+    conn.send(check.value, null, reply?.take() ?? null);
     lastTyping = 0;
     input.value = "";
     grow();

@@ -27,7 +27,7 @@ const OPEN = 1;
 /**
  * @typedef {{ url: string, content_type?: string, width: number, height: number, bytes?: number, token: string }} Attachment
  * @typedef {"pending" | "sending" | "failed"} EntryState
- * @typedef {{ client_msg_id: string, text: string, attachment: Attachment | null, state: EntryState,
+ * @typedef {{ client_msg_id: string, text: string, attachment: Attachment | null, reply_to?: number, state: EntryState,
  *   error: { code: string, message: string } | null, resendAt?: number }} OutboxEntry
  * @typedef {{ load(): OutboxEntry[], save(entries: OutboxEntry[]): void }} OutboxStore
  * @typedef {{ readyState: number, send(data: string): void, close(code?: number, reason?: string): void,
@@ -126,10 +126,12 @@ export class ChatConnection extends EventTarget {
    * joined, else as soon as the room is joined again.
    * @param {string} text
    * @param {Attachment | null} [attachment]
+   * @param {number | null} [replyTo]  the seq of the message it answers
    */
-  send(text, attachment = null) {
+  send(text, attachment = null, replyTo = null) {
     /** @type {OutboxEntry} */
     const entry = { client_msg_id: newId(), text, attachment, state: "pending", error: null };
+    if (replyTo) entry.reply_to = replyTo;
     this.outbox.set(entry.client_msg_id, entry);
     this.#emitOutbox(entry);
     this.#pump();
@@ -180,6 +182,18 @@ export class ChatConnection extends EventTarget {
       this.readSent = this.readWanted;
       this.#frame({ type: "read", room: this.room, seq: this.readSent });
     }, wait);
+  }
+
+  /**
+   * Adds (`on`) or takes back my `emoji` on the message at `seq`. Returns false when not connected.
+   * @param {number} seq
+   * @param {string} emoji
+   * @param {boolean} on
+   */
+  react(seq, emoji, on) {
+    if (!this.joined) return false;
+    this.#frame({ type: "react", room: this.room, seq, emoji, on });
+    return true;
   }
 
   /** Moderators: deletes the message at `seq`. Returns false when not connected. @param {number} seq */
@@ -292,6 +306,7 @@ export class ChatConnection extends EventTarget {
       case "deleted":
       case "muted":
       case "receipts":
+      case "reactions":
         if (f.room === this.room) this.dispatchEvent(new CustomEvent(f.type, { detail: f }));
         break;
       case "reconnect":
@@ -371,6 +386,7 @@ export class ChatConnection extends EventTarget {
     const frame = { type: "send", room: this.room, client_msg_id: entry.client_msg_id, text: entry.text };
     // The server takes the signed token; url and size are for showing it while pending.
     if (entry.attachment) frame.attachment = entry.attachment.token;
+    if (entry.reply_to) frame.reply_to = entry.reply_to;
     this.#frame(frame);
   }
 

@@ -36,3 +36,5 @@ export const SILENCE_MS = 60000;
 /** Image uploads (section 8): types and size. */
 export const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 export const IMAGE_MAX_BYTES = 5 * 1024 * 1024;
+/** `REACTION_EMOJI`: the emoji a message may be reacted with, in the order shown. */
+export const REACTION_EMOJI = ["👍", "❤️", "😂", "😮", "👏", "🎉"];

@@ -10,6 +10,10 @@ import { saveSession } from "./session.js";
 import { ChatConnection } from "./connection.js";
 import { Timeline } from "./timeline.js";
 import { SeenBy } from "./receipts.js";
+import { Reactions } from "./reactions.js";
+import { ReplyDraft, decorateReply, markQuotesRemoved } from "./replies.js";
+import { mentions, wireMentions } from "./mentions.js";
+import { markModerator } from "./badge.js";
 import { Presence } from "./presence.js";
 import { Attention } from "./attention.js";
 import { retitleAvatars } from "./avatar.js";
@@ -38,6 +42,9 @@ import { setStatus, showMe, showServer, showModeratorBadge, showParticipants, sh
  * @property {ChatConnection} conn
  * @property {Timeline} timeline
  * @property {SeenBy} seenBy
+ * @property {Reactions} reactions
+ * @property {ReplyDraft} replyDraft
+ * @property {() => string[]} peopleNames  nicknames of the room's people, for @ completion
  * @property {Presence} presence
  * @property {Attention} attention
  * @property {() => User | null} me
@@ -77,6 +84,7 @@ export async function openRoom({ room, title }) {
     ctx.timeline.relabel();
     ctx.presence.relabel();
     ctx.seenBy.render();
+    ctx.reactions.relabel();
     ctx.attention.relabel();
     retitleAvatars(document);
   });
@@ -92,7 +100,8 @@ export async function openRoom({ room, title }) {
     clearOutbox(room);
     location.assign(`/${carriedQuery(location.search)}`);
   });
-  wireComposer(conn);
+  wireMentions(byId("composer-input", HTMLTextAreaElement), byId("mention-list", HTMLUListElement), ctx.peopleNames);
+  wireComposer(conn, ctx.replyDraft);
   wireImages(conn, apiBase, () => session.token);
   conn.start();
 }
@@ -105,6 +114,17 @@ export async function openRoom({ room, title }) {
 function roomContext({ apiBase, room, conn, roomTitle, me }) {
   /** @type {Map<number, string>} user id → nickname, from messages and presence (for "Seen by"). */
   const names = new Map();
+  const nameOf = (/** @type {number} */ id) => names.get(id) ?? t("mod.user", { id: String(id) });
+  /** @type {Reactions} */
+  const reactions = new Reactions({
+    itemOf: (seq) => timeline.items.get(seq),
+    me,
+    nameOf,
+    onToggle: (seq, emoji, on) => conn.react(seq, emoji, on) || showComposerError({ key: "send.notConnected" }),
+  });
+  const presence = new Presence({ countEl: byId("online-count"), listEl: byId("member-list"), typingEl: byId("typing"), me });
+  const replyDraft = new ReplyDraft(byId("reply-bar"), byId("composer-input", HTMLTextAreaElement));
+  const mentionsMe = (/** @type {{ user?: { id: number }, text?: string }} */ m) => m.user?.id !== me()?.id && mentions(m.text, me()?.nickname);
   const timeline = new Timeline({
     scroller: byId("scroller"),
     list: byId("messages"),
@@ -117,6 +137,21 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
     onRetry: (id) => conn.retry(id),
     onDiscard: (id) => conn.discard(id),
     onError: showComposerError,
+    onShown: (m) => {
+      reactions.fromMessage(m);
+      reactions.render(m.seq);
+      const li = timeline.items.get(m.seq);
+      if (!li) return;
+      li.classList.toggle("mention", mentionsMe(m));
+      if (m.moderator) markModerator(li);
+      decorateReply(li, m, {
+        onReply: (seq, nickname, snippet) => replyDraft.set(seq, nickname, snippet),
+        onJump: async (seq) => {
+          if (!(await timeline.reveal(seq))) showComposerError({ key: "reply.gone" });
+        },
+        isRemoved: (seq) => Boolean(timeline.items.get(seq)?.classList.contains("removed")),
+      });
+    },
     moderation: {
       active: () => Boolean(conn.moderatorName),
       onDelete: (seq) => conn.deleteMessage(seq) || showComposerError({ key: "send.notConnected" }),
@@ -146,8 +181,17 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
     learn: (users) => {
       for (const u of users) if (u?.id !== undefined) names.set(u.id, u.nickname);
     },
-    seenBy: new SeenBy({ list: byId("messages"), me, nameOf: (id) => names.get(id) ?? t("mod.user", { id: String(id) }) }),
-    presence: new Presence({ countEl: byId("online-count"), listEl: byId("member-list"), typingEl: byId("typing"), me }),
+    reactions,
+    replyDraft,
+    peopleNames: () => {
+      const mine = me()?.id;
+      const people = new Map(names);
+      for (const u of presence.members.values()) people.set(u.id, u.nickname);
+      people.delete(mine ?? -1);
+      return [...people.values()];
+    },
+    seenBy: new SeenBy({ list: byId("messages"), me, nameOf }),
+    presence,
     attention: new Attention({
       title: () => t("page.docTitle", { title: roomTitle() }),
       roomTitle,
@@ -155,12 +199,13 @@ function roomContext({ apiBase, room, conn, roomTitle, me }) {
       bell: byId("notify-toggle", HTMLButtonElement),
       me,
       onError: showComposerError,
+      mentionsMe,
     }),
   };
 }
 
 /** Messages: the first page, live ones, catch-ups, removals, my unsent ones, receipts. @param {RoomContext} ctx */
-function followMessages({ apiBase, room, conn, timeline, seenBy, attention, learn, markRead }) {
+function followMessages({ apiBase, room, conn, timeline, seenBy, reactions, attention, learn, markRead }) {
   let firstJoin = true;
   conn.addEventListener("joined", async (e) => {
     const f = /** @type {CustomEvent} */ (e).detail;
@@ -198,10 +243,12 @@ function followMessages({ apiBase, room, conn, timeline, seenBy, attention, lear
   });
   conn.addEventListener("deleted", (e) => {
     timeline.removeMessage(/** @type {CustomEvent} */ (e).detail.message);
+    markQuotesRemoved(byId("messages"), /** @type {CustomEvent} */ (e).detail.seq);
     seenBy.render();
   });
   conn.addEventListener("outbox", (e) => timeline.showPending(/** @type {CustomEvent} */ (e).detail));
   conn.addEventListener("receipts", (e) => seenBy.update(/** @type {CustomEvent} */ (e).detail.seen));
+  conn.addEventListener("reactions", (e) => reactions.update(/** @type {CustomEvent} */ (e).detail.messages || []));
 }
 
 /** People: who is here, who joins and leaves, who types, renames. @param {RoomContext} ctx */

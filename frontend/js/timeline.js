@@ -40,7 +40,7 @@ const TOP_TRIGGER = 120;
 /**
  * @typedef {import("./session.js").User} User
  * @typedef {import("./connection.js").Attachment} Attachment
- * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string }} Message
+ * @typedef {{ seq: number, user?: User, text?: string, ts?: number, attachment?: Attachment, deleted?: boolean, client_msg_id?: string, reactions?: import("./reactions.js").Reaction[], reactions_version?: number, reply_to?: import("./replies.js").ReplyRef, moderator?: boolean }} Message
  */
 
 export class Timeline {
@@ -59,8 +59,9 @@ export class Timeline {
    * @param {(message: string) => void} o.onError
    * @param {{ active: () => boolean, onDelete: (seq: number) => void, onMute: (user: { id: number, nickname: string }, secs: number) => void }} [o.moderation]
    *   delete and mute controls on others' messages while active
+   * @param {(m: Message) => void} [o.onShown]  a message was just put in the list (not a pending one)
    */
-  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation }) {
+  constructor({ scroller, list, pendingList, pill, loadOlderButton, historyStart, me, fetchOlder, onRetry, onDiscard, onError, moderation, onShown }) {
     this.scroller = scroller;
     this.list = list;
     this.pendingList = pendingList;
@@ -73,6 +74,7 @@ export class Timeline {
     this.onDiscard = onDiscard;
     this.onError = onError;
     this.moderation = moderation;
+    this.onShown = onShown;
     this.seqs = new SeqList();
     /** @type {Map<number, HTMLElement>} seq → li */
     this.items = new Map();
@@ -149,6 +151,25 @@ export class Timeline {
       this.pill.hidden = false;
     }
     return added;
+  }
+
+  /**
+   * Brings the message at `seq` into view (loading older pages until it is shown, or there are
+   * none) and marks it for a moment. Returns false when the room no longer holds it.
+   * @param {number} seq
+   */
+  async reveal(seq) {
+    while (!this.items.has(seq) && this.hasOlder && this.seqs.size > 0 && this.seqs.first > seq) {
+      const first = this.seqs.first;
+      await this.loadOlder();
+      if (this.seqs.first === first) break;
+    }
+    const li = this.items.get(seq);
+    if (!li) return false;
+    li.scrollIntoView({ block: "center" });
+    li.classList.add("flash");
+    setTimeout(() => li.classList.remove("flash"), 2000);
+    return true;
   }
 
   /** Loads the page before the oldest message shown, keeping the reader's place. */
@@ -302,6 +323,7 @@ export class Timeline {
     if (!m.deleted) this.#addModeration(li, m.seq);
     this.#settle(li);
     if (nextLi) this.#settle(nextLi);
+    this.onShown?.(m);
     return true;
   }
 

@@ -28,6 +28,7 @@ test("the page's limits are the contract's (docs/PROTOCOL.md)", () => {
   assert.equal(Number(row("MAX_MUTE_SECS")), limits.MUTE_MAX_SECS);
   assert.equal(Number(row("RECEIPTS_FLUSH_MS")), limits.READ_EVERY_MS);
   assert.equal(Number(row("MAX_CLIENT_MSG_ID_LEN")), limits.CLIENT_MSG_ID_MAX);
+  assert.equal(row("REACTION_EMOJI"), limits.REACTION_EMOJI.join(" "));
   assert.equal(row("server ping interval"), `${limits.HEARTBEAT_MS / 1000} s`);
   const silence = /\((\d+) s\)/.exec(row("silence (no frame at all; pongs count) before close 1008"));
   assert.equal(Number(silence?.[1]) * 1000, limits.SERVER_SILENCE_MS);

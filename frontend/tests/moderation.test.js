@@ -79,3 +79,14 @@ test("a moderator deletes a message everywhere and mutes its author", async () =
   await waitForMessage(mod.page, "thank you");
   assert.deepEqual([...alice.errors, ...mod.errors], []);
 });
+
+test("the moderator's messages carry the badge; a guest's do not", async () => {
+  await sendMessage(mod.page, "Talk 2 starts in Hall B");
+  const official = alice.page.locator("#messages .msg", { hasText: "Talk 2 starts in Hall B" });
+  await official.locator(".mod-mark", { hasText: "Moderator" }).waitFor();
+  assert.ok(await official.evaluate((li) => li.classList.contains("from-moderator")));
+  await sendMessage(alice.page, "me too");
+  await waitForMessage(mod.page, "me too");
+  assert.equal(await mod.page.locator("#messages .msg", { hasText: "me too" }).locator(".mod-mark").count(), 0);
+  await screenshot(alice.page, "moderator-badge");
+});

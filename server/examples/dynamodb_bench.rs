@@ -45,6 +45,8 @@ async fn main() -> anyhow::Result<()> {
                     text: "x".repeat(100),
                     ts: 1_763_800_000_000 + i as i64,
                     attachment: None,
+                    reply_to: None,
+                    moderator: false,
                 })
                 .collect();
             for r in store.append(messages).await {

@@ -338,6 +338,10 @@ mod tests {
                 client_msg_id: format!("c{i}"),
                 attachment: None,
                 deleted: false,
+                reactions: Vec::new(),
+                reactions_version: 0,
+                reply_to: None,
+                moderator: false,
             })
             .collect();
         let frames: Vec<Bytes> = messages

@@ -42,6 +42,20 @@ pub const MAX_MODERATOR_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 pub const RECEIPTS_FLUSH_MS: u64 = 1000;
 /// A user's read position in a room is written to the store at most this often (seconds).
 pub const READ_STORE_SECS: u64 = 30;
+/// Characters of the original's text a reply quotes (`reply_to.snippet`).
+pub const REPLY_SNIPPET_CHARS: usize = 120;
+/// Users one emoji may list on one message (`too_large` above).
+pub const MAX_REACTORS_PER_EMOJI: usize = 1000;
+/// Reactions that changed are sent to a room's members at most this often (milliseconds),
+/// coalesced per room on each task.
+pub const REACTIONS_FLUSH_MS: u64 = 500;
+/// `react` frames per connection: burst, then [`REACTIONS_PER_SEC`] (`rate_limited` above).
+pub const REACTIONS_BURST: u32 = 10;
+/// `react` frames per connection per second, sustained.
+pub const REACTIONS_PER_SEC: u32 = 2;
+/// The emoji a message may be reacted with, in the order they are shown (and stored: new ones
+/// are only ever appended).
+pub const REACTION_EMOJI: [&str; 6] = ["👍", "❤️", "😂", "😮", "👏", "🎉"];
 
 /// WebSocket close codes the server uses.
 pub mod close {
@@ -103,6 +117,86 @@ pub struct ChatMessage {
     /// history paging and ordering hold (only present when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Who reacted with what, in [`REACTION_EMOJI`] order (absent when nobody did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// Rises with every change of `reactions` (absent while 0): the newest state wins.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reactions_version: u64,
+    /// The message this one answers, as it was when the reply was sent (absent on others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Box<ReplyRef>>,
+    /// Sent from a connection with a valid moderator credential (set by the server only; only
+    /// present when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
+}
+
+/// What a reply quotes of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    pub seq: u64,
+    pub user: User,
+    /// The start of its text, at most [`REPLY_SNIPPET_CHARS`] characters with `…` when cut,
+    /// whitespace runs as one space; empty for an image without text and a deleted message.
+    pub snippet: String,
+    /// The original was deleted by a moderator before the reply (only present when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ReplyRef {
+    /// The quote of `original`.
+    pub fn of(original: &ChatMessage) -> Self {
+        let flat = original
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut snippet: String = flat.chars().take(REPLY_SNIPPET_CHARS).collect();
+        if flat.chars().count() > REPLY_SNIPPET_CHARS {
+            snippet.push('…');
+        }
+        Self {
+            seq: original.seq,
+            user: original.user.clone(),
+            snippet,
+            deleted: original.deleted,
+        }
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// One emoji on one message and the users who reacted with it (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    /// User ids, ascending; at most [`MAX_REACTORS_PER_EMOJI`].
+    pub users: Vec<u64>,
+}
+
+/// One message's reactions after a change, as the `reactions` frame carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageReactions {
+    pub seq: u64,
+    pub version: u64,
+    pub reactions: Vec<Reaction>,
+}
+
+/// The index of `emoji` in [`REACTION_EMOJI`], or `bad_request` naming the set.
+pub fn reaction_index(emoji: &str) -> Result<usize, Refusal> {
+    REACTION_EMOJI
+        .iter()
+        .position(|e| *e == emoji)
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::BadRequest,
+                format!("emoji must be one of {}", REACTION_EMOJI.join(" ")),
+            )
+        })
 }
 
 impl ChatMessage {
@@ -112,6 +206,7 @@ impl ChatMessage {
         self.text.clear();
         self.attachment = None;
         self.deleted = true;
+        self.reactions.clear();
         self
     }
 }
@@ -131,8 +226,8 @@ pub struct Attachment {
 }
 
 /// The `type` of every [`ClientFrame`].
-pub const CLIENT_FRAME_TYPES: [&str; 9] = [
-    "hello", "join", "leave", "send", "typing", "ping", "delete", "mute", "read",
+pub const CLIENT_FRAME_TYPES: [&str; 10] = [
+    "hello", "join", "leave", "send", "typing", "ping", "delete", "mute", "read", "react",
 ];
 
 /// Frames a client sends.
@@ -163,6 +258,9 @@ pub enum ClientFrame {
         /// The `token` of `POST /api/uploads/{id}/complete`: an image checked by the server.
         #[serde(default)]
         attachment: Option<String>,
+        /// The seq of the room's message this one answers.
+        #[serde(default)]
+        reply_to: Option<u64>,
     },
     Typing {
         room: String,
@@ -183,6 +281,13 @@ pub enum ClientFrame {
     Read {
         room: String,
         seq: u64,
+    },
+    /// Adds (`on`) or takes back the sender's `emoji` on the message at `seq`.
+    React {
+        room: String,
+        seq: u64,
+        emoji: String,
+        on: bool,
     },
 }
 
@@ -260,6 +365,11 @@ pub enum ServerFrame<'a> {
     Receipts {
         room: &'a str,
         seen: &'a [(u64, u64)],
+    },
+    /// Messages whose reactions changed, each with its whole new state (coalesced).
+    Reactions {
+        room: &'a str,
+        messages: &'a [MessageReactions],
     },
 }
 
@@ -561,6 +671,36 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_quotes_the_start_of_the_text_on_one_line() {
+        let mut m = ChatMessage {
+            room: "r".into(),
+            seq: 7,
+            user: User {
+                id: 2,
+                nickname: "Bo".into(),
+                avatar: "owl".into(),
+            },
+            text: "two\n\n  lines".into(),
+            ts: 0,
+            client_msg_id: "c".into(),
+            attachment: None,
+            deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
+            reply_to: None,
+            moderator: false,
+        };
+        let r = ReplyRef::of(&m);
+        assert_eq!((r.seq, r.user.id, r.snippet.as_str()), (7, 2, "two lines"));
+        m.text = "é".repeat(REPLY_SNIPPET_CHARS + 1);
+        let r = ReplyRef::of(&m);
+        assert_eq!(r.snippet.chars().count(), REPLY_SNIPPET_CHARS + 1);
+        assert!(r.snippet.ends_with('…'));
+        m.text = "é".repeat(REPLY_SNIPPET_CHARS);
+        assert!(!ReplyRef::of(&m).snippet.ends_with('…'));
+    }
+
+    #[test]
     fn mute_rules() {
         assert!(validate_mute_secs(0).is_ok());
         assert!(validate_mute_secs(MAX_MUTE_SECS).is_ok());
@@ -590,6 +730,10 @@ mod tests {
                 bytes: 10,
             }),
             deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
+            reply_to: None,
+            moderator: false,
         };
         let t = m.into_tombstone();
         assert_eq!((t.seq, t.user.id, t.ts), (9, 3, 5));
@@ -626,6 +770,10 @@ mod tests {
             client_msg_id: "c".into(),
             attachment: None,
             deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
+            reply_to: None,
+            moderator: false,
         };
         let v: serde_json::Value =
             serde_json::from_slice(&ServerFrame::Message(&msg).to_json()).unwrap();
@@ -676,6 +824,7 @@ mod tests {
             ClientFrame::Delete { .. } => "delete",
             ClientFrame::Mute { .. } => "mute",
             ClientFrame::Read { .. } => "read",
+            ClientFrame::React { .. } => "react",
         };
         for t in CLIENT_FRAME_TYPES {
             let json = match t {
@@ -685,6 +834,7 @@ mod tests {
                 "delete" => r#"{"type":"delete","room":"r","seq":1}"#.into(),
                 "mute" => r#"{"type":"mute","room":"r","user_id":2,"secs":60}"#.into(),
                 "read" => r#"{"type":"read","room":"r","seq":3}"#.into(),
+                "react" => r#"{"type":"react","room":"r","seq":3,"emoji":"👍","on":true}"#.into(),
                 _ => format!(r#"{{"type":"{t}"}}"#),
             };
             let frame = decode_client_frame(&json).expect("every client type decodes");
@@ -724,6 +874,10 @@ mod tests {
             client_msg_id: "c".into(),
             attachment: None,
             deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
+            reply_to: None,
+            moderator: false,
         };
         let frames = [
             ServerFrame::Welcome {
@@ -785,6 +939,10 @@ mod tests {
                 room: "r",
                 seen: &[(2, 1)],
             },
+            ServerFrame::Reactions {
+                room: "r",
+                messages: &[],
+            },
         ];
         for frame in &frames {
             match frame {
@@ -800,7 +958,8 @@ mod tests {
                 | ServerFrame::Pong
                 | ServerFrame::Deleted { .. }
                 | ServerFrame::Muted { .. }
-                | ServerFrame::Receipts { .. } => {}
+                | ServerFrame::Receipts { .. }
+                | ServerFrame::Reactions { .. } => {}
             }
         }
         let server_doc = doc.split("### Server frames").nth(1).unwrap_or_default();
@@ -875,6 +1034,12 @@ mod tests {
             ("MAX_MODERATOR_TTL_SECS", MAX_MODERATOR_TTL_SECS.to_string()),
             ("RECEIPTS_FLUSH_MS", RECEIPTS_FLUSH_MS.to_string()),
             ("READ_STORE_SECS", READ_STORE_SECS.to_string()),
+            ("REPLY_SNIPPET_CHARS", REPLY_SNIPPET_CHARS.to_string()),
+            ("MAX_REACTORS_PER_EMOJI", MAX_REACTORS_PER_EMOJI.to_string()),
+            ("REACTIONS_FLUSH_MS", REACTIONS_FLUSH_MS.to_string()),
+            ("REACTIONS_BURST", REACTIONS_BURST.to_string()),
+            ("REACTIONS_PER_SEC", REACTIONS_PER_SEC.to_string()),
+            ("REACTION_EMOJI", REACTION_EMOJI.join(" ")),
         ];
         // Every constant of this file is in the lists above: a new one must be documented.
         let source = include_str!("protocol.rs");

@@ -22,7 +22,8 @@ use crate::hub::{Hub, SendRefused, SendRequest};
 use crate::inbound::{Inbound, MessageReader};
 use crate::protocol::{
     ClientFrame, ErrorCode, HELLO_TIMEOUT_SECS, JOIN_READS_BURST, MAX_FRAME_BYTES,
-    MAX_FRAMES_BEFORE_HELLO, Refusal, ServerFrame, close, decode_client_frame,
+    MAX_FRAMES_BEFORE_HELLO, REACTIONS_BURST, REACTIONS_PER_SEC, Refusal, ServerFrame, close,
+    decode_client_frame,
 };
 use crate::throttle::Probation;
 
@@ -240,6 +241,11 @@ where
         Quota::per_second(NonZeroU32::MIN)
             .allow_burst(NonZeroU32::new(JOIN_READS_BURST).unwrap_or(NonZeroU32::MIN)),
     );
+    // `react`s write to the store: rate-limited on their own.
+    let reacts: DefaultDirectRateLimiter = RateLimiter::direct(
+        Quota::per_second(NonZeroU32::new(REACTIONS_PER_SEC).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(REACTIONS_BURST).unwrap_or(NonZeroU32::MIN)),
+    );
     let rate_limited = || {
         Refusal::new(
             ErrorCode::RateLimited,
@@ -308,7 +314,7 @@ where
             Refused::of(frame, rate_limited()).tell(conn);
             continue;
         }
-        if let Err(refused) = handle(hub, tokens, conn, &join_reads, frame).await {
+        if let Err(refused) = handle(hub, tokens, conn, &join_reads, &reacts, frame).await {
             refused.tell(conn);
         }
     }
@@ -347,12 +353,13 @@ impl Refused {
 }
 
 /// Serves one decoded frame within the rate. `join_reads` limits joins of new rooms (each
-/// reads history).
+/// reads history), `reacts` reactions (each writes to the store).
 async fn handle(
     hub: &Arc<Hub>,
     tokens: &Tokens,
     conn: &Arc<Conn>,
     join_reads: &DefaultDirectRateLimiter,
+    reacts: &DefaultDirectRateLimiter,
     frame: ClientFrame,
 ) -> Result<(), Refused> {
     match frame {
@@ -370,6 +377,7 @@ async fn handle(
                 .into());
             }
             hub.join(conn, &room, after).await?;
+            hub.send_reactions(conn, &room);
             hub.send_receipts_soon(conn, room);
         }
         ClientFrame::Leave { room } => {
@@ -386,12 +394,14 @@ async fn handle(
             client_msg_id,
             text,
             attachment,
+            reply_to,
         } => {
             let send = SendRequest {
                 room,
                 client_msg_id,
                 text,
                 attachment,
+                reply_to,
             };
             hub.send(conn, tokens, send).await?;
         }
@@ -403,6 +413,23 @@ async fn handle(
             secs,
         } => hub.mute(conn, &room, user_id, secs).await?,
         ClientFrame::Typing { room } => hub.typing(conn, &room).await?,
+        ClientFrame::React {
+            room,
+            seq,
+            emoji,
+            on,
+        } => {
+            if reacts.check().is_err() {
+                return Err(Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {REACTIONS_BURST} reactions at once, then {REACTIONS_PER_SEC} per second; slow down"
+                    ),
+                )
+                .into());
+            }
+            hub.react(conn, &room, seq, &emoji, on).await?
+        }
         ClientFrame::Ping => {
             conn.send(&ServerFrame::Pong);
         }

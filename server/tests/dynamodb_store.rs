@@ -43,6 +43,8 @@ fn msg(room: &str, i: usize) -> NewMessage {
         text: format!("message {i}"),
         ts: 1_763_800_000_000 + i as i64,
         attachment: None,
+        reply_to: None,
+        moderator: false,
     }
 }
 

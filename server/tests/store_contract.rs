@@ -76,6 +76,8 @@ fn msg(room: &str, user_id: u64, client_msg_id: &str, text: &str) -> NewMessage 
         text: text.into(),
         ts: T0,
         attachment: None,
+        reply_to: None,
+        moderator: false,
     }
 }
 

@@ -119,6 +119,22 @@ export default {
   "mod.confirmDeleteLabel": "Confirm: delete the message by {name} for everyone",
   "mod.removed": "Message removed by a moderator",
 
+  "react.add": "Add a reaction",
+  "react.with": "React with {emoji}",
+  "react.chipLabel": "{emoji} from {names}: press to add or take back yours",
+  "react.you": "you",
+
+  "reply.reply": "Reply",
+  "reply.replyLabel": "Reply to {name}",
+  "reply.replyingTo": "Replying to {name}: {snippet}",
+  "reply.cancel": "Cancel reply",
+  "reply.jumpLabel": "Show the message by {name} this answers",
+  "reply.noText": "an image",
+  "reply.removed": "Message removed by a moderator",
+  "reply.gone": "That message is no longer in the room.",
+  "mention.listLabel": "People in the room",
+  "badge.moderator": "Moderator",
+
   "image.none": "No file was chosen.",
   "image.type": "Only JPEG, PNG, GIF and WebP images can be shared ({name} is {type}).",
   "image.unknownType": "of an unknown type",

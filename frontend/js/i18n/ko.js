@@ -118,6 +118,22 @@ export default {
   "mod.confirmDeleteLabel": "확인: {name} 님의 메시지를 모두에게서 삭제",
   "mod.removed": "관리자가 삭제한 메시지",
 
+  "react.add": "반응 추가",
+  "react.with": "{emoji}(으)로 반응하기",
+  "react.chipLabel": "{emoji} — {names}: 눌러서 내 반응을 추가하거나 취소",
+  "react.you": "나",
+
+  "reply.reply": "답장",
+  "reply.replyLabel": "{name} 님에게 답장",
+  "reply.replyingTo": "{name} 님에게 답장: {snippet}",
+  "reply.cancel": "답장 취소",
+  "reply.jumpLabel": "이 답장이 가리키는 {name} 님의 메시지 보기",
+  "reply.noText": "이미지",
+  "reply.removed": "관리자가 삭제한 메시지",
+  "reply.gone": "그 메시지는 이제 방에 없습니다.",
+  "mention.listLabel": "방에 있는 사람",
+  "badge.moderator": "운영진",
+
   "image.none": "선택한 파일이 없습니다.",
   "image.type": "JPEG, PNG, GIF, WebP 이미지만 공유할 수 있습니다 ({name}: {type}).",
   "image.unknownType": "알 수 없는 형식",

@@ -32,6 +32,9 @@ pub enum EventKind {
     Muted { user_id: u64 },
     /// Read positions that moved (coalesced): delivered to everyone; every task merges them.
     Receipts,
+    /// Messages whose reactions changed (coalesced, each with a version): delivered to
+    /// everyone; every task keeps the newest state of each.
+    Reactions,
 }
 
 /// One event for a room: its kind and the frame's JSON, encoded once by the task that made it.

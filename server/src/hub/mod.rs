@@ -20,9 +20,11 @@ mod lifecycle;
 mod moderate;
 mod presence;
 mod publish;
+mod reactions;
 mod receipts;
 mod records;
 mod repair;
+mod replies;
 mod room;
 mod send;
 
@@ -85,6 +87,8 @@ pub struct Hub {
     mutes: moderate::Mutes,
     /// Read positions of the rooms this task serves (`receipts`).
     receipts: receipts::Receipts,
+    /// Reactions of the rooms this task serves (`reactions`).
+    reactions: reactions::Reactions,
     /// Where the hub's background work runs (stopped with the server).
     background: Background,
     pub info: ServerInfo,
@@ -129,6 +133,7 @@ impl Hub {
             records: Mutex::default(),
             mutes: moderate::Mutes::default(),
             receipts: receipts::Receipts::default(),
+            reactions: reactions::Reactions::default(),
             background: background.clone(),
             info,
             metrics,
@@ -140,6 +145,7 @@ impl Hub {
         hub.spawn_heartbeat();
         hub.spawn_audit();
         hub.spawn_receipts();
+        hub.spawn_reactions();
         Ok(hub)
     }
 
@@ -178,6 +184,9 @@ impl Hub {
                 FromOthers::Event { room, event } => {
                     if event.kind == EventKind::Receipts {
                         self.deliver_receipts(&room, &event.json);
+                    }
+                    if event.kind == EventKind::Reactions {
+                        self.deliver_reactions(&room, &event.json);
                     }
                     self.deliver_local(&room, &event);
                 }
@@ -460,7 +469,7 @@ impl Hub {
                 EventKind::Deleted { .. } | EventKind::Muted { .. } => {
                     self.deliver_moderation(room_name, &mut st, event, &frame())
                 }
-                EventKind::Receipts => st.fan_to(&frame(), |_| true),
+                EventKind::Receipts | EventKind::Reactions => st.fan_to(&frame(), |_| true),
             }
         };
         self.metrics.frames_delivered.inc_by(delivered);

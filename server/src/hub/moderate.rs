@@ -252,6 +252,29 @@ impl Hub {
         })
     }
 
+    /// `muted` when `user_id` may not `action` in `room` now, naming the seconds left.
+    pub(super) async fn check_not_muted(
+        self: &Arc<Self>,
+        room: &str,
+        user_id: u64,
+        action: &str,
+    ) -> Result<(), Refusal> {
+        let until = self.muted_until(room, user_id).await?;
+        let now = crate::now_ms();
+        if let Some(until) = until
+            && until > now
+        {
+            let secs = (until - now + 999) / 1000;
+            return Err(Refusal::new(
+                ErrorCode::Muted,
+                format!(
+                    "a moderator muted you in room {room:?}; you may {action} again in {secs} s"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads the room's mutes from the store into this task's copy.
     async fn read_mutes(self: &Arc<Self>, room: &str) -> Result<HashMap<u64, i64>, Refusal> {
         let read_at = Instant::now();

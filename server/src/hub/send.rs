@@ -1,6 +1,6 @@
 //! A `send`, checked in one place and in this order: the frame's fields (room,
 //! client_msg_id), the sender's membership of the room, the sender's mute, the attachment's
-//! signed token, the text; then the group commit, which refuses when the store is too far
+//! signed token, the text, the message it answers (`replies`); then the group commit, which refuses when the store is too far
 //! behind. The ack (or an `unavailable` error) follows when the store has answered, from
 //! the commit loop. The connection's frame rate is checked by `ws` before any frame is
 //! decoded (every frame counts, whatever it is); a send refused for it is named the same way.
@@ -23,6 +23,8 @@ pub struct SendRequest {
     pub text: String,
     /// The token of an uploaded image (`POST /api/uploads/{id}/complete`).
     pub attachment: Option<String>,
+    /// The seq of the message it answers.
+    pub reply_to: Option<u64>,
 }
 
 /// A refused `send`: why, and the `client_msg_id` it names, so the client knows which
@@ -47,12 +49,20 @@ impl Hub {
             client_msg_id,
             text,
             attachment,
+            reply_to,
         } = send;
-        let attachment = match self
-            .check_send(conn, tokens, &room, &client_msg_id, &text, attachment)
-            .await
-        {
-            Ok(attachment) => attachment,
+        let checked = async {
+            let attachment = self
+                .check_send(conn, tokens, &room, &client_msg_id, &text, attachment)
+                .await?;
+            let reply = match reply_to {
+                Some(seq) => Some(Box::new(self.quote(&room, seq).await?)),
+                None => None,
+            };
+            Ok((attachment, reply))
+        };
+        let (attachment, reply_to) = match checked.await {
+            Ok(checked) => checked,
             Err(refusal) => {
                 return Err(SendRefused {
                     client_msg_id,
@@ -67,6 +77,8 @@ impl Hub {
             text,
             ts: crate::now_ms(),
             attachment: attachment.map(Box::new),
+            reply_to,
+            moderator: conn.moderator().is_some(),
         };
         self.committer
             .submit(Arc::clone(conn), message)
@@ -97,17 +109,7 @@ impl Hub {
                 format!("join room {room:?} before sending to it"),
             ));
         }
-        let until = self.muted_until(room, conn.user.id).await?;
-        let now = crate::now_ms();
-        if let Some(until) = until
-            && until > now
-        {
-            let secs = (until - now + 999) / 1000;
-            return Err(Refusal::new(
-                ErrorCode::Muted,
-                format!("a moderator muted you in room {room:?}; you may send again in {secs} s"),
-            ));
-        }
+        self.check_not_muted(room, conn.user.id, "send").await?;
         let attachment = attachment
             .map(|token| crate::uploads::open_attachment(tokens, conn.user.id, &token))
             .transpose()?;

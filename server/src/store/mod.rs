@@ -12,13 +12,14 @@ use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, User};
+use crate::protocol::{Attachment, ChatMessage, ErrorCode, Refusal, ReplyRef, User};
 pub use chat_contract::rollout::{Beat, Control};
 /// The tables as data (the contract both the server and opsctl build against).
 pub use chat_contract::schema;
 
 pub mod dynamodb;
 pub mod embedded;
+pub mod reactions;
 pub mod user_ids;
 
 /// How long an idempotency key (user, client_msg_id) is remembered.
@@ -36,6 +37,10 @@ pub struct NewMessage {
     /// An image checked at upload (its signed token verified by the WebSocket side). Boxed:
     /// sends wait in the commit queue, and most carry none.
     pub attachment: Option<Box<Attachment>>,
+    /// The message it answers, checked and quoted by the hub.
+    pub reply_to: Option<Box<ReplyRef>>,
+    /// Sent from a moderator's connection.
+    pub moderator: bool,
 }
 
 /// What `append` did with one message.
@@ -229,6 +234,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored `(user_id, seq)` read position of `room`.
     async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError>;
+
+    /// Reactions: applies one user's change to the message at (room, seq), atomically (many
+    /// tasks may change one message at once), raising its `reactions_version`.
+    async fn react(
+        &self,
+        room: &str,
+        seq: u64,
+        change: reactions::ReactionChange,
+    ) -> Result<reactions::Reacted, StoreError>;
 
     /// Applies changes to the live-connection registry, at most one per connection (the hub
     /// sends them in batches, in order across calls).

@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod moderators;
+
 pub const SECRET: &str = "test-secret-0123456789";
 /// How long a test waits for any single expected event.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -47,6 +47,7 @@ pub fn encode(origin: u64, event: &RoomEvent) -> Vec<u8> {
         EventKind::Deleted { seq } => (b'D', seq),
         EventKind::Muted { user_id } => (b'U', user_id),
         EventKind::Receipts => (b'R', 0),
+        EventKind::Reactions => (b'E', 0),
     };
     let mut out = Vec::with_capacity(HEADER + event.json.len());
     out.put_u8(VERSION);
@@ -74,6 +75,7 @@ pub fn decode(payload: Bytes) -> Result<Envelope, EnvelopeError> {
         b'D' => EventKind::Deleted { seq: id },
         b'U' => EventKind::Muted { user_id: id },
         b'R' => EventKind::Receipts,
+        b'E' => EventKind::Reactions,
         other => return Err(EnvelopeError::Kind(other)),
     };
     Ok(Envelope {
@@ -111,6 +113,7 @@ mod tests {
             EventKind::Deleted { seq: 12 },
             EventKind::Muted { user_id: 9 },
             EventKind::Receipts,
+            EventKind::Reactions,
         ] {
             let e = event(kind, r#"{"type":"message","text":"hi"}"#);
             let wire = encode(0xdead_beef_0000_0001, &e);

@@ -452,6 +452,10 @@ impl DynamoStore {
                             client_msg_id: new.client_msg_id.clone(),
                             attachment: new.attachment.as_deref().cloned(),
                             deleted: false,
+                            reactions: Vec::new(),
+                            reactions_version: 0,
+                            reply_to: new.reply_to.clone(),
+                            moderator: new.moderator,
                         };
                         to_write.push((i, message, KeyProbe::of(new)));
                     }

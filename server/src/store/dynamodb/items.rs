@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::protocol::{Attachment, ChatMessage, User};
+use crate::protocol::{Attachment, ChatMessage, REACTION_EMOJI, Reaction, ReplyRef, User};
 use crate::store::{IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError};
 
 /// One DynamoDB item.
@@ -73,6 +73,23 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
     if m.deleted {
         item.insert("deleted".into(), AttributeValue::Bool(true));
     }
+    if m.moderator {
+        item.insert("moderator".into(), AttributeValue::Bool(true));
+    }
+    if let Some(r) = &m.reply_to {
+        // A map attribute, like `attachment`: only on replies.
+        item.insert(
+            "reply_to".into(),
+            AttributeValue::M(HashMap::from([
+                ("seq".into(), n(r.seq)),
+                ("user_id".into(), n(r.user.id)),
+                ("nickname".into(), s(&r.user.nickname)),
+                ("avatar".into(), s(&r.user.avatar)),
+                ("snippet".into(), s(&r.snippet)),
+                ("deleted".into(), AttributeValue::Bool(r.deleted)),
+            ])),
+        );
+    }
     if let Some(a) = &m.attachment {
         // A map attribute: no key or index changes, nothing for text-only messages.
         item.insert(
@@ -89,6 +106,25 @@ pub(super) fn message_item(m: &ChatMessage) -> Item {
     item
 }
 
+fn reply_from_item(item: &Item) -> Result<Option<Box<ReplyRef>>, StoreError> {
+    match item.get("reply_to") {
+        None => Ok(None),
+        Some(AttributeValue::M(r)) => Ok(Some(Box::new(ReplyRef {
+            seq: get_n(r, "seq")?,
+            user: User {
+                id: get_n(r, "user_id")?,
+                nickname: get_s(r, "nickname")?.to_string(),
+                avatar: get_s(r, "avatar")?.to_string(),
+            },
+            snippet: get_s(r, "snippet")?.to_string(),
+            deleted: matches!(r.get("deleted"), Some(AttributeValue::Bool(true))),
+        }))),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "attribute reply_to should be a map, found {other:?}"
+        ))),
+    }
+}
+
 fn attachment_from_item(item: &Item) -> Result<Option<Attachment>, StoreError> {
     match item.get("attachment") {
         None => Ok(None),
@@ -103,6 +139,43 @@ fn attachment_from_item(item: &Item) -> Result<Option<Attachment>, StoreError> {
             "attribute attachment should be a map, found {other:?}"
         ))),
     }
+}
+
+/// The reactions a message's item holds: number set `rx{i}` lists who reacted with the i-th
+/// emoji of [`REACTION_EMOJI`] (none on a deleted message).
+pub(super) fn reactions_from_item(item: &Item) -> Result<Vec<Reaction>, StoreError> {
+    if matches!(item.get("deleted"), Some(AttributeValue::Bool(true))) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, emoji) in REACTION_EMOJI.iter().enumerate() {
+        match item.get(&format!("rx{i}")) {
+            None => {}
+            Some(AttributeValue::Ns(ids)) => {
+                let mut users = ids
+                    .iter()
+                    .map(|id| {
+                        id.parse::<u64>().map_err(|_| {
+                            StoreError::Corrupt(format!("reaction user id {id:?} is out of range"))
+                        })
+                    })
+                    .collect::<Result<Vec<u64>, _>>()?;
+                users.sort_unstable();
+                if !users.is_empty() {
+                    out.push(Reaction {
+                        emoji: (*emoji).to_string(),
+                        users,
+                    });
+                }
+            }
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "attribute rx{i} should be a number set, found {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A reserved seq given up for good: an item at the message's key that holds no message, so
@@ -131,6 +204,13 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
         client_msg_id: get_s(item, "client_msg_id")?.to_string(),
         attachment: attachment_from_item(item)?,
         deleted: matches!(item.get("deleted"), Some(AttributeValue::Bool(true))),
+        reactions: reactions_from_item(item)?,
+        reactions_version: match item.get("rxv") {
+            Some(_) => get_n(item, "rxv")?,
+            None => 0,
+        },
+        reply_to: reply_from_item(item)?,
+        moderator: matches!(item.get("moderator"), Some(AttributeValue::Bool(true))),
     })
 }
 
@@ -180,6 +260,10 @@ mod tests {
             client_msg_id: "c-1".into(),
             attachment: None,
             deleted: false,
+            reactions: Vec::new(),
+            reactions_version: 0,
+            reply_to: None,
+            moderator: false,
         }
     }
 
@@ -202,6 +286,16 @@ mod tests {
             message_from_item(&message_item(&with_image)).ok(),
             Some(with_image)
         );
+        let reply = ChatMessage {
+            reply_to: Some(Box::new(ReplyRef::of(&message()))),
+            ..message()
+        };
+        assert_eq!(message_from_item(&message_item(&reply)).ok(), Some(reply));
+        let badged = ChatMessage {
+            moderator: true,
+            ..message()
+        };
+        assert_eq!(message_from_item(&message_item(&badged)).ok(), Some(badged));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   (no `user_id`, so it stays out of the `by-user` index; `expires_at` lets TTL drop it).
 //!   A deleted message keeps its item with `text: ""`, `deleted: true`, no `attachment`; a
 //!   mute is `{room: "mute#{room}", seq: user_id, until, expires_at}` ([`moderation`]); a read
-//!   position is `{room: "read#{room}", seq: user_id, pos}` ([`receipts`]).
+//!   position is `{room: "read#{room}", seq: user_id, pos}` ([`receipts`]). Reactions are number
+//!   sets `rx{i}` of user ids and a version `rxv` on the message's item ([`reactions`]).
 //! - `{prefix}connections`: `{conn_id, user_id, rooms, task, color, connected_at, expires_at}`.
 //!
 //! `append` is a group commit: one counter `UpdateItem ADD n` per room reserves a block of seqs,
@@ -32,6 +33,7 @@ mod counts;
 mod fleet;
 mod items;
 mod moderation;
+mod reactions;
 mod reads;
 mod receipts;
 mod settle;
@@ -210,6 +212,15 @@ impl Store for DynamoStore {
 
     async fn read_positions(&self, room: &str) -> Result<Vec<(u64, u64)>, StoreError> {
         self.query_positions(room).await
+    }
+
+    async fn react(
+        &self,
+        room: &str,
+        seq: u64,
+        change: super::reactions::ReactionChange,
+    ) -> Result<super::reactions::Reacted, StoreError> {
+        self.update_reactions(room, seq, change).await
     }
 
     async fn write_connections(&self, changes: &[ConnectionChange]) -> Result<(), StoreError> {

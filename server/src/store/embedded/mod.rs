@@ -39,6 +39,7 @@ use wal::Log;
 
 mod moderation;
 mod pipeline;
+mod reactions;
 mod receipts;
 mod tables;
 pub mod wal;
@@ -313,6 +314,17 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| receipts::get(db, &room)).await
     }
 
+    async fn react(
+        &self,
+        room: &str,
+        seq: u64,
+        change: super::reactions::ReactionChange,
+    ) -> Result<super::reactions::Reacted, StoreError> {
+        let room = room.to_string();
+        self.blocking(move |db| reactions::react(db, &room, seq, change))
+            .await
+    }
+
     async fn write_connections(&self, changes: &[ConnectionChange]) -> Result<(), StoreError> {
         let changes = changes
             .iter()
@@ -375,6 +387,8 @@ mod tests {
             text: format!("text of {id}"),
             ts: 1_763_800_000_000,
             attachment: None,
+            reply_to: None,
+            moderator: false,
         }
     }
 

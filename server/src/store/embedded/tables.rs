@@ -115,6 +115,10 @@ pub(super) fn append_batch(
                 client_msg_id: new.client_msg_id,
                 attachment: new.attachment.map(|a| *a),
                 deleted: false,
+                reactions: Vec::new(),
+                reactions_version: 0,
+                reply_to: new.reply_to,
+                moderator: new.moderator,
             };
             let json = serde_json::to_vec(&message).map_err(corrupt)?;
             messages
