@@ -24,7 +24,8 @@
 //!   `hub/join` joining; `hub/room` the pure in-order state machine; `hub/repair` gap repair;
 //!   `hub/publish` per-room publish lanes; `hub/presence` presence summaries;
 //!   `hub/moderate` delete, mute and the mutes' cache; `hub/receipts` read positions;
-//!   `hub/records` the connection records; `hub/lifecycle` heartbeat and drain.
+//!   `hub/records` the connection records; `hub/lifecycle` heartbeat and drain;
+//!   `hub/reactions` reactions, coalesced per room; `hub/replies` what a reply quotes.
 //! - [`commit`]: group commit of sends to the store, then ack; hands stored messages to the
 //!   hub over the hub's channel ([`commit::Committed`]).
 //! - [`conn`]: a connection as the hub sees it: bounded queue of pre-encoded frames, close.
@@ -32,14 +33,16 @@
 //!   `rebalance/decide` the pure decision.
 //! - [`ecs_stop`]: draining when ECS says the task is stopping.
 //! - [`moderator`]: moderator credentials.
-//! - [`store`]: the `Store` seam; `store/user_ids` draws user ids in blocks.
+//! - [`store`]: the `Store` seam; `store/user_ids` draws user ids in blocks;
+//!   `store/reactions` the pure toggle of a message's reactions.
 //!   `store/embedded` (redb): `store/embedded/pipeline` its apply and log threads,
 //!   `store/embedded/tables` its transactions, `store/embedded/wal` the write-ahead log,
-//!   `store/embedded/moderation`, `store/embedded/receipts`.
+//!   `store/embedded/moderation`, `store/embedded/receipts`, `store/embedded/reactions`.
 //!   `store/dynamodb`: `store/dynamodb/items` encoding, `store/dynamodb/append` the group
 //!   commit, `store/dynamodb/batch`, `store/dynamodb/settle`, `store/dynamodb/reads`,
 //!   `store/dynamodb/connections`, `store/dynamodb/fleet` the rollout's items,
-//!   `store/dynamodb/moderation`, `store/dynamodb/receipts`, `store/dynamodb/counts`. The
+//!   `store/dynamodb/moderation`, `store/dynamodb/receipts`, `store/dynamodb/reactions`,
+//!   `store/dynamodb/counts`. The
 //!   tables' schema is `chat_contract`'s.
 //! - [`fanout`]: the `Fanout` seam (events to other tasks, presence across tasks);
 //!   `fanout/local`; `fanout/redis` with `fanout/redis/endpoint` (one node or a cluster),
