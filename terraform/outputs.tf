@@ -135,6 +135,6 @@ output "web_acl_arn" {
 }
 
 output "token_secret_parameter" {
-  description = "SSM parameter holding CHAT_TOKEN_SECRET; an organiser reads it to issue moderator credentials (chat-server moderator-token, README \"Moderation\")."
+  description = "SSM parameter holding CHAT_TOKEN_SECRET; an organiser reads it to issue moderator credentials (chat-server moderator-token, docs/web-client.md \"Moderation\")."
   value       = aws_ssm_parameter.token_secret.name
 }

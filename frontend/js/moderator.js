@@ -1,6 +1,7 @@
 // @ts-check
-// A moderator credential from the link (`#moderator=…`, see README "Moderation"), kept for this
-// tab only and taken out of the address bar, so a link copied from it never carries it.
+// A moderator credential from the link (`#moderator=…`, see docs/web-client.md "Moderation"),
+// kept for this tab only and taken out of the address bar, so a link copied from it never
+// carries it.
 
 const MODERATOR_KEY = "chat.moderator";
 

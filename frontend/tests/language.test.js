@@ -2,7 +2,7 @@
 // browser's preferences, `?lang=` forces one, an embedding page switches it live by
 // postMessage; a visitor who types no nickname is named after their avatar in their language
 // and the other person sees that name; times and counts are localised; avatars are drawings.
-// Also the README's screenshots of the room in both languages and both themes.
+// Also the screenshots in docs/web-client.md of the room in both languages and both themes.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -98,7 +98,7 @@ test("a Korean browser gets the Korean page; a guest with no nickname is 익명�
   await sam.page.locator("#composer-input").press("d");
   await minji.page.locator("#typing", { hasText: `${samName} 님이 입력 중…` }).waitFor();
 
-  // The README's screenshots: the room in Korean and in English, light and dark.
+  // The screenshots in docs/web-client.md: the room in Korean and in English, light and dark.
   await screenshot(minji.page, "room-ko-light");
   await screenshot(sam.page, "room-en-light");
   for (const person of [minji, sam]) {

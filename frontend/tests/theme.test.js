@@ -52,7 +52,7 @@ test("theme from ?theme= (light and dark)", async () => {
   await bob.page.fill("#composer-input", "Thanks!");
   await alice.page.locator("#typing", { hasText: "Bob is typing…" }).waitFor();
 
-  // The README's screenshots: the same room in both themes.
+  // The screenshots in docs/web-client.md: the same room in both themes.
   await screenshot(alice.page, "room-light");
   await alice.page.goto(`${server.base}/room/keynote${query}&theme=dark`);
   await waitOnline(alice.page);

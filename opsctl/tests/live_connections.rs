@@ -18,9 +18,9 @@
 //! Prints the measured times and the tasks' store calls per phase. `LIVE_SEED` (default 18,
 //! printed) seeds the clients' pace; `LIVE_WINDOW` (seconds, default 5 as opsctl's) is the window over
 //! which tasks shed (`--rebalance=WINDOW`, `rollback --window`); `LIVE_CONVERGE` (seconds,
-//! default 30) the bound on each move, for measuring larger crowds (README has the figures at
-//! 2,000). A move costs the serial moto little: the join is answered from the room's memory
-//! and the connection records go in batches of 25.
+//! default 30) the bound on each move, for measuring larger crowds (docs/operations.md has the
+//! figures at 2,000). A move costs the serial moto little: the join is answered from the room's
+//! memory and the connection records go in batches of 25.
 
 mod support;
 

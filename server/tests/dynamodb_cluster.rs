@@ -1,6 +1,6 @@
 //! Two chat-server processes on one DynamoDB (a real moto server): they share user ids,
 //! history and seqs; a retried `client_msg_id` is stored once whichever process it reaches;
-//! the items and TTL attributes are what the README says; and when DynamoDB goes away a send
+//! the items and TTL attributes are what docs/storage.md says; and when DynamoDB goes away a send
 //! gets `unavailable` (never an ack) and /readyz 503 names dynamodb, until it is back.
 
 mod moto;

@@ -5,7 +5,7 @@
 //! This file holds the client and the `Store` impl; the folder's other files are mapped in
 //! `lib.rs`.
 //!
-//! Item shapes (README "DynamoDB tables" has the full story):
+//! Item shapes (docs/storage.md, "DynamoDB tables", has the full story):
 //! - `{prefix}user-counter`: `{name: "users", value}` draws user ids; `{name: "room#{room}", value}`
 //!   is a room's highest allocated seq. Both move only by `UpdateItem ADD`, so they are atomic
 //!   across tasks.
