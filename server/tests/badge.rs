@@ -5,11 +5,12 @@
 
 mod moto;
 mod support;
+mod two_tasks;
 
-use moto::Moto;
 use serde_json::{Value, json};
 use support::moderators::{connect_moderator, credential};
-use support::{Client, RedisServer, SECRET, ServerProcess, eventually, get_json};
+use support::{Client, get_json};
+use two_tasks::TwoTasks;
 
 /// The `message` frame with `seq` (earlier ones may come first).
 async fn message(c: &mut Client, seq: u64) -> Value {
@@ -24,30 +25,8 @@ async fn message(c: &mut Client, seq: u64) -> Value {
 #[tokio::test]
 async fn a_moderators_messages_carry_a_badge_guests_cannot_forge() {
     const PREFIX: &str = "badge-";
-    let redis = RedisServer::start().await;
-    let moto = Moto::start().await;
-    moto.create_tables(&support::bin(), PREFIX);
-    let mut tasks = Vec::new();
-    for task in ["task-a", "task-b"] {
-        let mut env: Vec<(&str, String)> = moto.env();
-        env.extend([
-            ("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX.to_string()),
-            ("CHAT_TOKEN_SECRET", SECRET.to_string()),
-            ("CHAT_REDIS_URL", redis.url()),
-            ("CHAT_TASK_ID", task.to_string()),
-            ("CHAT_DYNAMODB_TIMEOUT_MS", "30000".to_string()),
-        ]);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        tasks.push(ServerProcess::start(&env).await);
-    }
-    for p in &tasks {
-        let url = p.url("/readyz");
-        eventually("the task is ready", || async {
-            get_json(&url).await.0 == 200
-        })
-        .await;
-    }
-    let (a, b) = (&tasks[0], &tasks[1]);
+    let two = TwoTasks::start(PREFIX).await;
+    let (a, b) = (&two.a, &two.b);
     let (mut ada, _) = connect_moderator(&a.url(""), &a.ws_url(), &credential("Ada")).await;
     let mut eve = Client::connect(&b.url(""), &b.ws_url(), "eve").await;
     ada.join("hall").await;

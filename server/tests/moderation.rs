@@ -6,14 +6,15 @@
 
 mod moto;
 mod support;
+mod two_tasks;
 
 use std::time::Duration;
 
 use chat_server::auth::Tokens;
-use moto::Moto;
 use serde_json::{Value, json};
 use support::moderators::{connect_moderator, credential};
-use support::{Client, RedisServer, SECRET, ServerProcess, TestServer, eventually, get_json};
+use support::{Client, SECRET, ServerProcess, TestServer, get_json};
+use two_tasks::TwoTasks;
 
 async fn history(base: &str, room: &str, query: &str) -> Value {
     let (status, page) = get_json(&format!("{base}/api/rooms/{room}/messages?{query}")).await;
@@ -252,30 +253,8 @@ async fn a_muted_user_cannot_send_until_the_mute_ends_even_after_a_restart() {
 #[tokio::test]
 async fn moderation_holds_across_tasks() {
     const PREFIX: &str = "mod-";
-    let redis = RedisServer::start().await;
-    let moto = Moto::start().await;
-    moto.create_tables(&support::bin(), PREFIX);
-    let mut tasks = Vec::new();
-    for task in ["task-a", "task-b"] {
-        let mut env: Vec<(&str, String)> = moto.env();
-        env.extend([
-            ("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX.to_string()),
-            ("CHAT_TOKEN_SECRET", SECRET.to_string()),
-            ("CHAT_REDIS_URL", redis.url()),
-            ("CHAT_TASK_ID", task.to_string()),
-            ("CHAT_DYNAMODB_TIMEOUT_MS", "30000".to_string()),
-        ]);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        tasks.push(ServerProcess::start(&env).await);
-    }
-    for p in &tasks {
-        let url = p.url("/readyz");
-        eventually("the task is ready", || async {
-            get_json(&url).await.0 == 200
-        })
-        .await;
-    }
-    let (a, b) = (&tasks[0], &tasks[1]);
+    let two = TwoTasks::start(PREFIX).await;
+    let (a, b) = (&two.a, &two.b);
     let (mut moderator, _) = connect_moderator(&a.url(""), &a.ws_url(), &credential("Ada")).await;
     let mut alice = Client::connect(&b.url(""), &b.ws_url(), "alice").await;
     let mut bob = Client::connect(&b.url(""), &b.ws_url(), "bob").await;

@@ -6,10 +6,11 @@
 
 mod moto;
 mod support;
+mod two_tasks;
 
-use moto::Moto;
 use serde_json::{Value, json};
-use support::{Client, RedisServer, SECRET, ServerProcess, eventually, get_json};
+use support::{Client, SECRET, ServerProcess, get_json};
+use two_tasks::TwoTasks;
 
 const THUMBS: &str = "👍";
 const PARTY: &str = "🎉";
@@ -165,29 +166,8 @@ async fn reactions_are_toggled_coalesced_checked_and_kept_across_a_restart() {
 #[tokio::test]
 async fn reactions_cross_tasks_and_are_stored_on_dynamodb() {
     const PREFIX: &str = "rx-";
-    let redis = RedisServer::start().await;
-    let moto = Moto::start().await;
-    moto.create_tables(&support::bin(), PREFIX);
-    let mut tasks = Vec::new();
-    for task in ["task-a", "task-b"] {
-        let mut env: Vec<(&'static str, String)> = moto.env();
-        env.extend([
-            ("CHAT_DYNAMODB_TABLE_PREFIX", PREFIX.to_string()),
-            ("CHAT_TOKEN_SECRET", SECRET.to_string()),
-            ("CHAT_REDIS_URL", redis.url()),
-            ("CHAT_TASK_ID", task.to_string()),
-            ("CHAT_DYNAMODB_TIMEOUT_MS", "30000".to_string()),
-        ]);
-        tasks.push(start(&env).await);
-    }
-    for p in &tasks {
-        let url = p.url("/readyz");
-        eventually("the task is ready", || async {
-            get_json(&url).await.0 == 200
-        })
-        .await;
-    }
-    let (a, b) = (&tasks[0], &tasks[1]);
+    let two = TwoTasks::start(PREFIX).await;
+    let (a, b) = (&two.a, &two.b);
     let mut alice = Client::connect(&a.url(""), &a.ws_url(), "alice").await;
     let mut bob = Client::connect(&b.url(""), &b.ws_url(), "bob").await;
     alice.join("hall").await;
