@@ -36,6 +36,9 @@ pub(super) struct RoomState {
     pub(super) last_seq: Option<u64>,
     /// Messages that arrived ahead of a missing seq.
     pub(super) pending: BTreeMap<u64, Bytes>,
+    /// Where the room started on this task: seqs at or below it were never followed here
+    /// (a catch-up join below it settles them in the store itself).
+    pub(super) started_at: u64,
     /// Seqs above `last_seq` the store marked abandoned.
     abandoned: BTreeSet<u64>,
     /// Highest seq known to be reserved (any arrival, or the room's counter).
@@ -79,6 +82,7 @@ impl RoomState {
             return 0;
         }
         self.last_seq = Some(last);
+        self.started_at = last;
         self.horizon = self.horizon.max(last);
         self.pending.retain(|&s, _| s > last);
         self.abandoned.retain(|&s| s > last);
@@ -111,6 +115,11 @@ impl RoomState {
     /// The room's counter says seqs up to `seq` are reserved.
     pub(super) fn reserved(&mut self, seq: u64) {
         self.horizon = self.horizon.max(seq);
+    }
+
+    /// The highest seq known to be reserved in the room.
+    pub(super) fn horizon(&self) -> u64 {
+        self.horizon
     }
 
     /// Some reserved seq is not settled yet.

@@ -1,0 +1,64 @@
+//! Hostile clients, round two (issue 26): each test plays one client that sends what the
+//! protocol lets it send, against the real binary on its defaults (a single node: embedded
+//! store, in-process fanout, nothing in front), and checks that the other members, the
+//! room's history or the limits are not what it can change.
+
+mod support;
+
+use serde_json::json;
+use support::{Client, SECRET, ServerProcess};
+
+/// A single node in a fresh data directory (per-address limits raised: every test client is
+/// 127.0.0.1; `single_node_on_defaults` keeps them).
+async fn single_node() -> (ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8").to_string();
+    let server = ServerProcess::start(&[
+        ("CHAT_DATA_DIR", data.as_str()),
+        ("CHAT_TOKEN_SECRET", SECRET),
+    ])
+    .await;
+    (server, dir)
+}
+
+async fn guest(server: &ServerProcess, nick: &str) -> Client {
+    Client::connect(&server.url(""), &server.ws_url(), nick).await
+}
+
+#[tokio::test]
+async fn an_after_far_above_the_room_changes_nothing_for_anyone() {
+    let (server, _dir) = single_node().await;
+    // Two messages, then the room is left empty: it is no longer open on the task.
+    let mut early = guest(&server, "early").await;
+    early.join("r").await;
+    early.say("r", "e1", "one").await;
+    early.say("r", "e2", "two").await;
+    early.ws.close(None).await.expect("close");
+    drop(early);
+    support::eventually("the room is empty", || async {
+        support::get_json(&server.url("/api/rooms/r")).await.1["online"] == 0
+    })
+    .await;
+    // The first member back claims to have everything up to a million.
+    let mut mallory = guest(&server, "mallory").await;
+    mallory
+        .send(json!({"type": "join", "room": "r", "after": 1_000_000}))
+        .await;
+    let joined = mallory.recv_type("joined").await;
+    assert_eq!(
+        joined["last_seq"], 2,
+        "the claim is taken as the room's counter: {joined}"
+    );
+    let mut bob = guest(&server, "bob").await;
+    let bob_joined = bob.join("r").await;
+    assert_eq!(bob_joined["last_seq"], 2, "{bob_joined}");
+    let mut carol = guest(&server, "carol").await;
+    carol.join("r").await;
+    let seq = carol.say("r", "c1", "after the claim").await;
+    assert_eq!(seq, 3);
+    for member in [&mut bob, &mut mallory] {
+        let m = member.recv_type("message").await;
+        assert_eq!(m["seq"], 3, "{m}");
+        assert_eq!(m["text"], "after the claim");
+    }
+}
