@@ -62,3 +62,32 @@ async fn an_after_far_above_the_room_changes_nothing_for_anyone() {
         assert_eq!(m["text"], "after the claim");
     }
 }
+
+#[tokio::test]
+async fn a_client_msg_id_counts_per_room() {
+    let (server, _dir) = single_node().await;
+    let mut alice = guest(&server, "alice").await;
+    alice.join("a").await;
+    alice.join("b").await;
+    assert_eq!(alice.say("a", "same-id", "to a").await, 1);
+    alice
+        .send(json!({"type": "send", "room": "b", "client_msg_id": "same-id", "text": "to b"}))
+        .await;
+    let ack = loop {
+        let f = alice.recv().await;
+        if f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(ack["room"], "b", "acked for the room it was sent to: {ack}");
+    assert_eq!(ack["seq"], 1, "{ack}");
+    let (status, page) =
+        support::get_json(&server.url("/api/rooms/b/messages?after=0&limit=10")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["messages"][0]["text"], "to b", "stored in b: {page}");
+    // A retry in b is still one message of b.
+    alice
+        .send(json!({"type": "send", "room": "b", "client_msg_id": "same-id", "text": "to b"}))
+        .await;
+    assert_eq!(alice.recv_type("ack").await["seq"], 1);
+}

@@ -37,7 +37,7 @@ use tokio::sync::oneshot;
 use super::wal::{self, Log, Record};
 use super::{
     Appended, ConnectionChange, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, Mute, NewMessage,
-    Store, StoreError,
+    Store, StoreError, idempotency_scope,
 };
 
 mod moderation;
@@ -48,7 +48,7 @@ use crate::protocol::ChatMessage;
 const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
 /// room -> highest seq allocated.
 const ROOM_SEQ: TableDefinition<'_, &str, u64> = TableDefinition::new("room_seq");
-/// (user id, client_msg_id) -> (room, seq, ts).
+/// (user id, [`idempotency_scope`]) -> (room, seq, ts).
 const IDEMPOTENCY: TableDefinition<'_, (u64, &str), (&str, u64, i64)> =
     TableDefinition::new("idempotency");
 /// name -> value; holds the user counter.
@@ -463,7 +463,10 @@ fn replay(db: &Database, entries: &[&[u8]]) -> Result<usize, StoreError> {
                 .map_err(err)?;
             idempotency
                 .insert(
-                    (m.user.id, m.client_msg_id.as_str()),
+                    (
+                        m.user.id,
+                        idempotency_scope(&m.room, &m.client_msg_id).as_str(),
+                    ),
                     (m.room.as_str(), m.seq, m.ts),
                 )
                 .map_err(err)?;
@@ -493,9 +496,9 @@ fn append_batch(
         let mut room_seq = txn.open_table(ROOM_SEQ).map_err(err)?;
         let mut idempotency = txn.open_table(IDEMPOTENCY).map_err(err)?;
         for new in batch {
-            let key = (new.user.id, new.client_msg_id.as_str());
+            let scope = idempotency_scope(&new.room, &new.client_msg_id);
             let earlier = idempotency
-                .get(key)
+                .get((new.user.id, scope.as_str()))
                 .map_err(err)?
                 .map(|g| {
                     let (room, seq, ts) = g.value();
@@ -535,7 +538,7 @@ fn append_batch(
             record.push(&json);
             idempotency
                 .insert(
-                    (message.user.id, message.client_msg_id.as_str()),
+                    (message.user.id, scope.as_str()),
                     (message.room.as_str(), seq, message.ts),
                 )
                 .map_err(err)?;
