@@ -91,3 +91,34 @@ async fn a_client_msg_id_counts_per_room() {
         .await;
     assert_eq!(alice.recv_type("ack").await["seq"], 1);
 }
+
+#[tokio::test]
+async fn a_typing_flood_reaches_the_room_at_most_once_a_second() {
+    let (server, _dir) = single_node().await;
+    let mut flooder = guest(&server, "flooder").await;
+    let mut reader = guest(&server, "reader").await;
+    flooder.join("t").await;
+    reader.join("t").await;
+    // Within the per-connection burst of 40 frames (the join and the send included).
+    for _ in 0..30 {
+        flooder.send(json!({"type": "typing", "room": "t"})).await;
+    }
+    // The flood is handled in order before this send; its message ends what the reader counts.
+    let started = std::time::Instant::now();
+    flooder.say("t", "end", "end").await;
+    let mut typing = 0;
+    loop {
+        let f = reader.recv().await;
+        match f["type"].as_str() {
+            Some("typing") => typing += 1,
+            Some("message") => break,
+            _ => {}
+        }
+    }
+    let allowed = 1 + started.elapsed().as_secs();
+    println!("reader got {typing} typing frames of 30 (allowed {allowed})");
+    assert!(
+        (1..=allowed).contains(&typing),
+        "{typing} typing frames reached the reader"
+    );
+}

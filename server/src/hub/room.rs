@@ -15,6 +15,9 @@ use crate::conn::Conn;
 
 /// Settled seqs remembered (with their frames) for members joining while the room moves.
 const RECENT: usize = 1024;
+/// Shortest interval between two `typing` frames of one user in one room that this task
+/// passes on (more are dropped silently: the web client sends one every 3 s while typing).
+pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(1);
 /// Most missing seqs looked at in one pass (a counter far ahead is settled in steps).
 const MAX_HOLES: u64 = 1024;
 
@@ -31,6 +34,9 @@ pub(super) struct RoomState {
     pub(super) members: Vec<Member>,
     /// user id -> local connections of that user in the room.
     pub(super) users: HashMap<u64, usize>,
+    /// user id -> when a `typing` of theirs was last passed on (a local user's entry goes
+    /// with the user).
+    pub(super) typed: HashMap<u64, Instant>,
     /// Highest seq settled in order (delivered, or abandoned); `None` until the first join
     /// says where the room starts.
     pub(super) last_seq: Option<u64>,
@@ -73,6 +79,18 @@ impl RoomState {
             }
         }
         n
+    }
+
+    /// Whether a `typing` of `user_id` at `now` is passed on: at most one per
+    /// [`TYPING_EVERY`].
+    pub(super) fn may_type(&mut self, user_id: u64, now: Instant) -> bool {
+        match self.typed.get(&user_id) {
+            Some(&at) if now.saturating_duration_since(at) < TYPING_EVERY => false,
+            _ => {
+                self.typed.insert(user_id, now);
+                true
+            }
+        }
     }
 
     /// Where the room starts (the first join read it from the store): nothing at or below
@@ -304,6 +322,16 @@ mod tests {
         assert_eq!(seqs_of(st.latest(2)), Some(vec![5, 6]));
         // A room whose start is not known yet answers nothing.
         assert_eq!(seqs_of(RoomState::default().latest(1)), None);
+    }
+
+    #[test]
+    fn typing_passes_once_per_interval_per_user() {
+        let mut st = RoomState::default();
+        let t0 = Instant::now();
+        assert!(st.may_type(1, t0));
+        assert!(!st.may_type(1, t0 + TYPING_EVERY / 2));
+        assert!(st.may_type(2, t0), "another user has their own interval");
+        assert!(st.may_type(1, t0 + TYPING_EVERY));
     }
 
     #[test]
