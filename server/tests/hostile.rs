@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Client, SECRET, ServerProcess};
+use support::{Client, SECRET, ServerProcess, http};
 
 /// A single node in a fresh data directory (per-address limits raised: every test client is
 /// 127.0.0.1; `single_node_on_defaults` keeps them).
@@ -121,4 +121,45 @@ async fn a_typing_flood_reaches_the_room_at_most_once_a_second() {
         (1..=allowed).contains(&typing),
         "{typing} typing frames reached the reader"
     );
+}
+
+#[tokio::test]
+async fn an_invented_forwarded_for_escapes_no_limit_on_the_single_node_default() {
+    let (server, _dir) = single_node_on_defaults().await;
+    // Default: 100 new guests per address in a burst, then 300 a minute; every request
+    // claims a new address.
+    let started = std::time::Instant::now();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for i in 0..160u32 {
+        let r = http()
+            .post(server.url("/api/session"))
+            .header("x-forwarded-for", format!("10.9.{}.{}", i / 250, i % 250))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("POST /api/session");
+        match r.status().as_u16() {
+            200 => admitted += 1,
+            429 => refused += 1,
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    println!("{admitted} admitted, {refused} refused");
+    let allowed = 100 + 1 + (300.0 * started.elapsed().as_secs_f64() / 60.0) as u32;
+    assert!(
+        admitted <= allowed,
+        "{admitted} of 160 admitted (allowed {allowed}): the header named the address"
+    );
+}
+
+async fn single_node_on_defaults() -> (ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8").to_string();
+    let server = ServerProcess::start_on_defaults(&[
+        ("CHAT_DATA_DIR", data.as_str()),
+        ("CHAT_TOKEN_SECRET", SECRET),
+    ])
+    .await;
+    (server, dir)
 }
