@@ -5,8 +5,13 @@
 
 mod support;
 
-use serde_json::json;
-use support::{Client, SECRET, ServerProcess, http};
+use std::time::Duration;
+
+use chat_server::auth::Tokens;
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use support::{Client, SECRET, ServerProcess, http, session};
+use tokio_tungstenite::tungstenite::Message;
 
 /// A single node in a fresh data directory (per-address limits raised: every test client is
 /// 127.0.0.1; `single_node_on_defaults` keeps them).
@@ -162,4 +167,48 @@ async fn single_node_on_defaults() -> (ServerProcess, tempfile::TempDir) {
     ])
     .await;
     (server, dir)
+}
+
+#[tokio::test]
+async fn moderator_rights_end_with_the_credential_on_an_open_connection() {
+    let (server, _dir) = single_node().await;
+    let ttl = Duration::from_secs(2);
+    let credential = chat_server::moderator::issue(&Tokens::new(SECRET.as_bytes()), "Ada", ttl)
+        .expect("a credential");
+    let expires = std::time::Instant::now() + ttl;
+    let s = session(&server.url(""), json!({"nickname": "Mod"})).await;
+    let mut ws = Client::raw(&server.ws_url()).await;
+    ws.send(Message::text(
+        json!({"type": "hello", "token": s["token"], "moderator": credential}).to_string(),
+    ))
+    .await
+    .expect("hello");
+    let mut moderator = Client {
+        ws,
+        user: Value::Null,
+        token: String::new(),
+    };
+    let welcome = moderator.recv_type("welcome").await;
+    assert_eq!(welcome["moderator"], "Ada", "{welcome}");
+    moderator.join("hall").await;
+    let mut guest = guest(&server, "guest").await;
+    guest.join("hall").await;
+    let first = guest.say("hall", "g1", "one").await;
+    let second = guest.say("hall", "g2", "two").await;
+    // While the credential holds, a delete works.
+    moderator
+        .send(json!({"type": "delete", "room": "hall", "seq": first}))
+        .await;
+    let gone = moderator.recv_type("deleted").await;
+    assert_eq!(gone["seq"], first, "{gone}");
+    // The credential's expiry is the event under test: wait for the wall clock to pass it.
+    tokio::time::sleep_until((expires + Duration::from_millis(200)).into()).await;
+    moderator
+        .send(json!({"type": "delete", "room": "hall", "seq": second}))
+        .await;
+    let err = moderator.recv_type("error").await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    let (_, page) =
+        support::get_json(&server.url("/api/rooms/hall/messages?after=0&limit=10")).await;
+    assert_eq!(page["messages"][1]["text"], "two", "not deleted: {page}");
 }
