@@ -3,6 +3,7 @@
 //! # Layout (each module imports only those below it)
 //! - [`config`]: flags and environment variables, validated once into typed [`config::Settings`].
 //! - [`app`]: builds the store, fanout and hub from the settings, binds, serves, drains.
+//! - [`listen`]: the public listener's accept loop: connection caps, header-read timeout.
 //! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]);
 //!   [`http_error`] the JSON error answer they (and the upload routes) give.
 //! - [`uploads`]: images in messages: upload slots, the check by bytes, the embedded or S3
@@ -41,6 +42,7 @@ pub mod http;
 pub mod http_error;
 pub mod hub;
 pub mod inbound;
+pub mod listen;
 pub mod metrics;
 pub mod moderator;
 pub mod protocol;

@@ -212,3 +212,29 @@ async fn moderator_rights_end_with_the_credential_on_an_open_connection() {
         support::get_json(&server.url("/api/rooms/hall/messages?after=0&limit=10")).await;
     assert_eq!(page["messages"][1]["text"], "two", "not deleted: {page}");
 }
+
+#[tokio::test]
+async fn json_bodies_are_bounded_and_an_upload_slot_body_is_read_after_the_token() {
+    let (server, _dir) = single_node().await;
+    // A valid request padded past 4 KiB (unknown fields are otherwise ignored).
+    let big = json!({"nickname": "Al", "pad": "x".repeat(5000)}).to_string();
+    let r = http()
+        .post(server.url("/api/session"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("POST /api/session");
+    assert_eq!(r.status(), 400, "a 5 KB session body is refused");
+    let err: Value = r.json().await.expect("JSON error");
+    assert_eq!(err["error"]["code"], "bad_request", "{err}");
+    // Without a token the body is never looked at: 401, whatever it holds.
+    let r = http()
+        .post(server.url("/api/uploads"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("POST /api/uploads");
+    assert_eq!(r.status(), 401);
+}

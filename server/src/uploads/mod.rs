@@ -211,6 +211,11 @@ impl Uploads {
         }
     }
 
+    /// The size announced for `user`'s upload slot `id`: checked before its body is read.
+    pub fn announced(&self, user: &User, id: &str) -> Result<u64, Refusal> {
+        Ok(self.slot(user, id)?.b)
+    }
+
     fn slot(&self, user: &User, id: &str) -> Result<SlotClaims, Refusal> {
         let slot: SlotClaims = self
             .tokens
