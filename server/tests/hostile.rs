@@ -238,3 +238,25 @@ async fn json_bodies_are_bounded_and_an_upload_slot_body_is_read_after_the_token
         .expect("POST /api/uploads");
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn a_task_follows_a_bounded_number_of_rooms() {
+    let (server, _dir) = single_node().await;
+    // 1024 rooms (32 per connection, the per-connection limit), then one more.
+    let mut clients = Vec::new();
+    for c in 0..32 {
+        let mut client = guest(&server, &format!("roamer{c}")).await;
+        for r in 0..32 {
+            client.join(&format!("room-{c}-{r}")).await;
+        }
+        clients.push(client);
+    }
+    let mut last = guest(&server, "last").await;
+    last.send(json!({"type": "join", "room": "one-too-many"}))
+        .await;
+    let err = last.recv_type("error").await;
+    assert_eq!(err["code"], "unavailable", "{err}");
+    // A room the task follows can still be joined.
+    let joined = last.join("room-0-0").await;
+    assert_eq!(joined["room"], "room-0-0");
+}

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::Hub;
 use super::repair::GAP_WAIT;
-use super::room::{Member, Room, RoomState};
+use super::room::{MAX_ROOMS_PER_TASK, Member, Room, RoomState};
 use crate::conn::{self, Conn};
 use crate::protocol::{
     ChatMessage, DEFAULT_HISTORY, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP, MAX_JOINED_MEMBERS,
@@ -390,6 +390,12 @@ impl Hub {
         room_name: &str,
         after: Option<u64>,
     ) -> Result<(), Refusal> {
+        if self.room(room_name).is_none() && self.rooms.read().len() >= MAX_ROOMS_PER_TASK {
+            return Err(Refusal::new(
+                crate::protocol::ErrorCode::Unavailable,
+                "this server follows too many rooms right now; retry in a few seconds",
+            ));
+        }
         self.fanout.presence_add(room_name, &conn.user).await?;
         let present = self.present(room_name).await?;
         if self

@@ -15,6 +15,11 @@ use crate::conn::Conn;
 
 /// Settled seqs remembered (with their frames) for members joining while the room moves.
 const RECENT: usize = 1024;
+/// Bytes of those frames a room keeps at most (the oldest go first): a room of big
+/// messages remembers fewer of them, and joins further back read the store.
+pub(crate) const RECENT_BYTES: usize = 256 * 1024;
+/// Rooms one task follows at once: a join of one more is refused `unavailable`.
+pub(crate) const MAX_ROOMS_PER_TASK: usize = 1024;
 /// Shortest interval between two `typing` frames of one user in one room that this task
 /// passes on (more are dropped silently: the web client sends one every 3 s while typing).
 pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(1);
@@ -53,6 +58,8 @@ pub(super) struct RoomState {
     holes: BTreeMap<u64, Instant>,
     /// The last settled seqs, each with its message frame (`None`: abandoned).
     recent: VecDeque<(u64, Option<Bytes>)>,
+    /// Bytes of the frames in `recent` (at most [`RECENT_BYTES`]).
+    recent_bytes: usize,
     /// Presence changes gathered for a big room's next summary.
     pub(super) presence: super::presence::Summary,
     /// A repair task is working on this room.
@@ -168,9 +175,15 @@ impl RoomState {
     }
 
     fn remember(&mut self, seq: u64, frame: Option<Bytes>) {
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
+        let len = frame.as_ref().map_or(0, Bytes::len);
+        while !self.recent.is_empty()
+            && (self.recent.len() == RECENT || self.recent_bytes + len > RECENT_BYTES)
+        {
+            if let Some((_, Some(old))) = self.recent.pop_front() {
+                self.recent_bytes -= old.len();
+            }
         }
+        self.recent_bytes += len;
         self.recent.push_back((seq, frame));
     }
 
@@ -181,7 +194,10 @@ impl RoomState {
             *frame = tombstone.clone();
         }
         for (s, frame) in self.recent.iter_mut() {
-            if *s == seq && frame.is_some() {
+            if *s == seq
+                && let Some(old) = frame
+            {
+                self.recent_bytes = self.recent_bytes - old.len() + tombstone.len();
                 *frame = Some(tombstone.clone());
             }
         }
@@ -447,6 +463,23 @@ mod tests {
                 (2, Bytes::from_static(b"two")),
                 (3, gone)
             ])
+        );
+    }
+
+    #[test]
+    fn a_room_remembers_at_most_its_bytes_of_frames() {
+        let (mut st, _rx) = room_at(0, 0);
+        let big = Bytes::from(vec![b'x'; RECENT_BYTES / 4 + 1]);
+        for seq in 1..=8 {
+            st.offer(seq, big.clone());
+        }
+        assert!(st.recent_bytes <= RECENT_BYTES, "{}", st.recent_bytes);
+        assert_eq!(st.recent.len(), 3, "the three newest fit");
+        assert_eq!(seqs_of(st.settled_since(5, 8)), Some(vec![6, 7, 8]));
+        assert_eq!(
+            st.settled_since(2, 8),
+            None,
+            "older ones come from the store"
         );
     }
 
