@@ -1000,3 +1000,48 @@ async fn a_trickled_request_head_is_closed_at_the_header_timeout() {
     println!("a trickled request head was closed after {took:?}");
     assert!(took >= Duration::from_secs(9), "closed after {took:?}");
 }
+
+/// Ten guests flood `typing` into a room (one every 50 ms each, within the frame rate): a
+/// member of that room receives at most about one per attacker per second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typing_flood() {
+    let _serial = SERIAL.lock().await;
+    let t = Target::start(false, &[]).await;
+    let (base, ws) = (t.server.url(""), t.server.ws_url());
+    let mut reader = Client::connect(&base, &ws, "Reader").await;
+    reader.join("typing").await;
+    let typed = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&typed);
+    let counting = tokio::spawn(async move {
+        while let Some(Ok(m)) = reader.ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m
+                && t.contains("\"type\":\"typing\"")
+            {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let (b, w) = (base.clone(), ws.clone());
+    let started = Instant::now();
+    let f = under_attack("typing flood", &t, |i, stop| {
+        let (b, w) = (b.clone(), w.clone());
+        async move {
+            let mut c = Client::connect(&b, &w, &format!("Typist{i}")).await;
+            c.join("typing").await;
+            while !stop.is_cancelled() {
+                c.send(json!({"type": "typing", "room": "typing"})).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    counting.abort();
+    let got = typed.load(Ordering::Relaxed);
+    println!("  typing flood: the reader got {got} typing frames in {secs:.1} s");
+    assert!(
+        (got as f64) <= ATTACKERS as f64 * (secs + 1.0),
+        "{got} typing frames in {secs:.1} s from {ATTACKERS} typists"
+    );
+    f.assert_within_bounds("typing flood");
+}
