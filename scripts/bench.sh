@@ -184,6 +184,6 @@ echo
 "$LOAD" table "$RESULTS"
 if [ -s "$ATTACKS" ]; then
   echo
-  echo "attack suite (10 attackers each, 4 s; bystander p99 bound ${BENCH_ATTACK_P99_MS:-250} ms):"
+  echo "attack suite (10 attackers each, 60 connections for the upload-body attack, 4 s; bystander p99 bound ${BENCH_ATTACK_P99_MS:-250} ms):"
   cat "$ATTACKS"
 fi

@@ -200,12 +200,14 @@ async fn serve(
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let public = axum::serve(
+    let public = crate::listen::serve(
         listener,
-        crate::http::router(Arc::clone(&state))
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_true(stop_rx.clone()));
+        crate::http::router(Arc::clone(&state)),
+        Arc::default(),
+        // Behind a proxy every connection comes from it: only its header names the client.
+        settings.trusted_proxies == 0,
+        stop_rx.clone(),
+    );
     let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))
         .with_graceful_shutdown(wait_true(stop_rx));
     let drain = settings.connections.drain;
@@ -213,7 +215,7 @@ async fn serve(
     tracing::info!(%addr, %admin_addr, store = store.name(), fanout = hub.fanout().name(), color = %settings.task.color, "Serving");
 
     let task = tokio::spawn(async move {
-        let public = tokio::spawn(async move { public.await });
+        let public = tokio::spawn(public);
         let admin_srv = tokio::spawn(async move { admin_srv.await });
         shutdown.await;
         tracing::info!("Shutdown requested");
@@ -221,10 +223,7 @@ async fn serve(
         let _ = stop_tx.send(true);
         hub.drain(drain).await;
         background.shutdown().await;
-        public
-            .await
-            .context("public listener task")?
-            .context("public listener")?;
+        public.await.context("public listener task")?;
         admin_srv
             .await
             .context("admin listener task")?

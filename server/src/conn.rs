@@ -49,8 +49,8 @@ pub struct Conn {
     ending: AtomicBool,
     /// Rooms joined, in join order.
     rooms: Mutex<Vec<String>>,
-    /// The moderator's name, when `hello` carried a valid moderator credential.
-    moderator: std::sync::OnceLock<String>,
+    /// The moderator, when `hello` carried a valid moderator credential.
+    moderator: std::sync::OnceLock<crate::moderator::Moderator>,
     metrics: Arc<Metrics>,
 }
 
@@ -80,13 +80,17 @@ impl Conn {
     }
 
     /// Marks the connection as a moderator's (set once, right after `hello`).
-    pub fn set_moderator(&self, name: String) {
-        let _ = self.moderator.set(name);
+    pub fn set_moderator(&self, moderator: crate::moderator::Moderator) {
+        let _ = self.moderator.set(moderator);
     }
 
-    /// The moderator's name, when the connection holds a moderator credential.
+    /// The moderator's name, while the connection holds a moderator credential that has not
+    /// expired (an open connection loses its rights when its credential ends).
     pub fn moderator(&self) -> Option<&str> {
-        self.moderator.get().map(String::as_str)
+        self.moderator
+            .get()
+            .filter(|m| m.expires_ms > crate::now_ms())
+            .map(|m| m.name.as_str())
     }
 
     /// Queues a frame. A full queue (in frames or in bytes) means the client reads too

@@ -65,7 +65,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/version", get(version))
-        .route("/api/session", post(session))
+        .route(
+            "/api/session",
+            post(session).layer(axum::extract::DefaultBodyLimit::max(
+                crate::uploads::routes::MAX_JSON_BODY,
+            )),
+        )
         .route("/api/rooms/{room}", get(room_info))
         .route("/api/rooms/{room}/messages", get(history))
         .route("/ws", get(websocket))
@@ -78,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             uploads: Arc::clone(&state.uploads),
             tokens: Arc::clone(&state.tokens),
             slots: Arc::clone(&state.upload_slots),
+            bodies: tokio::sync::Semaphore::new(crate::uploads::routes::MAX_UPLOAD_BODIES),
         })))
         .layer(axum::middleware::from_fn(trace_request))
 }
@@ -302,6 +308,7 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 async fn websocket(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    held: Option<axum::Extension<crate::listen::Held>>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Result<Response, ApiError> {
@@ -341,7 +348,14 @@ async fn websocket(
         probation,
         fut,
     );
-    app.hub.spawn_connection(serve.instrument(span));
+    // The socket keeps its place under the listener's connection caps until it closes.
+    app.hub.spawn_connection(
+        async move {
+            serve.await;
+            drop(held);
+        }
+        .instrument(span),
+    );
     Ok(response.into_response())
 }
 

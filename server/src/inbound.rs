@@ -77,7 +77,7 @@ impl Op {
 struct Header {
     fin: bool,
     op: Op,
-    mask: Option<[u8; 4]>,
+    mask: [u8; 4],
     len: usize,
 }
 
@@ -179,13 +179,12 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
             127 => self.stream.read_u64().await?,
             n => u64::from(n),
         };
-        let mask = if head[1] & 0x80 != 0 {
-            let mut m = [0u8; 4];
-            self.stream.read_exact(&mut m).await?;
-            Some(m)
-        } else {
-            None
-        };
+        // Every client frame is masked (RFC 6455 section 5.1): one that is not is closed 1002.
+        if head[1] & 0x80 == 0 {
+            return Err(Stop::Close(close::PROTOCOL));
+        }
+        let mut mask = [0u8; 4];
+        self.stream.read_exact(&mut mask).await?;
         if op.is_control() && (!fin || len > MAX_CONTROL) {
             return Err(Stop::Close(close::PROTOCOL));
         }
@@ -207,9 +206,7 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
         let start = into.len();
         into.resize(start + h.len, 0);
         self.stream.read_exact(&mut into[start..]).await?;
-        if let Some(mask) = h.mask {
-            fastwebsockets::unmask(&mut into[start..], mask);
-        }
+        fastwebsockets::unmask(&mut into[start..], h.mask);
         Ok(into)
     }
 }
@@ -320,6 +317,11 @@ mod tests {
             "invalid UTF-8 across fragments"
         );
         assert_eq!(read_all(frame(true, 0x3, b""), 100).await, vec![Err(1002)]);
+        assert_eq!(
+            read_all(vec![0x81, 0x01, b'x'], 100).await,
+            vec![Err(1002)],
+            "an unmasked client frame"
+        );
         let mut reserved = frame(true, 0x1, b"x");
         reserved[0] |= 0x40;
         assert_eq!(

@@ -11,6 +11,7 @@
 //!   into the typed [`config::Settings`], one part per subsystem.
 //! - [`app`]: builds the store, fanout and hub from the settings, binds, serves, drains.
 //! - [`background`]: the background tasks, started and stopped under one shutdown.
+//! - [`listen`]: the public listener's accept loop: connection caps, header-read timeout.
 //! - [`http`]: the HTTP routes and the state they share ([`http::AppState`]);
 //!   [`http_error`] the JSON error answer they (and the upload routes) give; [`readiness`]
 //!   the `/readyz` checks; [`throttle`] per-address and per-task rate limits; [`web`] the
@@ -70,6 +71,7 @@ pub mod http;
 pub mod http_error;
 pub mod hub;
 pub mod inbound;
+pub mod listen;
 pub mod metrics;
 pub mod moderator;
 pub mod protocol;

@@ -50,15 +50,27 @@ pub fn issue(tokens: &Tokens, name: &str, ttl: Duration) -> Result<String, Strin
     Ok(tokens.seal(Purpose::Moderator, &claims))
 }
 
-/// The moderator's name, if `token` is a moderator credential of a key the task accepts and
-/// has not expired.
-pub fn verify(tokens: &Tokens, token: &str) -> Option<String> {
+/// A verified credential: who moderates, and until when (a connection's rights end then,
+/// checked at each moderation action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moderator {
+    pub name: String,
+    /// Expiry, in ms since the epoch.
+    pub expires_ms: i64,
+}
+
+/// The moderator, if `token` is a moderator credential of a key the task accepts and has not
+/// expired.
+pub fn verify(tokens: &Tokens, token: &str) -> Option<Moderator> {
     verify_at(tokens, token, crate::now_ms())
 }
 
-fn verify_at(tokens: &Tokens, token: &str, now_ms: i64) -> Option<String> {
+fn verify_at(tokens: &Tokens, token: &str, now_ms: i64) -> Option<Moderator> {
     let claims: Claims = tokens.open(Purpose::Moderator, token)?;
-    (claims.exp > now_ms).then_some(claims.name)
+    (claims.exp > now_ms).then_some(Moderator {
+        name: claims.name,
+        expires_ms: claims.exp,
+    })
 }
 
 #[cfg(test)]
@@ -70,7 +82,10 @@ mod tests {
     fn a_credential_names_its_moderator_until_it_expires() {
         let tokens = Tokens::new(b"0123456789abcdef");
         let token = issue(&tokens, " Ada ", Duration::from_secs(60)).expect("issues");
-        assert_eq!(verify(&tokens, &token).as_deref(), Some("Ada"));
+        assert_eq!(
+            verify(&tokens, &token).map(|m| m.name).as_deref(),
+            Some("Ada")
+        );
         let later = crate::now_ms() + 61_000;
         assert_eq!(verify_at(&tokens, &token, later), None, "expired");
         let other = Tokens::new(b"another secret!!");

@@ -127,9 +127,9 @@ pub async fn serve(
 
     let (conn, rx) = hub.connect(user);
     let mut writer = tokio::spawn(write_loop(write, rx, Some(Arc::clone(&conn))));
-    if let Some(Ok(name)) = &moderator {
-        tracing::info!(moderator = %name, user_id = conn.user.id, "Moderator connected");
-        conn.set_moderator(name.clone());
+    if let Some(Ok(m)) = &moderator {
+        tracing::info!(moderator = %m.name, user_id = conn.user.id, "Moderator connected");
+        conn.set_moderator(m.clone());
     }
     conn.send(&ServerFrame::Welcome {
         user: &conn.user,

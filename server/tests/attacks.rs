@@ -890,3 +890,158 @@ async fn a_client_that_only_answers_pings_stays_and_a_silent_one_goes() {
     let joined = polite.join("still-here").await;
     assert_eq!(joined["room"], "still-here");
 }
+
+/// Upload bodies held open per attacker (ten attackers: sixty bodies).
+const BODIES_PER_ATTACKER: usize = 6;
+
+/// One connection that PUTs most of a 5 MiB body to `path` (with `token`, or none), then
+/// holds it open until `stop` or until the server ends it; then again.
+async fn body_holder(
+    addr: SocketAddr,
+    path: String,
+    token: Option<String>,
+    stop: CancellationToken,
+) {
+    let total: usize = 5 * 1024 * 1024;
+    let chunk = vec![b'x'; 64 * 1024];
+    while !stop.is_cancelled() {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let auth = token
+            .as_ref()
+            .map(|t| format!("authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nhost: chat\r\ncontent-type: image/png\r\n{auth}content-length: {total}\r\n\r\n"
+        );
+        if s.write_all(head.as_bytes()).await.is_err() {
+            continue;
+        }
+        // Most of the body, never the last kilobyte: the server must not wait on it with
+        // the rest in memory.
+        let mut sent = 0;
+        while sent + chunk.len() < total - 1024 && !stop.is_cancelled() {
+            if s.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        let mut buf = [0u8; 1024];
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = s.read(&mut buf) => {}
+        }
+    }
+}
+
+/// Sixty connections each sending most of a 5 MiB `PUT /api/uploads/{id}` (the issue's
+/// report: 300 MiB of bodies buffered before anyone was checked): half without a token,
+/// half with a valid token and slot (those are read at most `MAX_UPLOAD_BODIES` at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_upload_bodies_held_open() {
+    let _serial = SERIAL.lock().await;
+    let t = Target::start(false, &[]).await;
+    let r = reqwest::Client::new()
+        .post(t.server.url("/api/uploads"))
+        .bearer_auth(&t.token)
+        .json(&json!({"content_type": "image/png", "bytes": 5 * 1024 * 1024}))
+        .send()
+        .await
+        .expect("POST /api/uploads");
+    assert_eq!(r.status(), 200);
+    let slot: Value = r.json().await.expect("slot");
+    let path = slot["upload"]["url"]
+        .as_str()
+        .expect("upload url")
+        .to_string();
+    assert!(path.starts_with("/api/uploads/"), "{path}");
+    let (addr, token) = (t.addr(), t.token.clone());
+    let f = under_attack("60 upload bodies held open", &t, |i, stop| {
+        let (path, token) = (path.clone(), (i % 2 == 1).then(|| token.clone()));
+        async move {
+            let holders: Vec<_> = (0..BODIES_PER_ATTACKER)
+                .map(|_| tokio::spawn(body_holder(addr, path.clone(), token.clone(), stop.clone())))
+                .collect();
+            stop.cancelled().await;
+            for h in holders {
+                h.abort();
+            }
+        }
+    })
+    .await;
+    f.assert_within_bounds("60 upload bodies held open");
+}
+
+/// A client that sends its request head a byte at a time is closed at the header-read
+/// timeout, and a connection past the per-address cap is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_request_head_is_closed_at_the_header_timeout() {
+    let _serial = SERIAL.lock().await;
+    let t = Target::start(false, &[]).await;
+    let mut s = TcpStream::connect(t.addr()).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    // Nothing more is sent: the server must end the connection within its 10 s timeout.
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection is still open after 20 s");
+    let took = started.elapsed();
+    println!("a trickled request head was closed after {took:?}");
+    assert!(took >= Duration::from_secs(9), "closed after {took:?}");
+}
+
+/// Ten guests flood `typing` into a room (one every 50 ms each, within the frame rate): a
+/// member of that room receives at most about one per attacker per second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typing_flood() {
+    let _serial = SERIAL.lock().await;
+    let t = Target::start(false, &[]).await;
+    let (base, ws) = (t.server.url(""), t.server.ws_url());
+    let mut reader = Client::connect(&base, &ws, "Reader").await;
+    reader.join("typing").await;
+    let typed = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&typed);
+    let counting = tokio::spawn(async move {
+        while let Some(Ok(m)) = reader.ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m
+                && t.contains("\"type\":\"typing\"")
+            {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let (b, w) = (base.clone(), ws.clone());
+    let started = Instant::now();
+    let f = under_attack("typing flood", &t, |i, stop| {
+        let (b, w) = (b.clone(), w.clone());
+        async move {
+            let mut c = Client::connect(&b, &w, &format!("Typist{i}")).await;
+            c.join("typing").await;
+            while !stop.is_cancelled() {
+                c.send(json!({"type": "typing", "room": "typing"})).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    counting.abort();
+    let got = typed.load(Ordering::Relaxed);
+    println!("  typing flood: the reader got {got} typing frames in {secs:.1} s");
+    assert!(
+        (got as f64) <= ATTACKERS as f64 * (secs + 1.0),
+        "{got} typing frames in {secs:.1} s from {ATTACKERS} typists"
+    );
+    f.assert_within_bounds("typing flood");
+}

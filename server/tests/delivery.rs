@@ -360,3 +360,78 @@ async fn a_slow_redis_does_not_hold_up_acks() {
         "10 acks took {took:?} behind a wedged Redis"
     );
 }
+
+#[tokio::test]
+async fn a_catch_up_join_below_where_the_room_started_misses_no_slow_write() {
+    // Issue 26: one task's write is slow; 60 messages land from another task; the room opens
+    // on a third task with the latest page (above the slow seq), and a member joins there
+    // with `after` just below the slow seq. He must get every acked seq above his `after`,
+    // once, in order, the slow one included (here: refused as abandoned and retried under a
+    // new seq, or delivered where it was).
+    let c = Cluster::start(3, 30_000).await;
+    let mut alice = client(&c, 0, "alice").await;
+    let mut bob = client(&c, 1, "bob").await;
+    alice.join("miss").await;
+    bob.join("miss").await;
+    let reserved = c.ddb[0].forwarded("UpdateItem");
+    c.ddb[0].set_rules(vec![Rule::op(
+        "TransactWriteItems",
+        Action::Delay(Duration::from_secs(4)),
+    )]);
+    alice
+        .send(json!({"type": "send", "room": "miss", "client_msg_id": "slow", "text": "slow"}))
+        .await;
+    eventually("the slow seq is reserved", || async {
+        c.ddb[0].forwarded("UpdateItem") > reserved
+    })
+    .await;
+    let mut acked = Vec::new();
+    for i in 0..60 {
+        acked.push(send_until_acked(&mut bob, "miss", &format!("b{i}")).await);
+    }
+    assert!(
+        acked[0] > 1,
+        "seq 1 is the slow one, reserved first: {acked:?}"
+    );
+    // The room opens on the third task with the latest page, above seq 1.
+    let mut carol = client(&c, 2, "carol").await;
+    let opened = carol.join("miss").await;
+    assert!(
+        opened["messages"][0]["seq"].as_u64() > Some(1),
+        "the latest page starts above the slow seq: {opened}"
+    );
+    // Dave reconnects there with everything up to 0.
+    let mut dave = client(&c, 2, "dave").await;
+    dave.send(json!({"type": "join", "room": "miss", "after": 0}))
+        .await;
+    let joined = dave.recv_type("joined").await;
+    // Alice's send ends acked (where it was, or retried under a new seq).
+    let slow = loop {
+        let f = alice.recv().await;
+        if f["type"] == "ack" && f["client_msg_id"] == "slow" {
+            break f["seq"].as_u64().expect("seq");
+        }
+        if f["type"] == "error" && f["client_msg_id"] == "slow" {
+            c.ddb[0].clear();
+            break send_until_acked(&mut alice, "miss", "slow").await;
+        }
+    };
+    c.ddb[0].clear();
+    acked.push(slow);
+    acked.sort_unstable();
+    let mut got: Vec<u64> = joined["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    let rest: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|s| got.last().is_none_or(|l| s > l))
+        .collect();
+    for m in receive_in_order(&mut dave, &rest).await {
+        got.push(m["seq"].as_u64().expect("seq"));
+    }
+    assert_eq!(got, acked, "every acked seq above 0, once, in order");
+}

@@ -172,7 +172,7 @@ async fn two_processes_share_ids_history_seq_and_idempotency() {
         .table_name("cluster-messages")
         .key(
             "room",
-            AttributeValue::S(format!("idem#{}#a-1", alice.id())),
+            AttributeValue::S(format!("idem#{}#lobby#a-1", alice.id())),
         )
         .key("seq", AttributeValue::N("0".into()))
         .consistent_read(true)

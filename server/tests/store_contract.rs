@@ -208,8 +208,8 @@ async fn a_repeat_returns_the_original_and_stores_nothing(b: Backend) {
     let (s1, s2) = (b.handle().await, b.handle().await);
     let first = append_ok(&*s1, vec![msg("a", 5, "same", "first")]).await;
     let original = first[0].message().clone();
-    // Another task, another room, another text: still the same (user, client_msg_id).
-    let mut again = msg("b", 5, "same", "second");
+    // Another task, another text: still the same (user, room, client_msg_id).
+    let mut again = msg("a", 5, "same", "second");
     again.ts = T0 + 60_000;
     let out = append_ok(&*s2, vec![again]).await;
     assert_eq!(out, [Appended::Duplicate(original.clone())]);
@@ -217,9 +217,13 @@ async fn a_repeat_returns_the_original_and_stores_nothing(b: Backend) {
         seqs(&*s1, "a", query(None, None, 50)).await,
         (vec![1], false)
     );
+    // The same id in another room is a message of that room (issue 26).
+    let elsewhere = append_ok(&*s2, vec![msg("b", 5, "same", "to b")]).await;
+    assert_eq!(stored(&elsewhere[0]), 1);
+    assert_eq!(elsewhere[0].message().room, "b");
     assert_eq!(
         seqs(&*s1, "b", query(None, None, 50)).await,
-        (vec![], false)
+        (vec![1], false)
     );
     let later = append_ok(&*s1, vec![msg("a", 5, "other", "third")]).await;
     assert!(stored(&later[0]) > original.seq);

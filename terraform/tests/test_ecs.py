@@ -79,9 +79,10 @@ def test_listen_addresses(root, modules, server_help):
 
 def test_client_address_is_read_two_proxies_back(modules, server_help):
     """CloudFront appends the viewer, the ALB appends CloudFront: the per-address limits must
-    count viewers, not CloudFront's edge addresses (the server's default trusts one proxy)."""
+    count viewers, not CloudFront's edge addresses (the server's default trusts none: a single
+    node has nothing in front, so Terraform must set it)."""
     env = {e["name"]: e["value"] for e in modules["ecs"]["locals"]["base_environment"]}
-    assert help_default(server_help, "CHAT_TRUSTED_PROXIES") == "1"
+    assert help_default(server_help, "CHAT_TRUSTED_PROXIES") == "0"
     assert env["CHAT_TRUSTED_PROXIES"] == "2"
 
 

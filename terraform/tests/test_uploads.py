@@ -78,7 +78,7 @@ def test_cors_admits_a_browser_put_from_exactly_the_chat_origins(up, root_doc):
     assert rule["allowed_methods"] == ["PUT"], "the browser only PUTs; images are read from CloudFront"
     assert rule["allowed_origins"] == "${var.allowed_origins}"
     assert rule["allowed_headers"] == "${var.upload_headers}"
-    assert sorted(up["variable"]["upload_headers"]["default"]) == ["cache-control", "content-type"]
+    assert sorted(up["variable"]["upload_headers"]["default"]) == ["cache-control", "content-type", "if-none-match"]
     # The origins chat-server admits: CloudFront's name, the aliases, the ALB with public access.
     assert root_doc["module"]["uploads"]["allowed_origins"] == "${local.chat_origins}"
     assert root_doc["module"]["ecs"]["allowed_origins"] == "${local.chat_origins}"

@@ -168,9 +168,10 @@ pub struct Config {
     #[arg(long, env = "CHAT_TOKEN_PREVIOUS_OVERLAP_SECS")]
     pub token_previous_overlap_secs: Option<u64>,
 
-    /// Proxies in front of the task that append to X-Forwarded-For (1: the ALB; 2: CloudFront
-    /// then the ALB; 0: none, the peer address is the client).
-    #[arg(long, env = "CHAT_TRUSTED_PROXIES", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=8))]
+    /// Proxies in front of the task that append to X-Forwarded-For (0: none, the peer address
+    /// is the client, as on the single-node default; 1: the ALB; 2: CloudFront then the ALB).
+    /// Terraform sets it for what it deploys.
+    #[arg(long, env = "CHAT_TRUSTED_PROXIES", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
     pub trusted_proxies: u8,
 
     /// New guests (`POST /api/session` without a valid token) per client address:

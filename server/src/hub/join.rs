@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::Hub;
 use super::repair::GAP_WAIT;
-use super::room::{Member, Room, RoomState};
+use super::room::{MAX_ROOMS_PER_TASK, Member, Room, RoomState};
 use crate::conn::{self, Conn};
 use crate::protocol::{
     ChatMessage, DEFAULT_HISTORY, MAX_JOIN_BYTES, MAX_JOIN_CATCH_UP, MAX_JOINED_MEMBERS,
@@ -157,12 +157,81 @@ impl Hub {
         if !conn.add_room(room_name, MAX_ROOMS_PER_CONNECTION)? {
             return self.rejoin(conn, room_name).await;
         }
-        let result = self.join_inner(conn, room_name, after).await;
+        let result = match self.clamp_after(room_name, after).await {
+            Ok(after) => self.join_inner(conn, room_name, after).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             conn.remove_room(room_name);
             self.undo_join(conn, room_name).await;
         }
         result
+    }
+
+    /// A client's `after` is only its claim. Above every seq the room ever reserved (a data
+    /// directory wiped, tables re-created, a client of another deployment, or a hostile one)
+    /// it is taken as the room's counter: it then never moves where the room starts on this
+    /// task, nor hides later messages from anyone, the member itself included. Within what
+    /// the room is known to have reserved it costs no read.
+    async fn clamp_after(
+        self: &Arc<Self>,
+        room_name: &str,
+        after: Option<u64>,
+    ) -> Result<Option<u64>, Refusal> {
+        let Some(after) = after else {
+            return Ok(None);
+        };
+        if let Some(room) = self.room(room_name)
+            && after <= room.state.lock().horizon()
+        {
+            return Ok(Some(after));
+        }
+        Ok(Some(after.min(self.store.last_seq(room_name).await?)))
+    }
+
+    /// Seqs in `(after, started_at]` the page lacks: the room started on this task above
+    /// them, so it never followed them here, and one may still be being written (a slow
+    /// write on another task). Each is settled in the store now, as a repair settles an
+    /// overdue seq: its message when it landed (added to the page), else a tombstone that
+    /// makes the late write fail and its sender retry under a new seq, which this member
+    /// then gets live. So a catch-up join misses nothing that is acked, whatever was in
+    /// flight when it came.
+    async fn settle_below_start(
+        self: &Arc<Self>,
+        room_name: &str,
+        after: u64,
+        started_at: u64,
+        page: &mut HistoryPage,
+    ) -> Result<(), Refusal> {
+        // A page cut at its limit is checked up to its last message (the client pages on).
+        let top = match page.messages.last() {
+            Some(m) if page.has_more => m.seq.min(started_at),
+            _ => started_at,
+        };
+        if top <= after {
+            return Ok(());
+        }
+        let present: BTreeSet<u64> = page
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .chain(page.abandoned.iter().copied())
+            .collect();
+        let holes: Vec<u64> = (after + 1..=top)
+            .filter(|s| !present.contains(s))
+            .take(MAX_JOIN_CATCH_UP)
+            .collect();
+        if holes.is_empty() {
+            return Ok(());
+        }
+        for seq in holes {
+            match self.store.settle(room_name, seq).await? {
+                Some(m) => page.messages.push(m),
+                None => page.abandoned.push(seq),
+            }
+        }
+        page.messages.sort_by_key(|m| m.seq);
+        Ok(())
     }
 
     /// A repeated `join`: the room's settled seq and members, no messages and no store read
@@ -321,6 +390,12 @@ impl Hub {
         room_name: &str,
         after: Option<u64>,
     ) -> Result<(), Refusal> {
+        if self.room(room_name).is_none() && self.rooms.read().len() >= MAX_ROOMS_PER_TASK {
+            return Err(Refusal::new(
+                crate::protocol::ErrorCode::Unavailable,
+                "this server follows too many rooms right now; retry in a few seconds",
+            ));
+        }
         self.fanout.presence_add(room_name, &conn.user).await?;
         let present = self.present(room_name).await?;
         if self
@@ -377,6 +452,11 @@ impl Hub {
             };
             let reserved = self.store.last_seq(room_name).await?;
             let mut page = self.store.history(room_name, read).await?;
+            if settled_before.is_some() && after.is_some() {
+                let started_at = room.state.lock().started_at;
+                self.settle_below_start(room_name, after_seq, started_at, &mut page)
+                    .await?;
+            }
             // Up to which seq the page is known to hold every message.
             let covered_by_page = {
                 let mut st = room.state.lock();

@@ -326,6 +326,7 @@ impl Hub {
                 }
                 Some(_) => {
                     st.users.remove(&conn.user.id);
+                    st.typed.remove(&conn.user.id);
                     true
                 }
                 None => false,
@@ -372,6 +373,14 @@ impl Hub {
         let Some(room) = self.room(room_name) else {
             return Ok(());
         };
+        // A flood of `typing` reaches the room at most once per interval per user.
+        if !room
+            .state
+            .lock()
+            .may_type(conn.user.id, std::time::Instant::now())
+        {
+            return Ok(());
+        }
         let json = ServerFrame::Typing {
             room: room_name,
             user: &conn.user,

@@ -134,7 +134,10 @@ fn moderator_of(conn: &Conn, action: &str) -> Result<String, Refusal> {
     conn.moderator().map(str::to_owned).ok_or_else(|| {
         Refusal::new(
             ErrorCode::Forbidden,
-            format!("only a moderator may {action}; connect with a moderator credential"),
+            format!(
+                "only a moderator may {action}; connect with a moderator credential \
+                 (one that has expired no longer counts)"
+            ),
         )
     })
 }

@@ -15,6 +15,14 @@ use crate::conn::Conn;
 
 /// Settled seqs remembered (with their frames) for members joining while the room moves.
 const RECENT: usize = 1024;
+/// Bytes of those frames a room keeps at most (the oldest go first): a room of big
+/// messages remembers fewer of them, and joins further back read the store.
+pub(crate) const RECENT_BYTES: usize = 256 * 1024;
+/// Rooms one task follows at once: a join of one more is refused `unavailable`.
+pub(crate) const MAX_ROOMS_PER_TASK: usize = 1024;
+/// Shortest interval between two `typing` frames of one user in one room that this task
+/// passes on (more are dropped silently: the web client sends one every 3 s while typing).
+pub(crate) const TYPING_EVERY: Duration = Duration::from_secs(1);
 /// Most missing seqs looked at in one pass (a counter far ahead is settled in steps).
 const MAX_HOLES: u64 = 1024;
 
@@ -31,11 +39,17 @@ pub(super) struct RoomState {
     pub(super) members: Vec<Member>,
     /// user id -> local connections of that user in the room.
     pub(super) users: HashMap<u64, usize>,
+    /// user id -> when a `typing` of theirs was last passed on (a local user's entry goes
+    /// with the user).
+    pub(super) typed: HashMap<u64, Instant>,
     /// Highest seq settled in order (delivered, or abandoned); `None` until the first join
     /// says where the room starts.
     pub(super) last_seq: Option<u64>,
     /// Messages that arrived ahead of a missing seq.
     pub(super) pending: BTreeMap<u64, Bytes>,
+    /// Where the room started on this task: seqs at or below it were never followed here
+    /// (a catch-up join below it settles them in the store itself).
+    pub(super) started_at: u64,
     /// Seqs above `last_seq` the store marked abandoned.
     abandoned: BTreeSet<u64>,
     /// Highest seq known to be reserved (any arrival, or the room's counter).
@@ -44,6 +58,8 @@ pub(super) struct RoomState {
     holes: BTreeMap<u64, Instant>,
     /// The last settled seqs, each with its message frame (`None`: abandoned).
     recent: VecDeque<(u64, Option<Bytes>)>,
+    /// Bytes of the frames in `recent` (at most [`RECENT_BYTES`]).
+    recent_bytes: usize,
     /// Presence changes gathered for a big room's next summary.
     pub(super) presence: super::presence::Summary,
     /// A repair task is working on this room.
@@ -72,6 +88,18 @@ impl RoomState {
         n
     }
 
+    /// Whether a `typing` of `user_id` at `now` is passed on: at most one per
+    /// [`TYPING_EVERY`].
+    pub(super) fn may_type(&mut self, user_id: u64, now: Instant) -> bool {
+        match self.typed.get(&user_id) {
+            Some(&at) if now.saturating_duration_since(at) < TYPING_EVERY => false,
+            _ => {
+                self.typed.insert(user_id, now);
+                true
+            }
+        }
+    }
+
     /// Where the room starts (the first join read it from the store): nothing at or below
     /// `last` is delivered here.
     pub(super) fn start_at(&mut self, last: u64) -> u64 {
@@ -79,6 +107,7 @@ impl RoomState {
             return 0;
         }
         self.last_seq = Some(last);
+        self.started_at = last;
         self.horizon = self.horizon.max(last);
         self.pending.retain(|&s, _| s > last);
         self.abandoned.retain(|&s| s > last);
@@ -113,6 +142,11 @@ impl RoomState {
         self.horizon = self.horizon.max(seq);
     }
 
+    /// The highest seq known to be reserved in the room.
+    pub(super) fn horizon(&self) -> u64 {
+        self.horizon
+    }
+
     /// Some reserved seq is not settled yet.
     pub(super) fn has_gap(&self) -> bool {
         self.last_seq.is_some_and(|last| last < self.horizon)
@@ -141,9 +175,15 @@ impl RoomState {
     }
 
     fn remember(&mut self, seq: u64, frame: Option<Bytes>) {
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
+        let len = frame.as_ref().map_or(0, Bytes::len);
+        while !self.recent.is_empty()
+            && (self.recent.len() == RECENT || self.recent_bytes + len > RECENT_BYTES)
+        {
+            if let Some((_, Some(old))) = self.recent.pop_front() {
+                self.recent_bytes -= old.len();
+            }
         }
+        self.recent_bytes += len;
         self.recent.push_back((seq, frame));
     }
 
@@ -154,7 +194,10 @@ impl RoomState {
             *frame = tombstone.clone();
         }
         for (s, frame) in self.recent.iter_mut() {
-            if *s == seq && frame.is_some() {
+            if *s == seq
+                && let Some(old) = frame
+            {
+                self.recent_bytes = self.recent_bytes - old.len() + tombstone.len();
                 *frame = Some(tombstone.clone());
             }
         }
@@ -298,6 +341,16 @@ mod tests {
     }
 
     #[test]
+    fn typing_passes_once_per_interval_per_user() {
+        let mut st = RoomState::default();
+        let t0 = Instant::now();
+        assert!(st.may_type(1, t0));
+        assert!(!st.may_type(1, t0 + TYPING_EVERY / 2));
+        assert!(st.may_type(2, t0), "another user has their own interval");
+        assert!(st.may_type(1, t0 + TYPING_EVERY));
+    }
+
+    #[test]
     fn early_messages_wait_for_the_gap_and_leave_in_order() {
         let (mut st, mut rx) = room_at(0, 0);
         st.offer(2, frame(2));
@@ -410,6 +463,23 @@ mod tests {
                 (2, Bytes::from_static(b"two")),
                 (3, gone)
             ])
+        );
+    }
+
+    #[test]
+    fn a_room_remembers_at_most_its_bytes_of_frames() {
+        let (mut st, _rx) = room_at(0, 0);
+        let big = Bytes::from(vec![b'x'; RECENT_BYTES / 4 + 1]);
+        for seq in 1..=8 {
+            st.offer(seq, big.clone());
+        }
+        assert!(st.recent_bytes <= RECENT_BYTES, "{}", st.recent_bytes);
+        assert_eq!(st.recent.len(), 3, "the three newest fit");
+        assert_eq!(seqs_of(st.settled_since(5, 8)), Some(vec![6, 7, 8]));
+        assert_eq!(
+            st.settled_since(2, 8),
+            None,
+            "older ones come from the store"
         );
     }
 

@@ -22,8 +22,15 @@ pub mod embedded;
 pub mod reactions;
 pub mod user_ids;
 
-/// How long an idempotency key (user, client_msg_id) is remembered.
+/// How long an idempotency key (user, room, client_msg_id) is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The room and `client_msg_id` part of an idempotency key: a `client_msg_id` counts per room
+/// (a send to room B with an id used in room A is a new message of B). Room names never
+/// hold `#`, so the two parts cannot run into each other.
+pub fn idempotency_scope(room: &str, client_msg_id: &str) -> String {
+    format!("{room}#{client_msg_id}")
+}
 
 /// A message accepted from a client, not yet durable.
 #[derive(Debug, Clone, PartialEq, Eq)]

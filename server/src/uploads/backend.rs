@@ -86,6 +86,9 @@ impl Backend {
                     .content_type(kind.mime())
                     .content_length(i64::try_from(bytes).context("upload size")?)
                     .cache_control("public, max-age=31536000, immutable")
+                    // Once: a second PUT to this URL (after `complete` checked the bytes)
+                    // is refused 412, so the checked object cannot be replaced.
+                    .if_none_match("*")
                     .presigned(PresigningConfig::expires_in(PRESIGN_TTL)?)
                     .await
                     .context("presigning the S3 upload")?;
@@ -216,6 +219,7 @@ fn signed_header(name: &str) -> Option<&'static str> {
     match name.to_ascii_lowercase().as_str() {
         "content-type" => Some("content-type"),
         "cache-control" => Some("cache-control"),
+        "if-none-match" => Some("if-none-match"),
         _ => None,
     }
 }

@@ -22,6 +22,8 @@ use sniff::{ImageKind, MAX_IMAGE_BYTES, SniffError, sniff};
 
 /// How long an upload slot may be used (PUT and complete).
 pub const SLOT_TTL_MS: i64 = 10 * 60 * 1000;
+/// How long the attachment token of a checked upload may be put in a `send`.
+pub const ATTACHMENT_TTL_MS: i64 = 60 * 60 * 1000;
 /// Longest attachment token a `send` frame may carry.
 pub const MAX_ATTACHMENT_TOKEN_LEN: usize = 1024;
 
@@ -55,6 +57,8 @@ struct AttachmentClaims {
     w: u32,
     h: u32,
     b: u64,
+    /// Expiry, ms since the epoch ([`ATTACHMENT_TTL_MS`] after the check).
+    x: i64,
 }
 
 /// The answer to `POST /api/uploads`.
@@ -191,6 +195,7 @@ impl Uploads {
                 w: image.width,
                 h: image.height,
                 b: attachment.bytes,
+                x: crate::now_ms() + ATTACHMENT_TTL_MS,
             },
         );
         tracing::info!(
@@ -209,6 +214,11 @@ impl Uploads {
         if let Err(e) = self.backend.delete(name).await {
             tracing::warn!(error = %format!("{e:#}"), "Could not remove a refused upload");
         }
+    }
+
+    /// The size announced for `user`'s upload slot `id`: checked before its body is read.
+    pub fn announced(&self, user: &User, id: &str) -> Result<u64, Refusal> {
+        Ok(self.slot(user, id)?.b)
     }
 
     fn slot(&self, user: &User, id: &str) -> Result<SlotClaims, Refusal> {
@@ -250,6 +260,12 @@ pub fn open_attachment(tokens: &Tokens, user_id: u64, token: &str) -> Result<Att
     if c.u != user_id {
         return Err(refused());
     }
+    if c.x < crate::now_ms() {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            "this attachment token expired; upload the image again",
+        ));
+    }
     Ok(Attachment {
         url: c.url,
         content_type: c.k.mime().to_string(),
@@ -287,4 +303,33 @@ fn invalid_image(e: SniffError) -> Refusal {
 fn unavailable(what: &str, e: &anyhow::Error) -> Refusal {
     tracing::warn!(error = %format!("{e:#}"), "Upload backend failed {what}");
     Refusal::new(ErrorCode::Unavailable, format!("{what} failed; try again"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(user: u64, expires: i64) -> AttachmentClaims {
+        AttachmentClaims {
+            u: user,
+            url: "/uploads/a.png".into(),
+            k: ImageKind::Png,
+            w: 1,
+            h: 1,
+            b: 10,
+            x: expires,
+        }
+    }
+
+    #[test]
+    fn an_attachment_token_opens_for_its_user_until_it_expires() {
+        let tokens = Tokens::new(b"0123456789abcdef");
+        let now = crate::now_ms();
+        let fresh = tokens.seal(Purpose::Attachment, &claims(7, now + 60_000));
+        assert_eq!(open_attachment(&tokens, 7, &fresh).map(|a| a.bytes), Ok(10));
+        assert!(open_attachment(&tokens, 8, &fresh).is_err(), "another user");
+        let old = tokens.seal(Purpose::Attachment, &claims(7, now - 1));
+        let err = open_attachment(&tokens, 7, &old).expect_err("expired");
+        assert!(err.message.contains("expired"), "{}", err.message);
+    }
 }

@@ -1,17 +1,23 @@
 //! The HTTP side of uploads: the slot, the PUT (embedded backend), the check, and serving the
 //! stored images (embedded backend). Every call but the image GET is authenticated with the
-//! guest token as `Authorization: Bearer …`.
+//! guest token as `Authorization: Bearer …`. No body is read before the token (and for a PUT,
+//! the slot and its announced size) is checked: a PUT's bytes are read into memory only
+//! within [`MAX_UPLOAD_BODIES`] at once per task and [`UPLOAD_BODY_TIMEOUT`], and a JSON
+//! body only up to [`MAX_JSON_BODY`].
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use super::Uploads;
 use super::backend::{Backend, Fetched};
@@ -21,22 +27,28 @@ use crate::http_error::ApiError;
 use crate::protocol::{ErrorCode, Refusal, User};
 use crate::throttle::{Refused, Throttle};
 
+/// Upload bodies read at once on a task (each up to 5 MiB in memory until stored).
+pub const MAX_UPLOAD_BODIES: usize = 6;
+/// How long an upload's body may take to arrive whole.
+pub const UPLOAD_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest JSON body of `POST /api/uploads` (and of `POST /api/session`).
+pub const MAX_JSON_BODY: usize = 4096;
+
 /// What the upload routes need.
 pub struct UploadState {
     pub uploads: Arc<Uploads>,
     pub tokens: Arc<Tokens>,
     /// Upload slots per guest and per task (each slot may put up to 5 MiB into storage).
     pub slots: Arc<Throttle<u64>>,
+    /// Permits for the upload bodies being read ([`MAX_UPLOAD_BODIES`]).
+    pub bodies: Semaphore,
 }
 
 /// `/api/uploads…` and `/uploads/{name}`, ready to merge into the public router.
 pub fn router(state: Arc<UploadState>) -> axum::Router {
     axum::Router::new()
         .route("/api/uploads", post(begin))
-        .route(
-            "/api/uploads/{id}",
-            axum::routing::put(receive).layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES as usize)),
-        )
+        .route("/api/uploads/{id}", axum::routing::put(receive))
         .route("/api/uploads/{id}/complete", post(complete))
         .route("/uploads/{name}", get(serve))
         .with_state(state)
@@ -51,7 +63,7 @@ struct BeginBody {
 async fn begin(
     State(s): State<Arc<UploadState>>,
     headers: HeaderMap,
-    body: Result<Json<BeginBody>, axum::extract::rejection::JsonRejection>,
+    body: Body,
 ) -> Result<Json<super::Slot>, ApiError> {
     let user = bearer(&s.tokens, &headers)?;
     s.slots.check(user.id).map_err(|refused| {
@@ -64,15 +76,18 @@ async fn begin(
             format!("too many images {whose}; retry in a minute"),
         )
     })?;
-    let Json(body) = body.map_err(|e| {
+    let shape = || {
         Refusal::new(
             ErrorCode::BadRequest,
             format!(
-                "body must be {{\"content_type\":…,\"bytes\":…}}: {}",
-                e.body_text()
+                "body must be {{\"content_type\":…,\"bytes\":…}} of at most {MAX_JSON_BODY} bytes"
             ),
         )
-    })?;
+    };
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| shape())?;
+    let body: BeginBody = serde_json::from_slice(&bytes).map_err(|_| shape())?;
     Ok(Json(
         s.uploads
             .begin(&user, &body.content_type, body.bytes)
@@ -84,20 +99,67 @@ async fn receive(
     State(s): State<Arc<UploadState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
     let user = bearer(&s.tokens, &headers)?;
-    let body = body.map_err(|e| {
-        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorCode::TooLarge
-        } else {
-            ErrorCode::BadRequest
-        };
+    let announced = s.uploads.announced(&user, &id)?;
+    let too_large = || {
         Refusal::new(
-            code,
+            ErrorCode::TooLarge,
             format!("an image is at most {MAX_IMAGE_BYTES} bytes (5 MiB)"),
         )
+    };
+    if announced > MAX_IMAGE_BYTES {
+        return Err(too_large().into());
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|l| l > MAX_IMAGE_BYTES) {
+        return Err(too_large().into());
+    }
+    if let Some(length) = length
+        && length != announced
+    {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!("the upload has {length} bytes but {announced} were announced"),
+        )
+        .into());
+    }
+    let _permit = s.bodies.try_acquire().map_err(|_| {
+        Refusal::new(
+            ErrorCode::Unavailable,
+            "too many uploads in progress on this server; retry in a few seconds",
+        )
     })?;
+    // One byte over what was announced is enough to refuse it.
+    let limit = usize::try_from(announced)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let read = tokio::time::timeout(UPLOAD_BODY_TIMEOUT, axum::body::to_bytes(body, limit));
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) if announced == MAX_IMAGE_BYTES => return Err(too_large().into()),
+        Ok(Err(_)) => {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!("the upload is not the {announced} bytes announced"),
+            )
+            .into());
+        }
+        Err(_) => {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the upload did not arrive within {} s",
+                    UPLOAD_BODY_TIMEOUT.as_secs()
+                ),
+            )
+            .into());
+        }
+    };
     s.uploads.receive(&user, &id, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

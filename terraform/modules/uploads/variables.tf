@@ -33,7 +33,7 @@ variable "allowed_origins" {
 variable "upload_headers" {
   description = "Request headers a browser's PUT carries besides host (those chat-server's presigned URL signs)."
   type        = list(string)
-  default     = ["content-type", "cache-control"]
+  default     = ["content-type", "cache-control", "if-none-match"]
 }
 
 variable "cloudfront_distribution_arn" {

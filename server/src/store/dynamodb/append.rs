@@ -15,8 +15,8 @@ use futures_util::future::join_all;
 use super::DynamoStore;
 use super::counts::Op;
 use super::items::{
-    Item, KeyProbe, get_n, get_s, idempotency_item, idempotency_key, message_from_item,
-    message_item, message_key, n, s, unavailable,
+    Item, KeyProbe, get_n, get_s, idempotency_hash, idempotency_item, idempotency_key,
+    message_from_item, message_item, message_key, n, s, unavailable,
 };
 use crate::protocol::ChatMessage;
 use crate::store::{Appended, IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError};
@@ -100,7 +100,7 @@ impl DynamoStore {
         let table = &self.tables.messages;
         let keys = probes
             .iter()
-            .map(|p| idempotency_key(p.user_id, &p.client_msg_id))
+            .map(|p| idempotency_key(p.user_id, &p.room, &p.client_msg_id))
             .collect();
         let records = self.batch_get(table, keys).await?;
         let by_key: HashMap<&str, &Item> = records
@@ -110,7 +110,7 @@ impl DynamoStore {
         // Which original (room, seq) each probe refers to.
         let mut wanted: Vec<(usize, String, u64)> = Vec::new();
         for (i, probe) in probes.iter().enumerate() {
-            let key = format!("idem#{}#{}", probe.user_id, probe.client_msg_id);
+            let key = idempotency_hash(probe.user_id, &probe.room, &probe.client_msg_id);
             let Some(record) = by_key.get(key.as_str()) else {
                 continue;
             };
@@ -387,10 +387,10 @@ impl DynamoStore {
         batch: Vec<NewMessage>,
     ) -> Vec<Result<Appended, StoreError>> {
         // A repeat inside the batch answers like its first occurrence.
-        let mut first_of: HashMap<(u64, &str), usize> = HashMap::new();
+        let mut first_of: HashMap<(u64, &str, &str), usize> = HashMap::new();
         let mut repeat_of: Vec<Option<usize>> = vec![None; batch.len()];
         for (i, m) in batch.iter().enumerate() {
-            let key = (m.user.id, m.client_msg_id.as_str());
+            let key = (m.user.id, m.room.as_str(), m.client_msg_id.as_str());
             match first_of.get(&key) {
                 Some(&f) => repeat_of[i] = Some(f),
                 None => {

@@ -48,11 +48,22 @@ pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, 
     }
 }
 
-pub(super) fn idempotency_key(user_id: u64, client_msg_id: &str) -> Item {
+pub(super) fn idempotency_key(user_id: u64, room: &str, client_msg_id: &str) -> Item {
     HashMap::from([
-        ("room".into(), s(format!("idem#{user_id}#{client_msg_id}"))),
+        (
+            "room".into(),
+            s(idempotency_hash(user_id, room, client_msg_id)),
+        ),
         ("seq".into(), n(0)),
     ])
+}
+
+/// The partition key of an idempotency record: per user, per room.
+pub(super) fn idempotency_hash(user_id: u64, room: &str, client_msg_id: &str) -> String {
+    format!(
+        "idem#{user_id}#{}",
+        crate::store::idempotency_scope(room, client_msg_id)
+    )
 }
 
 pub(super) fn message_key(room: &str, seq: u64) -> Item {
@@ -215,7 +226,7 @@ pub(super) fn message_from_item(item: &Item) -> Result<ChatMessage, StoreError> 
 }
 
 pub(super) fn idempotency_item(m: &ChatMessage) -> Item {
-    let mut item = idempotency_key(m.user.id, &m.client_msg_id);
+    let mut item = idempotency_key(m.user.id, &m.room, &m.client_msg_id);
     item.insert("orig_room".into(), s(&m.room));
     item.insert("orig_seq".into(), n(m.seq));
     item.insert("orig_ts".into(), n(m.ts));
@@ -228,6 +239,7 @@ pub(super) fn idempotency_item(m: &ChatMessage) -> Item {
 #[derive(Debug, Clone)]
 pub(super) struct KeyProbe {
     pub(super) user_id: u64,
+    pub(super) room: String,
     pub(super) client_msg_id: String,
     pub(super) ts: i64,
 }
@@ -236,6 +248,7 @@ impl KeyProbe {
     pub(super) fn of(m: &NewMessage) -> Self {
         Self {
             user_id: m.user.id,
+            room: m.room.clone(),
             client_msg_id: m.client_msg_id.clone(),
             ts: m.ts,
         }
@@ -302,7 +315,7 @@ mod tests {
     fn idempotency_record_points_at_the_message_and_expires_after_the_window() {
         let m = message();
         let item = idempotency_item(&m);
-        assert_eq!(get_s(&item, "room").ok(), Some("idem#7#c-1"));
+        assert_eq!(get_s(&item, "room").ok(), Some("idem#7#lobby#c-1"));
         assert_eq!(get_n::<u64>(&item, "seq").ok(), Some(0));
         assert_eq!(get_s(&item, "orig_room").ok(), Some("lobby"));
         assert_eq!(get_n::<u64>(&item, "orig_seq").ok(), Some(42));

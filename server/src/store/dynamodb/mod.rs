@@ -11,7 +11,7 @@
 //!   across tasks.
 //! - `{prefix}messages`: a message is `{room, seq, user_id, nickname, avatar, text, ts,
 //!   client_msg_id}`. Its idempotency record lives in the same table as
-//!   `{room: "idem#{user_id}#{client_msg_id}", seq: 0, orig_room, orig_seq, orig_ts, expires_at}`
+//!   `{room: "idem#{user_id}#{room}#{client_msg_id}", seq: 0, orig_room, orig_seq, orig_ts, expires_at}`
 //!   (no `user_id`, so it stays out of the `by-user` index; `expires_at` lets TTL drop it).
 //!   A deleted message keeps its item with `text: ""`, `deleted: true`, no `attachment`; a
 //!   mute is `{room: "mute#{room}", seq: user_id, until, expires_at}` ([`moderation`]); a read

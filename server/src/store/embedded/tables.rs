@@ -7,6 +7,7 @@ use super::wal::Record;
 use super::{corrupt, err};
 use crate::protocol::ChatMessage;
 use crate::store::{
+    idempotency_scope,
     Appended, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError,
 };
 
@@ -15,7 +16,7 @@ pub(super) const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> =
     TableDefinition::new("messages");
 /// room -> highest seq allocated.
 pub(super) const ROOM_SEQ: TableDefinition<'_, &str, u64> = TableDefinition::new("room_seq");
-/// (user id, client_msg_id) -> (room, seq, ts).
+/// (user id, [`idempotency_scope`]) -> (room, seq, ts).
 pub(super) const IDEMPOTENCY: TableDefinition<'_, (u64, &str), (&str, u64, i64)> =
     TableDefinition::new("idempotency");
 /// name -> value; holds the user counter.
@@ -51,7 +52,10 @@ pub(super) fn replay(db: &Database, entries: &[&[u8]]) -> Result<usize, StoreErr
                 .map_err(err)?;
             idempotency
                 .insert(
-                    (m.user.id, m.client_msg_id.as_str()),
+                    (
+                        m.user.id,
+                        idempotency_scope(&m.room, &m.client_msg_id).as_str(),
+                    ),
                     (m.room.as_str(), m.seq, m.ts),
                 )
                 .map_err(err)?;
@@ -81,9 +85,9 @@ pub(super) fn append_batch(
         let mut room_seq = txn.open_table(ROOM_SEQ).map_err(err)?;
         let mut idempotency = txn.open_table(IDEMPOTENCY).map_err(err)?;
         for new in batch {
-            let key = (new.user.id, new.client_msg_id.as_str());
+            let scope = idempotency_scope(&new.room, &new.client_msg_id);
             let earlier = idempotency
-                .get(key)
+                .get((new.user.id, scope.as_str()))
                 .map_err(err)?
                 .map(|g| {
                     let (room, seq, ts) = g.value();
@@ -127,7 +131,7 @@ pub(super) fn append_batch(
             record.push(&json);
             idempotency
                 .insert(
-                    (message.user.id, message.client_msg_id.as_str()),
+                    (message.user.id, scope.as_str()),
                     (message.room.as_str(), seq, message.ts),
                 )
                 .map_err(err)?;
