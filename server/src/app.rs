@@ -205,7 +205,7 @@ async fn serve(
         crate::http::router(Arc::clone(&state)),
         Arc::default(),
         // Behind a proxy every connection comes from it: only its header names the client.
-        settings.trusted_proxies == 0,
+        settings.http.trusted_proxies == 0,
         stop_rx.clone(),
     );
     let admin_srv = axum::serve(admin, crate::http::admin_router(Arc::clone(&hub)))

@@ -7,8 +7,8 @@ use super::wal::Record;
 use super::{corrupt, err};
 use crate::protocol::ChatMessage;
 use crate::store::{
-    idempotency_scope,
     Appended, HistoryPage, HistoryQuery, IDEMPOTENCY_WINDOW_MS, NewMessage, StoreError,
+    idempotency_scope,
 };
 
 /// (room, seq) -> message JSON.
