@@ -13,7 +13,7 @@ def key(name, attr_types):
 
 
 def terraform_tables(dynamodb: dict, prefix: str) -> dict[str, dict]:
-    """Each aws_dynamodb_table in the shape of server/src/store/schema.rs's `Table`."""
+    """Each aws_dynamodb_table in the shape of contract/src/schema.rs's `Table`."""
     tables = {}
     for label, body in dynamodb["resource"]["aws_dynamodb_table"].items():
         assert body["name"].startswith(PREFIX_REF), f"table {label} is not named {PREFIX_REF}…: {body['name']}"

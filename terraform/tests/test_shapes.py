@@ -150,7 +150,10 @@ def test_opsctls_memory_and_the_counts_survive_an_apply():
     """opsctl keeps the stable colour and the previous weights in `opsctl:` listener tags, and the
     demo scales blue to 0: an apply must keep both (else rollback takes the wrong colour, or a
     forced deployment replaces a colour's tasks)."""
-    opsctl = (ROOT / "opsctl" / "src" / "aws" / "elbv2.rs").read_text()
-    for key in re.findall(r'pub const TAG_(?:PREVIOUS|STABLE): &str = "([^"]+)"', opsctl):
+    aws = ROOT / "opsctl" / "src" / "aws"
+    opsctl = "".join(p.read_text() for p in sorted(aws.rglob("*.rs")))
+    keys = re.findall(r'pub const TAG_(?:PREVIOUS|STABLE): &str = "([^"]+)"', opsctl)
+    assert len(keys) == 2, f"opsctl's two listener tags not found under {aws}: {keys}"
+    for key in keys:
         assert shapes.kept_on_apply(key), f"terraform apply removes opsctl's {key} tag"
     assert "desired_count" in shapes.SERVICE_IGNORE_CHANGES

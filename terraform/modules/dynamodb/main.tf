@@ -1,4 +1,4 @@
-# The three tables chat-server uses, exactly as server/src/store/schema.rs declares them (and as
+# The three tables chat-server uses, exactly as contract/src/schema.rs declares them (and as
 # `chat-server create-tables` creates them locally). terraform/tests/test_dynamodb.py compares
 # this file with `chat-server create-tables --print-schema`.
 
