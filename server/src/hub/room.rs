@@ -100,6 +100,11 @@ impl RoomState {
         }
     }
 
+    /// `user_id` sent a message: their next `typing` starts a new burst and is passed on.
+    pub(super) fn typing_ended(&mut self, user_id: u64) {
+        self.typed.remove(&user_id);
+    }
+
     /// Where the room starts (the first join read it from the store): nothing at or below
     /// `last` is delivered here.
     pub(super) fn start_at(&mut self, last: u64) -> u64 {
@@ -348,6 +353,22 @@ mod tests {
         assert!(!st.may_type(1, t0 + TYPING_EVERY / 2));
         assert!(st.may_type(2, t0), "another user has their own interval");
         assert!(st.may_type(1, t0 + TYPING_EVERY));
+    }
+
+    #[test]
+    fn a_message_ends_a_typing_burst() {
+        let mut st = RoomState::default();
+        let t0 = Instant::now();
+        assert!(st.may_type(1, t0));
+        st.typing_ended(1);
+        assert!(
+            st.may_type(1, t0 + TYPING_EVERY / 10),
+            "typing again right after a send is passed on"
+        );
+        assert!(
+            !st.may_type(1, t0 + TYPING_EVERY / 5),
+            "then throttled again"
+        );
     }
 
     #[test]

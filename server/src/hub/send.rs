@@ -70,6 +70,11 @@ impl Hub {
                 });
             }
         };
+        // The message ends the sender's typing burst (clients clear the indicator on it): the
+        // next `typing` is news, whatever the throttle last passed.
+        if let Some(open) = self.room(&room) {
+            open.state.lock().typing_ended(conn.user.id);
+        }
         let message = NewMessage {
             room,
             user: conn.user.clone(),
